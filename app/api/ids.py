@@ -1,0 +1,29 @@
+"""Relay global ids in inputs: decoded here so a wrong or foreign id is a clear InvalidInput."""
+
+from __future__ import annotations
+
+from strawberry import relay
+
+from app.api.errors import InvalidInputError
+
+
+def to_global_id(type_name: str, pk: int) -> str:
+    return str(relay.GlobalID(type_name, str(pk)))
+
+
+def decode_id(value: str, type_name: str, field: str) -> int:
+    try:
+        global_id = relay.GlobalID.from_id(value)
+        if global_id.type_name != type_name:
+            raise ValueError
+        return int(global_id.node_id)
+    except (ValueError, relay.GlobalIDValueError):
+        raise InvalidInputError(field, f"{field} must be the id of a {type_name}, got {value!r}") from None
+
+
+def decode_any(value: str, field: str) -> tuple[str, int]:
+    try:
+        global_id = relay.GlobalID.from_id(value)
+        return global_id.type_name, int(global_id.node_id)
+    except (ValueError, relay.GlobalIDValueError):
+        raise InvalidInputError(field, f"{field} is not a valid id: {value!r}") from None

@@ -1,0 +1,75 @@
+"""The Strawberry schema: root types merged from each area, plus the hardening extensions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from app.api.audit import AuditQuery
+from app.api.catalog import CatalogMutation, CatalogQuery
+from app.api.errors import HANDLERS
+from app.api.permissions import AUTHENTICATED, Info, require_principal
+from app.api.types import Role, Viewer
+from app.settings import Settings
+
+
+@strawberry.type
+class CoreQuery:
+    node: relay.Node | None = relay.node(permission_classes=AUTHENTICATED)
+
+    @strawberry.field(description="Who the caller is, as the token says.")
+    def viewer(self, info: Info) -> Viewer:
+        principal = require_principal(info.context)
+        return Viewer(uid=principal.uid, role=Role(principal.role.value), agency_code=principal.agency_code)
+
+
+Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery))
+Mutation = merge_types("Mutation", (CatalogMutation,))
+
+
+def _mask(error: GraphQLError) -> bool:
+    """Hide unexpected exceptions only: GraphQL, permission and validation errors stay readable."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    # Factories: Strawberry builds fresh extension instances per request. The caches are
+    # module-level inside ParserCache/ValidationCache (functools.lru_cache), so they persist.
+    extensions: list = [
+        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+    ]
+    if settings.production:
+        extensions += [DisableIntrospection, lambda: MaskErrors(should_mask_error=_mask)]
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        exception_handlers=HANDLERS,
+        config=StrawberryConfig(disable_field_suggestions=settings.production),
+    )
+
+
+def export_sdl() -> str:
+    return build_schema(Settings()).as_str() + "\n"
+
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.graphql"

@@ -1,0 +1,131 @@
+"""Node types shared by every area of the API, and their scoping rules."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from strawberry import relay
+
+from app.api.permissions import Info
+from app.auth import Principal
+from db import models
+
+
+@strawberry.type(description="A decimal amount (as a string, never a float) in an ISO 4217 currency.")
+class Money:
+    amount: str
+    currency: str
+
+    @classmethod
+    def of(cls, amount: Decimal, currency: str) -> Money:
+        return cls(amount=f"{amount:.2f}", currency=currency)
+
+
+@strawberry.input(description="A decimal amount such as \"129.50\" and an ISO 4217 currency such as \"EUR\".")
+class MoneyInput:
+    amount: str
+    currency: str
+
+
+@strawberry.enum
+class Role(enum.Enum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    AGENT = "agent"
+
+
+def _pks(node_ids: Iterable[str]) -> list[int | None]:
+    return [int(i) if str(i).isdigit() else None for i in node_ids]
+
+
+async def _resolve(info: Info, loader: Any, node_ids: Iterable[str], build: Any) -> list[Any]:
+    pks = _pks(node_ids)
+    rows = await loader.load_many([pk or 0 for pk in pks])
+    return [build(row, info.context.principal) if row is not None else None for row in rows]
+
+
+@strawberry.type
+class Agency(relay.Node):
+    id: relay.NodeID[int]
+    code: str
+    name: str
+
+    @staticmethod
+    def visible(row: models.Agency, principal: Principal | None) -> Agency | None:
+        if principal is None or (not principal.is_staff and principal.agency_code != row.code):
+            return None
+        return Agency(id=row.id, code=row.code, name=row.name)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve(info, info.context.loaders.agency, node_ids, cls.visible)
+
+
+@strawberry.type
+class RoomType(relay.Node):
+    id: relay.NodeID[int]
+    code: str
+    name: str
+    hotel_id: strawberry.Private[int]
+
+    @strawberry.field
+    async def hotel(self, info: Info) -> Hotel:
+        return Hotel.from_row(await info.context.loaders.hotel.load(self.hotel_id))
+
+    @staticmethod
+    def from_row(row: models.RoomType, principal: Principal | None = None) -> RoomType:
+        return RoomType(id=row.id, code=row.code, name=row.name, hotel_id=row.hotel_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve(info, info.context.loaders.room_type, node_ids, cls.from_row)
+
+
+@strawberry.type
+class Hotel(relay.Node):
+    id: relay.NodeID[int]
+    code: str
+    name: str
+
+    @strawberry.field
+    async def room_types(self, info: Info) -> list[RoomType]:
+        rows = await info.context.loaders.room_types_by_hotel.load(self.id)
+        return [RoomType.from_row(row) for row in rows]
+
+    @staticmethod
+    def from_row(row: models.Hotel, principal: Principal | None = None) -> Hotel:
+        return Hotel(id=row.id, code=row.code, name=row.name)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve(info, info.context.loaders.hotel, node_ids, cls.from_row)
+
+
+@strawberry.type
+class Viewer:
+    uid: str
+    role: Role
+    agency_code: strawberry.Private[str | None]
+
+    @strawberry.field(description="The agency an agent acts for; null for admins and operators.")
+    async def agency(self, info: Info) -> Agency | None:
+        if self.agency_code is None:
+            return None
+        return await _agency_by_code(info, self.agency_code)
+
+
+async def _agency_by_code(info: Info, code: str) -> Agency | None:
+    from sqlalchemy import select
+
+    async with info.context.sessions() as session:
+        row = (await session.execute(select(models.Agency).where(models.Agency.code == code))).scalar_one_or_none()
+    return Agency.visible(row, info.context.principal) if row else None
+
+
+def iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

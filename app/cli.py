@@ -1,0 +1,144 @@
+"""`staysync serve | migrate | seed | token` — what `make run` uses."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("staysync")
+
+
+def database_url(settings: Settings) -> str:
+    """DATABASE_URL, or an embedded PostgreSQL in DATA_DIR when it is unset.
+
+    The URL is exported so uvicorn's worker processes (and Alembic) use the same database.
+    """
+    if settings.database_url:
+        return settings.database_url
+    from db.embedded import start_embedded
+
+    url = start_embedded(settings.data_dir)
+    os.environ["DATABASE_URL"] = url
+    settings.database_url = url
+    log.info("DATABASE_URL unset: using the embedded PostgreSQL in %s", settings.data_dir / "pg")
+    return url
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from db import migrate
+
+    settings = get_settings()
+    migrate.upgrade(database_url(settings), args.revision)
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from app.seed import seed_demo
+
+    settings = get_settings()
+    created = asyncio.run(seed_demo(database_url(settings), force=args.force))
+    print("demo data seeded" if created else "database already has hotels: demo data not seeded (use --force)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.seed import seed_demo
+    from db import migrate
+
+    settings = get_settings()
+    url = database_url(settings)
+    if not args.no_migrate:
+        migrate.upgrade(url)
+    if settings.seed_demo and not args.no_migrate:
+        asyncio.run(seed_demo(url))
+    settings.export_firebase_env()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    workers = args.workers or settings.web_concurrency
+    print(f"StaySync on http://{host}:{port}/graphql ({workers} worker{'s' * (workers > 1)})", flush=True)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from app.auth import make_emulator_token
+
+    settings = get_settings()
+    try:
+        token = make_emulator_token(
+            role=args.role,
+            agency=args.agency.upper() if args.agency else None,
+            uid=args.uid,
+            project_id=settings.firebase_project_id,
+            lifetime_s=args.hours * 3600,
+        )
+    except ValueError as error:
+        print(f"staysync token: {error}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="staysync",
+        description="StaySync: hotel allotments sold to travel agencies, served as a GraphQL API.",
+        epilog="Configuration comes from environment variables (see the README's table). "
+        "With DATABASE_URL unset, an embedded PostgreSQL is started in .data/.",
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="migrate, seed demo data (SEED_DEMO=1) and serve /graphql",
+        description="Apply migrations, seed demo data on an empty database, and serve the API.",
+    )
+    serve.add_argument("--host", help="interface to bind (default: HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: PORT or 3001)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: WEB_CONCURRENCY or 1)")
+    serve.add_argument("--no-migrate", action="store_true", help="serve without migrating or seeding")
+    serve.set_defaults(run=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations (alembic upgrade)")
+    migrate.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
+    migrate.set_defaults(run=cmd_migrate)
+
+    seed = commands.add_parser("seed", help="load demo hotels, room types, agencies and contracts")
+    seed.add_argument("--force", action="store_true", help="seed even if hotels already exist")
+    seed.set_defaults(run=cmd_seed)
+
+    token = commands.add_parser(
+        "token", help="print a Firebase emulator ID token for local use",
+        description="Print an unsigned Firebase Auth emulator ID token. It is accepted only while "
+        "FIREBASE_AUTH_EMULATOR_HOST is set (local runs and tests), never in production.",
+    )
+    token.add_argument("--role", required=True, choices=["admin", "operator", "agent"], help="StaySync role claim")
+    token.add_argument("--agency", metavar="CODE", help="agency code claim (required for agents)")
+    token.add_argument("--uid", help="user id (default: dev-<role> or dev-agent-<agency>)")
+    token.add_argument("--hours", type=int, default=12, help="validity in hours (default: 12)")
+    token.set_defaults(run=cmd_token)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Configuration from the environment (pydantic-settings); see the README's table."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+GOOGLE_ID_TOKEN_CERT_URL = (
+    "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    app_env: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 3001
+    web_concurrency: int = Field(default=1, ge=1)
+
+    # Unset: an embedded PostgreSQL is started in `data_dir` (see db/embedded.py).
+    database_url: str | None = None
+    data_dir: Path = PROJECT_ROOT / ".data"
+    db_pool_size: int = Field(default=10, ge=1)
+    seed_demo: bool = True
+
+    broadcast_url: str = "memory://"
+    booking_expiry_minutes: float = Field(default=15, gt=0)
+    lock_timeout_ms: int = Field(default=2000, ge=1)
+
+    firebase_project_id: str = "staysync-local"
+    firebase_auth_emulator_host: str | None = None
+    # Where signed ID tokens' public certificates are fetched; only tests and air-gapped
+    # deployments (a mirror of Google's endpoint) change it.
+    firebase_cert_url: str = GOOGLE_ID_TOKEN_CERT_URL
+
+    graphql_max_depth: int = Field(default=10, ge=1)
+    graphql_max_aliases: int = Field(default=15, ge=1)
+    graphql_max_tokens: int = Field(default=2000, ge=1)
+    ws_connection_init_timeout_s: float = Field(default=5, gt=0)
+
+    @property
+    def production(self) -> bool:
+        return self.app_env == "production"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.production and self.firebase_auth_emulator_host:
+            raise ValueError(
+                "APP_ENV=production refuses FIREBASE_AUTH_EMULATOR_HOST: emulator mode accepts "
+                "unsigned and expired tokens. Unset it to run in production."
+            )
+        return self
+
+    def export_firebase_env(self) -> None:
+        """firebase-admin reads the emulator switch from os.environ on every verification."""
+        if self.firebase_auth_emulator_host:
+            os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = self.firebase_auth_emulator_host
+        else:
+            os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

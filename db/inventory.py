@@ -1,0 +1,79 @@
+"""Advisory locks and the per-hotel inventory version: the overbooking guard rails.
+
+Every write that consumes or returns inventory runs in one transaction that first locks each
+(hotel, room type) it touches, in sorted key order so two writers never wait on each other in
+opposite orders, under `SET LOCAL lock_timeout` so a stuck holder becomes a retryable error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# Advisory lock keys are one bigint: (id << 8) | keyspace, so room-type locks never collide
+# with other kinds of lock this service may take.
+ROOM_TYPE_KEYSPACE = 1
+
+# A test-only switch (tests/test_races.py) proving the race tests fail without the lock.
+locking_enabled = True
+
+
+class LockTimeout(Exception):
+    def __init__(self, keys: list[int]) -> None:
+        super().__init__(f"timed out waiting for the inventory lock of room types {keys}")
+        self.keys = keys
+
+
+def room_type_lock_key(room_type_id: int) -> int:
+    return (room_type_id << 8) | ROOM_TYPE_KEYSPACE
+
+
+async def lock_room_types(session: AsyncSession, room_type_ids: Iterable[int], timeout_ms: int) -> None:
+    """Take the transaction-scoped advisory locks of `room_type_ids` (sorted, deduplicated)."""
+    if not session.in_transaction():
+        raise RuntimeError("advisory locks must be taken inside a transaction")
+    ids = sorted(set(room_type_ids))
+    if not ids or not locking_enabled:
+        return
+    # SET LOCAL cannot take bind parameters; the value is an int we own.
+    await session.execute(text(f"SET LOCAL lock_timeout = {int(timeout_ms)}"))
+    try:
+        # One round trip for all keys; the ORDER BY fixes the acquisition order.
+        await session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"
+            ),
+            {"keys": [room_type_lock_key(i) for i in ids]},
+        )
+    except DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) == "55P03" or "lock timeout" in str(error.orig):
+            raise LockTimeout(ids) from error
+        raise
+
+
+async def bump_version(session: AsyncSession, hotel_id: int) -> int:
+    """Increase the hotel's inventory version by exactly one and return it.
+
+    The row lock this takes is held until commit, which serialises the *commits* of one hotel's
+    inventory writes (a gapless counter needs that); call it last, just before committing, so
+    the critical sections of different room types still overlap.
+    """
+    result = await session.execute(
+        text(
+            "INSERT INTO inventory_version (hotel_id, version) VALUES (:hotel_id, 1) "
+            "ON CONFLICT (hotel_id) DO UPDATE SET version = inventory_version.version + 1 "
+            "RETURNING version"
+        ),
+        {"hotel_id": hotel_id},
+    )
+    return int(result.scalar_one())
+
+
+async def current_version(session: AsyncSession, hotel_id: int) -> int:
+    result = await session.execute(
+        text("SELECT version FROM inventory_version WHERE hotel_id = :hotel_id"), {"hotel_id": hotel_id}
+    )
+    return int(result.scalar_one_or_none() or 0)

@@ -1,0 +1,393 @@
+"""Every table of StaySync. Availability is never stored: it is recomputed from these records."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Computed,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlmodel import Field, SQLModel
+
+# Constraint names are deterministic so migrations can refer to them.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+BOOKING_STATUSES = ("HELD", "CONFIRMED", "CANCELLED", "EXPIRED")
+EVENT_KINDS = (
+    "INCREASE_ALLOTMENT",
+    "REDUCE_ALLOTMENT",
+    "BLOCK_CONTRACT",
+    "BLOCK_AMENDMENT",
+    "RATE_CHANGE",
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _fk(target: str, *, nullable: bool = False, ondelete: str = "RESTRICT") -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey(target, ondelete=ondelete),
+            nullable=nullable,
+            index=True,
+        ),
+    )
+
+
+def _created_at() -> Any:
+    return Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+
+
+def _timestamp(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+def _money() -> Any:
+    return Field(sa_column=Column(Numeric(12, 2), nullable=False))
+
+
+def _currency() -> Any:
+    return Field(sa_column=Column(String(3), nullable=False))
+
+
+def _date() -> Any:
+    return Field(sa_column=Column(Date, nullable=False))
+
+
+class Agency(SQLModel, table=True):
+    __tablename__ = "agency"
+    __table_args__ = (CheckConstraint("code ~ '^[A-Z0-9_-]{2,32}$'", name="code_format"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    created_at: datetime = _created_at()
+
+
+class Hotel(SQLModel, table=True):
+    __tablename__ = "hotel"
+    __table_args__ = (CheckConstraint("code ~ '^[A-Z0-9_-]{2,32}$'", name="code_format"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    created_at: datetime = _created_at()
+
+
+class RoomType(SQLModel, table=True):
+    __tablename__ = "room_type"
+    __table_args__ = (
+        UniqueConstraint("hotel_id", "code", name="uq_room_type_hotel_code"),
+        CheckConstraint("code ~ '^[A-Z0-9_-]{1,32}$'", name="code_format"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    hotel_id: int = _fk("hotel.id", ondelete="CASCADE")
+    code: str = Field(sa_column=Column(String(32), nullable=False))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+
+
+class InventoryVersion(SQLModel, table=True):
+    """Per-hotel counter bumped by every committed inventory change (subscribers detect gaps)."""
+
+    __tablename__ = "inventory_version"
+    __table_args__ = (CheckConstraint("version >= 0", name="version_nonnegative"),)
+
+    hotel_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("hotel.id", ondelete="CASCADE"), primary_key=True)
+    )
+    version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+
+
+class Contract(SQLModel, table=True):
+    __tablename__ = "contract"
+    __table_args__ = (
+        CheckConstraint("start_date < end_date", name="nights_ordered"),
+        CheckConstraint("allotment >= 0", name="allotment_nonnegative"),
+        CheckConstraint("rate_amount >= 0", name="rate_nonnegative"),
+        CheckConstraint("release_days >= 0", name="release_days_nonnegative"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
+        CheckConstraint(_in("status", ("ACTIVE", "CANCELLED")), name="status_known"),
+        Index("ix_contract_room_type_nights", "room_type_id", "start_date", "end_date"),
+        Index("ix_contract_search", "search", postgresql_using="gin"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
+    hotel_id: int = _fk("hotel.id")
+    room_type_id: int = _fk("room_type.id")
+    start_date: date = _date()
+    end_date: date = _date()
+    allotment: int = Field(sa_column=Column(Integer, nullable=False))
+    rate_amount: Decimal = _money()
+    currency: str = _currency()
+    release_days: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    status: str = Field(default="ACTIVE", sa_column=Column(String(16), nullable=False))
+    terms: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    search: Any = Field(
+        default=None,
+        sa_column=Column(
+            TSVECTOR,
+            Computed("to_tsvector('english', external_id || ' ' || terms)", persisted=True),
+        ),
+    )
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+
+
+class Hardblock(SQLModel, table=True):
+    __tablename__ = "hardblock"
+    __table_args__ = (
+        CheckConstraint("start_date < end_date", name="nights_ordered"),
+        CheckConstraint("rooms > 0", name="rooms_positive"),
+        CheckConstraint("release_days >= 0", name="release_days_nonnegative"),
+        CheckConstraint(_in("status", ("ACTIVE", "RELEASED")), name="status_known"),
+        Index("ix_hardblock_room_type_nights", "room_type_id", "start_date", "end_date"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    agency_id: int = _fk("agency.id")
+    hotel_id: int = _fk("hotel.id")
+    room_type_id: int = _fk("room_type.id")
+    start_date: date = _date()
+    end_date: date = _date()
+    rooms: int = Field(sa_column=Column(Integer, nullable=False))
+    release_days: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    status: str = Field(default="ACTIVE", sa_column=Column(String(16), nullable=False))
+    released_at: datetime | None = _timestamp()
+    created_at: datetime = _created_at()
+
+
+class HardblockAmendment(SQLModel, table=True):
+    """Groups the BLOCK_AMENDMENT events of one amendment, with its author and reason."""
+
+    __tablename__ = "hardblock_amendment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    hardblock_id: int = _fk("hardblock.id")
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    author_uid: str = Field(sa_column=Column(String(128), nullable=False))
+    created_at: datetime = _created_at()
+    reverted_at: datetime | None = _timestamp()
+
+
+class HardblockNightRelease(SQLModel, table=True):
+    """A night whose unsold rooms went back to the pool (manually or by the release job)."""
+
+    __tablename__ = "hardblock_night_release"
+    __table_args__ = (
+        UniqueConstraint("hardblock_id", "night", name="uq_hardblock_night_release_night"),
+        CheckConstraint(_in("cause", ("MANUAL", "AUTO")), name="cause_known"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    hardblock_id: int = _fk("hardblock.id")
+    night: date = _date()
+    cause: str = Field(sa_column=Column(String(8), nullable=False))
+    released_at: datetime = _created_at()
+
+
+class AllotmentEvent(SQLModel, table=True):
+    __tablename__ = "allotment_event"
+    __table_args__ = (
+        CheckConstraint("start_date < end_date", name="nights_ordered"),
+        CheckConstraint(_in("kind", EVENT_KINDS), name="kind_known"),
+        CheckConstraint(
+            "(kind NOT IN ('INCREASE_ALLOTMENT', 'REDUCE_ALLOTMENT')) OR quantity > 0",
+            name="quantity_positive",
+        ),
+        CheckConstraint(
+            "kind <> 'BLOCK_AMENDMENT' OR (quantity >= 0 AND hardblock_id IS NOT NULL)",
+            name="amendment_targets_block",
+        ),
+        CheckConstraint(
+            "kind <> 'RATE_CHANGE' OR (rate_amount >= 0 AND currency IS NOT NULL)",
+            name="rate_change_has_rate",
+        ),
+        Index("ix_allotment_event_room_type_nights", "room_type_id", "start_date", "end_date"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    hotel_id: int = _fk("hotel.id")
+    room_type_id: int = _fk("room_type.id")
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    start_date: date = _date()
+    end_date: date = _date()
+    quantity: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    rate_amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(12, 2)))
+    currency: str | None = Field(default=None, sa_column=Column(String(3)))
+    hardblock_id: int | None = _fk("hardblock.id", nullable=True)
+    amendment_id: int | None = _fk("hardblock_amendment.id", nullable=True)
+    effective_at: datetime = _created_at()
+    created_at: datetime = _created_at()
+    created_by: str = Field(sa_column=Column(String(128), nullable=False))
+    voided_at: datetime | None = _timestamp()
+    voided_by: str | None = Field(default=None, sa_column=Column(String(128)))
+
+
+class BookingGroup(SQLModel, table=True):
+    __tablename__ = "booking_group"
+    __table_args__ = (
+        CheckConstraint(_in("status", BOOKING_STATUSES), name="status_known"),
+        Index("ix_booking_group_held_expiry", "expires_at", postgresql_where=text("status = 'HELD'")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    agency_id: int = _fk("agency.id")
+    status: str = Field(default="HELD", sa_column=Column(String(16), nullable=False))
+    guest_name: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    expires_at: datetime | None = _timestamp()
+    created_by: str = Field(sa_column=Column(String(128), nullable=False))
+    created_at: datetime = _created_at()
+    confirmed_at: datetime | None = _timestamp()
+    cancelled_at: datetime | None = _timestamp()
+
+
+class Booking(SQLModel, table=True):
+    """One item of a group. Status and expiry are the group's (denormalised for the
+    availability aggregate, which must stay one indexed scan inside the lock)."""
+
+    __tablename__ = "booking"
+    __table_args__ = (
+        CheckConstraint("check_in < check_out", name="nights_ordered"),
+        CheckConstraint("rooms > 0", name="rooms_positive"),
+        CheckConstraint(_in("status", BOOKING_STATUSES), name="status_known"),
+        CheckConstraint("total_amount >= 0", name="total_nonnegative"),
+        Index("ix_booking_room_type_stay", "room_type_id", "check_in", "check_out"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = _fk("booking_group.id", ondelete="CASCADE")
+    agency_id: int = _fk("agency.id")
+    hotel_id: int = _fk("hotel.id")
+    room_type_id: int = _fk("room_type.id")
+    hardblock_id: int | None = _fk("hardblock.id", nullable=True)
+    check_in: date = _date()
+    check_out: date = _date()
+    rooms: int = Field(sa_column=Column(Integer, nullable=False))
+    status: str = Field(default="HELD", sa_column=Column(String(16), nullable=False))
+    expires_at: datetime | None = _timestamp()
+    total_amount: Decimal = _money()
+    currency: str = _currency()
+
+
+class SaleOrder(SQLModel, table=True):
+    __tablename__ = "sale_order"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("CONFIRMED", "CANCELLED")), name="status_known"),
+        CheckConstraint("total_amount >= 0", name="total_nonnegative"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    group_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("booking_group.id"), nullable=False, unique=True)
+    )
+    agency_id: int = _fk("agency.id")
+    status: str = Field(default="CONFIRMED", sa_column=Column(String(16), nullable=False))
+    total_amount: Decimal = _money()
+    currency: str = _currency()
+    confirmed_at: datetime = _created_at()
+    cancelled_at: datetime | None = _timestamp()
+
+
+class IdempotencyKey(SQLModel, table=True):
+    __tablename__ = "idempotency_key"
+    __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotency_key_scope_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(sa_column=Column(String(64), nullable=False))
+    key: str = Field(sa_column=Column(String(200), nullable=False))
+    request_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    group_id: int | None = _fk("booking_group.id", nullable=True)
+    created_at: datetime = _created_at()
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only: never updated, never purged (a trigger refuses UPDATE and DELETE)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity", "entity_type", "entity_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    at: datetime = _created_at()
+    actor_uid: str = Field(sa_column=Column(String(128), nullable=False))
+    actor_role: str = Field(sa_column=Column(String(16), nullable=False))
+    agency_code: str | None = Field(default=None, sa_column=Column(String(32)))
+    action: str = Field(sa_column=Column(String(64), nullable=False))
+    entity_type: str = Field(sa_column=Column(String(32), nullable=False))
+    entity_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    before: dict | None = Field(default=None, sa_column=Column(JSONB))
+    after: dict | None = Field(default=None, sa_column=Column(JSONB))
+    request_id: str | None = Field(default=None, sa_column=Column(String(64)))
+
+
+class StatusTransformConfig(SQLModel, table=True):
+    """Maps a supplier's status vocabulary onto StaySync's (per source and entity)."""
+
+    __tablename__ = "status_transform_config"
+    __table_args__ = (
+        UniqueConstraint(
+            "source", "entity_type", "external_status", name="uq_status_transform_config_mapping"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(sa_column=Column(String(64), nullable=False))
+    entity_type: str = Field(sa_column=Column(String(32), nullable=False))
+    external_status: str = Field(sa_column=Column(String(64), nullable=False))
+    internal_status: str = Field(sa_column=Column(String(32), nullable=False))
+    created_at: datetime = _created_at()
+
+
+class SyncRun(SQLModel, table=True):
+    __tablename__ = "sync_run"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("RUNNING", "SUCCEEDED", "FAILED")), name="status_known"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(sa_column=Column(String(64), nullable=False))
+    status: str = Field(default="RUNNING", sa_column=Column(String(16), nullable=False))
+    started_at: datetime = _created_at()
+    finished_at: datetime | None = _timestamp()
+    stats: dict = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )
+    error: str | None = Field(default=None, sa_column=Column(Text))

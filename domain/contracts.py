@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from domain.errors import InvalidInput
+from domain.money import Money, check_money
+from domain.nights import check_range
+
+
+@dataclass(frozen=True, slots=True)
+class ContractTerms:
+    """A supplier contract for one room type on nights [start, end).
+
+    Where several active contracts cover a night, their allotments add up and the one with the
+    highest id governs the rate and the release days. Inactive contracts contribute nothing.
+    """
+
+    id: int
+    room_type_id: int
+    start: date
+    end: date
+    allotment: int
+    rate: Money
+    release_days: int
+    active: bool = True
+
+    def covers(self, night: date) -> bool:
+        return self.active and self.start <= night < self.end
+
+
+def check_contract(
+    start: date, end: date, allotment: int, rate: Money, release_days: int
+) -> InvalidInput | None:
+    if problem := check_range(start, end):
+        return problem
+    if allotment < 0:
+        return InvalidInput("allotment", "must not be negative")
+    if release_days < 0:
+        return InvalidInput("releaseDays", "must not be negative")
+    return check_money(rate, "rate")

@@ -1,0 +1,187 @@
+"""Availability decisions, taken on a fresh read made after the advisory lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import NamedTuple
+
+from domain.bookings import BookingLine
+from domain.budget import CalendarRow, HardblockSlot, compute_hardblock_slots
+from domain.errors import OutsideCalendar
+from domain.events import AllotmentEvent, EventKind
+from domain.hardblocks import HardblockTerms
+from domain.nights import nights as nights_of
+
+
+class RoomRequest(NamedTuple):
+    """`rooms` rooms of a room type on [check_in, check_out), from the pool."""
+
+    room_type_id: int
+    check_in: date
+    check_out: date
+    rooms: int
+
+
+class BlockRequest(NamedTuple):
+    """`rooms` rooms on [check_in, check_out) from a hardblock."""
+
+    hardblock_id: int
+    check_in: date
+    check_out: date
+    rooms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    room_type_id: int
+    date: date
+    requested: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockShortfall:
+    hardblock_id: int
+    date: date
+    requested: int
+    available: int
+
+
+def _demand(requests: Iterable[tuple[int, date, date, int]]) -> list[tuple[int, int, int]]:
+    """Rooms requested per (key, night ordinal), summed across items, sorted by (key, night)."""
+    totals: dict[tuple[int, int], int] = {}
+    for key, check_in, check_out, rooms in requests:
+        for night in range(check_in.toordinal(), check_out.toordinal()):
+            totals[key, night] = totals.get((key, night), 0) + rooms
+    return [(key, night, rooms) for (key, night), rooms in sorted(totals.items())]
+
+
+def pool_shortfalls(
+    rows: Mapping[int, CalendarRow], requests: Iterable[tuple[int, date, date, int]]
+) -> list[Shortfall]:
+    """Every pool cell the requests would take more from than is available. All items of a group
+    draw on the same cells, so they are summed per night: the group fits only if this is empty."""
+    shortfalls = []
+    for room_type_id, night, requested in _demand(requests):
+        day = date.fromordinal(night)
+        row = rows.get(room_type_id)
+        if row is None:
+            raise OutsideCalendar(room_type_id, day)
+        available = row.available[row.index(day)]
+        if requested > available:
+            shortfalls.append(Shortfall(room_type_id, day, requested, available))
+    return shortfalls
+
+
+def block_shortfalls(
+    slots: Iterable[HardblockSlot], requests: Iterable[tuple[int, date, date, int]]
+) -> list[BlockShortfall]:
+    """Like `pool_shortfalls`, against the slots of the blocks the requests book from."""
+    available = {(slot.hardblock_id, slot.date.toordinal()): slot.available for slot in slots}
+    shortfalls = []
+    for hardblock_id, night, requested in _demand(requests):
+        have = available.get((hardblock_id, night))
+        if have is None:
+            raise OutsideCalendar(hardblock_id, date.fromordinal(night))
+        if requested > have:
+            shortfalls.append(BlockShortfall(hardblock_id, date.fromordinal(night), requested, have))
+    return shortfalls
+
+
+class SlotConflict(str, Enum):
+    BLOCK_UNDERFLOW = "BLOCK_UNDERFLOW"  # the block would hold fewer rooms than are booked from it
+    SOLD_OUT = "SOLD_OUT"  # growing the block needs more than the pool has available
+
+
+@dataclass(frozen=True, slots=True)
+class SlotDiff:
+    date: date
+    before: int
+    after: int
+    delta: int
+    conflict: SlotConflict | None
+
+
+@dataclass(frozen=True, slots=True)
+class AmendmentPreview:
+    feasible: bool
+    slots: tuple[SlotDiff, ...]
+
+
+def diff_slots(
+    before: Iterable[HardblockSlot],
+    after: Iterable[HardblockSlot],
+    pool: CalendarRow,
+    nights: Iterable[date],
+) -> list[SlotDiff]:
+    """The change of a block's sizes on `nights` (sorted, each once) and what blocks it.
+
+    A night missing from a side has size 0 there. Shrinking below the booked rooms is an
+    underflow; taking more from the pool (HardblockSlot.committed) than it has is a sell-out.
+    """
+    old = {slot.date: slot for slot in before}
+    new = {slot.date: slot for slot in after}
+    diffs = []
+    for night in sorted(set(nights)):
+        prev, cur = old.get(night), new.get(night)
+        size_before = prev.size if prev else 0
+        size_after = cur.size if cur else 0
+        booked = cur.booked if cur else 0
+        need = (cur.committed if cur else 0) - (prev.committed if prev else 0)
+        conflict = None
+        if size_after < size_before and size_after < booked:
+            conflict = SlotConflict.BLOCK_UNDERFLOW
+        elif need > 0 and need > pool.available[pool.index(night)]:
+            conflict = SlotConflict.SOLD_OUT
+        diffs.append(SlotDiff(night, size_before, size_after, size_after - size_before, conflict))
+    return diffs
+
+
+def proposed_amendments(
+    block: HardblockTerms,
+    changes: Sequence[tuple[date, date, int]],
+    events: Sequence[AllotmentEvent],
+    now: datetime,
+) -> list[AllotmentEvent]:
+    """The BLOCK_AMENDMENT events `changes` ((start, end, rooms) each) would record at `now`,
+    with ids after every existing one, in the order given (a later change wins on overlap)."""
+    first_id = max((e.id for e in events), default=0) + 1
+    return [
+        AllotmentEvent(
+            id=first_id + i,
+            kind=EventKind.BLOCK_AMENDMENT,
+            room_type_id=block.room_type_id,
+            start=start,
+            end=end,
+            effective_at=now,
+            quantity=rooms,
+            hardblock_id=block.id,
+        )
+        for i, (start, end, rooms) in enumerate(changes)
+    ]
+
+
+def preview_amendment(
+    block: HardblockTerms,
+    changes: Sequence[tuple[date, date, int]],
+    events: Sequence[AllotmentEvent],
+    bookings: Sequence[BookingLine],
+    pool: CalendarRow,
+    now: datetime,
+) -> AmendmentPreview:
+    """The diff grid of an amendment on the nights it touches, written nowhere. `pool` is the
+    calendar row of the block's room type covering those nights, computed with the block as is."""
+    proposed = proposed_amendments(block, changes, events, now)
+    touched = {day for e in proposed for day in nights_of(e.start, e.end)}
+    if not touched:
+        return AmendmentPreview(True, ())
+    start, end = min(touched), max(touched)
+    end = date.fromordinal(end.toordinal() + 1)
+    before = compute_hardblock_slots(block, events, bookings, start, end, now)
+    after = compute_hardblock_slots(block, [*events, *proposed], bookings, start, end, now)
+    diffs = diff_slots(before, after, pool, touched)
+    return AmendmentPreview(all(d.conflict is None for d in diffs), tuple(diffs))
+

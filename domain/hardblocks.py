@@ -1,0 +1,72 @@
+"""Hardblocks: rooms reserved for one agency, resized per night by BLOCK_AMENDMENT events."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import Enum
+
+from domain.errors import InvalidInput, InvalidTransition
+from domain.nights import check_range, midnight_utc
+
+
+class HardblockStatus(str, Enum):
+    ACTIVE = "ACTIVE"
+    RELEASED = "RELEASED"
+
+
+def release_at(night: date, release_days: int) -> datetime:
+    """When a block's unsold rooms on `night` return to the pool on their own."""
+    return midnight_utc(night - timedelta(days=release_days))
+
+
+@dataclass(frozen=True, slots=True)
+class HardblockTerms:
+    """Baseline size `rooms` on [start, end); BLOCK_AMENDMENT events override it per night.
+
+    `released_at` set: the whole block was released then. `released_nights`: nights released
+    by hand. Every other night releases itself at `release_at(night, release_days)`.
+    """
+
+    id: int
+    room_type_id: int
+    agency_id: int
+    start: date
+    end: date
+    rooms: int
+    release_days: int
+    released_at: datetime | None = None
+    released_nights: frozenset[date] = frozenset()
+
+    @property
+    def status(self) -> HardblockStatus:
+        return HardblockStatus.ACTIVE if self.released_at is None else HardblockStatus.RELEASED
+
+    def release_at(self, night: date) -> datetime:
+        return release_at(night, self.release_days)
+
+    def is_released(self, night: date, now: datetime) -> bool:
+        return self.released_at is not None or night in self.released_nights or now >= self.release_at(night)
+
+
+def release_block(block: HardblockTerms, now: datetime) -> HardblockTerms:
+    if block.released_at is not None:
+        raise InvalidTransition("hardblock", HardblockStatus.RELEASED.value, "release")
+    return dataclasses.replace(block, released_at=now)
+
+
+def release_block_nights(block: HardblockTerms, nights: frozenset[date]) -> HardblockTerms:
+    if block.released_at is not None:
+        raise InvalidTransition("hardblock", HardblockStatus.RELEASED.value, "release nights of")
+    return dataclasses.replace(block, released_nights=block.released_nights | nights)
+
+
+def check_hardblock(start: date, end: date, rooms: int, release_days: int) -> InvalidInput | None:
+    if problem := check_range(start, end):
+        return problem
+    if rooms <= 0:
+        return InvalidInput("rooms", "must be positive")
+    if release_days < 0:
+        return InvalidInput("releaseDays", "must not be negative")
+    return None

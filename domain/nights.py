@@ -1,0 +1,30 @@
+"""Nights are hotel-local dates; ranges are half-open [start, end) like check-in/check-out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+
+from domain.errors import InvalidInput
+
+
+def nights(start: date, end: date) -> Iterator[date]:
+    for offset in range((end - start).days):
+        yield start + timedelta(days=offset)
+
+
+def check_range(start: date, end: date) -> InvalidInput | None:
+    if start >= end:
+        return InvalidInput("to", "must be after from (ranges are half-open over nights)")
+    return None
+
+
+def midnight_utc(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def utc_today(now: datetime) -> date:
+    """The UTC date of `now`: `now >= midnight_utc(d)` exactly when `d <= utc_today(now)`."""
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(UTC).date()

@@ -1,0 +1,112 @@
+"""Test fixtures: a real PostgreSQL (TEST_DATABASE_URL, or an embedded server), migrated once.
+
+Each test run creates its own throwaway database on that server and drops it at the end, so
+runs never see each other's rows. Tests that touch data get clean tables (`db` fixture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from app.settings import PROJECT_ROOT, Settings
+from db import migrate
+from db.engine import create_engine, plain_url, session_factory
+from tests.support import EMULATOR_HOST, PROJECT_ID, GraphQL
+
+TABLES = (
+    "audit_log, idempotency_key, sale_order, booking, booking_group, allotment_event, "
+    "hardblock_night_release, hardblock_amendment, hardblock, contract, inventory_version, "
+    "room_type, hotel, agency, status_transform_config, sync_run"
+)
+
+
+def _server_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    from db.embedded import start_embedded
+
+    return start_embedded(PROJECT_ROOT / ".data" / "test", database="postgres")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Any:
+    server = make_url(plain_url(_server_url()))
+    name = f"staysync_test_{uuid.uuid4().hex[:10]}"
+    admin_dsn = server.render_as_string(hide_password=False)
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = EMULATOR_HOST
+    return Settings(
+        app_env="test",
+        database_url=database_url,
+        firebase_project_id=PROJECT_ID,
+        firebase_auth_emulator_host=EMULATOR_HOST,
+        seed_demo=False,
+    )
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[Any]:
+    engine = create_engine(settings.database_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(engine: Any) -> Any:
+    return session_factory(engine)
+
+
+@pytest.fixture
+async def db(engine: Any) -> AsyncIterator[None]:
+    """Empty tables for this test (TRUNCATE bypasses the audit log's row triggers)."""
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    yield
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    from app.main import create_app
+
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Any, db: None) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://staysync.test") as http:
+        yield http
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQL:
+    return GraphQL(client)
+

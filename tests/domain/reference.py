@@ -1,0 +1,176 @@
+"""A slow but obviously correct reading of DESIGN.md "Domain semantics": one loop per night,
+no offsets, no difference arrays. Property tests check the real pipeline against it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from domain import (
+    AllotmentEvent,
+    BookingLine,
+    BookingStatus,
+    ContractTerms,
+    EventKind,
+    HardblockSlot,
+    HardblockTerms,
+    PoolCell,
+)
+
+
+def each_night(start: date, end: date) -> list[date]:
+    out = []
+    night = start
+    while night < end:
+        out.append(night)
+        night += timedelta(days=1)
+    return out
+
+
+def covers(start: date, end: date, night: date) -> bool:
+    return start <= night < end
+
+
+def counting(line: BookingLine, now: datetime) -> bool:
+    if line.status == BookingStatus.CONFIRMED:
+        return True
+    if line.status == BookingStatus.HELD:
+        return line.expires_at is None or now < line.expires_at
+    return False
+
+
+def last_in_total_order(events: list[AllotmentEvent]) -> AllotmentEvent | None:
+    best = None
+    for e in events:
+        if best is None or (e.effective_at, e.id) > (best.effective_at, best.id):
+            best = e
+    return best
+
+
+def reference_slot(
+    block: HardblockTerms, events: list[AllotmentEvent], bookings: list[BookingLine], night: date, now: datetime
+) -> HardblockSlot:
+    amendments = [
+        e
+        for e in events
+        if not e.voided
+        and e.kind == EventKind.BLOCK_AMENDMENT
+        and e.hardblock_id == block.id
+        and covers(e.start, e.end, night)
+    ]
+    last = last_in_total_order(amendments)
+    if last is not None:
+        size = last.quantity
+    elif covers(block.start, block.end, night):
+        size = block.rooms
+    else:
+        size = 0
+    booked = sum(
+        b.rooms
+        for b in bookings
+        if b.hardblock_id == block.id and counting(b, now) and covers(b.check_in, b.check_out, night)
+    )
+    release_at = datetime.combine(night - timedelta(days=block.release_days), time(0), tzinfo=UTC)
+    is_released = block.released_at is not None or night in block.released_nights or now >= release_at
+    released = max(0, size - booked) if is_released else 0
+    return HardblockSlot(
+        hardblock_id=block.id,
+        date=night,
+        size=size,
+        booked=booked,
+        available=max(0, size - booked - released),
+        released=released,
+        release_at=release_at,
+    )
+
+
+def reference_cell(
+    contracts: list[ContractTerms],
+    events: list[AllotmentEvent],
+    blocks: list[HardblockTerms],
+    bookings: list[BookingLine],
+    room_type_id: int,
+    night: date,
+    now: datetime,
+) -> PoolCell:
+    covering = [c for c in contracts if c.active and c.room_type_id == room_type_id and covers(c.start, c.end, night)]
+    governing = max(covering, key=lambda c: c.id) if covering else None
+    mine = [e for e in events if not e.voided and e.room_type_id == room_type_id and covers(e.start, e.end, night)]
+
+    allotment = sum(c.allotment for c in covering)
+    allotment += sum(e.quantity for e in mine if e.kind == EventKind.INCREASE_ALLOTMENT)
+    allotment -= sum(e.quantity for e in mine if e.kind == EventKind.REDUCE_ALLOTMENT)
+    allotment = max(0, allotment)
+
+    closed = any(e.kind == EventKind.BLOCK_CONTRACT for e in mine)
+
+    rate_change = last_in_total_order([e for e in mine if e.kind == EventKind.RATE_CHANGE])
+    if rate_change is not None:
+        rate = rate_change.rate
+    elif governing is not None:
+        rate = governing.rate
+    else:
+        rate = None
+
+    block_ids = {b.id for b in blocks}
+    hardblocked = 0
+    for block in blocks:
+        if block.room_type_id == room_type_id:
+            slot = reference_slot(block, events, bookings, night, now)
+            # size less released, but never less than what is booked from the block
+            hardblocked += max(slot.size - slot.released, slot.booked)
+    pool_lines = []
+    for b in bookings:
+        if not (counting(b, now) and covers(b.check_in, b.check_out, night) and b.room_type_id == room_type_id):
+            continue
+        if b.hardblock_id is None:
+            pool_lines.append(b)
+        elif b.hardblock_id not in block_ids:
+            hardblocked += b.rooms  # booked from a block nobody passed in
+    held = sum(b.rooms for b in pool_lines if b.status == BookingStatus.HELD)
+    sold = sum(b.rooms for b in pool_lines if b.status == BookingStatus.CONFIRMED)
+
+    if governing is None:
+        release_date = None
+        past_cutoff = True
+    else:
+        release_date = night - timedelta(days=governing.release_days)
+        past_cutoff = now >= datetime.combine(release_date, time(0), tzinfo=UTC)
+
+    committed = hardblocked + held + sold
+    available = 0 if closed or past_cutoff else max(0, allotment - committed)
+    return PoolCell(
+        room_type_id=room_type_id,
+        date=night,
+        allotment=allotment,
+        hardblocked=hardblocked,
+        held=held,
+        sold=sold,
+        available=available,
+        overcommitted=max(0, committed - allotment),
+        closed=closed,
+        release_date=release_date,
+        rate=rate,
+    )
+
+
+def reference_calendar(contracts, events, blocks, bookings, room_type_ids, start, end, now) -> dict[int, list[PoolCell]]:
+    return {
+        rt: [reference_cell(contracts, events, blocks, bookings, rt, night, now) for night in each_night(start, end)]
+        for rt in room_type_ids
+    }
+
+
+def reference_block_span(block: HardblockTerms, events, bookings, now) -> tuple[date, date]:
+    """The block's nights with rooms or bookings, widened to its original range."""
+    mine = [e for e in events if e.hardblock_id == block.id and e.kind == EventKind.BLOCK_AMENDMENT and not e.voided]
+    lines = [b for b in bookings if b.hardblock_id == block.id and counting(b, now)]
+    far = [block.start, block.end] + [e.start for e in mine] + [e.end for e in mine]
+    far += [b.check_in for b in lines] + [b.check_out for b in lines]
+    used = [
+        night
+        for night in each_night(min(far), max(far))
+        if (s := reference_slot(block, events, bookings, night, now)).size or s.booked
+    ]
+    start = min([block.start] + used)
+    end = max([block.end] + [u + timedelta(days=1) for u in used])
+    return start, end
