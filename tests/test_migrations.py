@@ -1,0 +1,98 @@
+"""One Alembic history: upgrade from empty, downgrade to base, and no drift from the models."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import make_url
+from sqlmodel import SQLModel
+
+from db import migrate, models  # noqa: F401  (models register the tables)
+from db.engine import create_engine, plain_url
+
+
+@pytest.fixture
+def empty_database(database_url: str):
+    server = make_url(plain_url(database_url))
+    name = f"staysync_migrations_{uuid.uuid4().hex[:8]}"
+    admin_dsn = server.render_as_string(hide_password=False)
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _tables(url: str) -> set[str]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await connection.close()
+    return {row["tablename"] for row in rows}
+
+
+def test_upgrade_from_empty_then_downgrade_to_base(empty_database: str):
+    migrate.upgrade(empty_database)
+    tables = asyncio.run(_tables(empty_database))
+    assert set(SQLModel.metadata.tables) <= tables
+
+    migrate.downgrade(empty_database, "base")
+    assert asyncio.run(_tables(empty_database)) == {"alembic_version"}
+
+    migrate.upgrade(empty_database)  # and back up again: downgrades leave nothing behind
+    assert set(SQLModel.metadata.tables) <= asyncio.run(_tables(empty_database))
+
+
+async def test_models_and_migrations_do_not_drift(database_url: str):
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            diff = await connection.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True, "compare_server_default": True}),
+                    SQLModel.metadata,
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert diff == []
+
+
+def test_constraints_guard_the_domain(database_url: str):
+    """CHECKs refuse impossible rows even if code forgot to validate."""
+
+    async def attempt(sql: str) -> str:
+        connection = await asyncpg.connect(plain_url(database_url))
+        try:
+            async with connection.transaction():
+                await connection.execute(
+                    "INSERT INTO hotel (id, code, name) VALUES (-1, 'CHK', 'c');"
+                    "INSERT INTO room_type (id, hotel_id, code, name) VALUES (-1, -1, 'R', 'r');"
+                    "INSERT INTO agency (id, code, name) VALUES (-1, 'CHKA', 'a');"
+                )
+                await connection.execute(sql)
+                raise AssertionError(f"accepted: {sql}")
+        except asyncpg.CheckViolationError as error:
+            return error.constraint_name
+        finally:
+            await connection.close()
+
+    contract = ("INSERT INTO contract (external_id, hotel_id, room_type_id, start_date, end_date, allotment, "
+                "rate_amount, currency, release_days, status) VALUES ('x', -1, -1, {0}, {1}, {2}, 10, 'EUR', 0, 'ACTIVE')")
+    assert asyncio.run(attempt(contract.format("'2027-01-02'", "'2027-01-01'", 1))) == "ck_contract_nights_ordered"
+    assert asyncio.run(attempt(contract.format("'2027-01-01'", "'2027-01-02'", -1))) == "ck_contract_allotment_nonnegative"
+    hardblock = ("INSERT INTO hardblock (reference, agency_id, hotel_id, room_type_id, start_date, end_date, rooms, "
+                 "release_days, status) VALUES ('HB', -1, -1, -1, '2027-01-01', '2027-01-03', 0, 0, 'ACTIVE')")
+    assert asyncio.run(attempt(hardblock)) == "ck_hardblock_rooms_positive"
