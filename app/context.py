@@ -46,6 +46,16 @@ class Context:
         self._loaders = None
         return self.loaders
 
+    async def may_see(self, agency_id: int) -> bool:
+        """Staff see every agency's bookings and blocks; agents only their own agency's."""
+        principal = self.principal
+        if principal is None:
+            return False
+        if principal.is_staff:
+            return True
+        own = await self.loaders.agency_id_by_code.load(principal.agency_code)
+        return own == agency_id
+
     @property
     def actor(self) -> Actor:
         assert self.principal is not None, "permission classes run before any write"

@@ -1,16 +1,16 @@
-"""Batch reads by key list, returning dicts (the dataloaders' and the calendar's building blocks)."""
+"""Batch reads by key list, returning dicts (the dataloaders' building blocks)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
-from db.models import RoomType
+from db.models import Agency, Booking, RoomType, SaleOrder
 
 Row = TypeVar("Row", bound=SQLModel)
 
@@ -22,12 +22,30 @@ async def rows_by_id(session: AsyncSession, model: type[Row], ids: Sequence[int]
     return {row.id: row for row in result.scalars()}
 
 
-async def room_types_by_hotel(session: AsyncSession, hotel_ids: Sequence[int]) -> dict[int, list[RoomType]]:
-    grouped: dict[int, list[RoomType]] = defaultdict(list)
-    if hotel_ids:
-        result = await session.execute(
-            select(RoomType).where(RoomType.hotel_id.in_(list(set(hotel_ids)))).order_by(RoomType.code)
-        )
-        for room_type in result.scalars():
-            grouped[room_type.hotel_id].append(room_type)
+async def rows_grouped_by(
+    session: AsyncSession, column: Any, keys: Sequence[Any], order_by: Any
+) -> dict[Any, list[Any]]:
+    grouped: dict[Any, list[Any]] = defaultdict(list)
+    if keys:
+        model = column.class_
+        result = await session.execute(select(model).where(column.in_(list(set(keys)))).order_by(order_by))
+        for row in result.scalars():
+            grouped[getattr(row, column.key)].append(row)
     return grouped
+
+
+async def room_types_by_hotel(session: AsyncSession, hotel_ids: Sequence[int]) -> dict[int, list[RoomType]]:
+    return await rows_grouped_by(session, RoomType.hotel_id, hotel_ids, RoomType.code)
+
+
+async def bookings_by_group(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, list[Booking]]:
+    return await rows_grouped_by(session, Booking.group_id, group_ids, Booking.id)
+
+
+async def sale_order_by_group(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, SaleOrder]:
+    return {key: rows[0] for key, rows in (await rows_grouped_by(session, SaleOrder.group_id, group_ids, SaleOrder.id)).items()}
+
+
+async def agency_ids_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, int]:
+    result = await session.execute(select(Agency.code, Agency.id).where(Agency.code.in_(list(set(codes)))))
+    return dict(result.tuples())

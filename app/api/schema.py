@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -22,6 +24,7 @@ from strawberry.tools import merge_types
 from app.api.audit import AuditQuery
 from app.api.catalog import CatalogMutation, CatalogQuery
 from app.api.errors import HANDLERS
+from app.api.inventory import InventoryMutation
 from app.api.permissions import AUTHENTICATED, Info, require_principal
 from app.api.types import Role, Viewer
 from app.settings import Settings
@@ -46,7 +49,7 @@ class CoreQuery:
 
 
 Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery))
-Mutation = merge_types("Mutation", (CatalogMutation,))
+Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation))
 
 
 def _mask(error: GraphQLError) -> bool:
@@ -55,14 +58,41 @@ def _mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
+class _ParserCache(ParserCache):
+    """ParserCache that leaves unparsable documents to Strawberry's own parse.
+
+    ParserCache parses while the on_parse hooks are entered, outside the `try` that turns a
+    GraphQLError into a result. Over HTTP an outer handler still catches it, but over websockets
+    (Schema.subscribe) a syntax error, or a document over the token limit, kills the operation
+    task: the client gets a bare `complete` and the server logs a traceback. Failed parses are
+    never cached anyway; Strawberry parses again inside its `try` and reports the error.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        execution_context = self.execution_context
+        try:
+            execution_context.graphql_document = self.cached_parse_document(
+                execution_context.query, **execution_context.parse_options
+            )
+        except GraphQLError:
+            execution_context.graphql_document = None
+        yield
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     # Factories: Strawberry builds fresh extension instances per request. The caches are
     # module-level inside ParserCache/ValidationCache (functools.lru_cache), so they persist.
+    # The validation cache is keyed by the rule classes too, and QueryDepthLimiter and
+    # MaxAliasesLimiter create a new rule class per instance: build their rules once here,
+    # or no validation would ever hit the cache.
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+    ]
     extensions: list = [
-        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-        lambda: ParserCache(maxsize=512),
+        lambda: _ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
     ]
     if settings.production:

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -14,6 +14,9 @@ from strawberry import relay
 from app.api.permissions import Info
 from app.auth import Principal
 from db import models
+
+if TYPE_CHECKING:
+    from app.api.inventory import Calendar
 
 
 @strawberry.type(description="A decimal amount (as a string, never a float) in an ISO 4217 currency.")
@@ -97,6 +100,18 @@ class Hotel(relay.Node):
         rows = await info.context.loaders.room_types_by_hotel.load(self.id)
         return [RoomType.from_row(row) for row in rows]
 
+    @strawberry.field(description="Pool availability per room type and night over [from, to).")
+    async def calendar(
+        self,
+        info: Info,
+        from_: Annotated[date, strawberry.argument(name="from")],
+        to: date,
+        room_type_ids: list[strawberry.ID] | None = None,
+    ) -> Annotated[Calendar, strawberry.lazy("app.api.inventory")]:
+        from app.api.inventory import hotel_calendar
+
+        return await hotel_calendar(info, self.id, from_, to, room_type_ids)
+
     @staticmethod
     def from_row(row: models.Hotel, principal: Principal | None = None) -> Hotel:
         return Hotel(id=row.id, code=row.code, name=row.name)
@@ -125,7 +140,3 @@ async def _agency_by_code(info: Info, code: str) -> Agency | None:
     async with info.context.sessions() as session:
         row = (await session.execute(select(models.Agency).where(models.Agency.code == code))).scalar_one_or_none()
     return Agency.visible(row, info.context.principal) if row else None
-
-
-def iso(value: date | datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
