@@ -48,4 +48,4 @@ async def sale_order_by_group(session: AsyncSession, group_ids: Sequence[int]) -
 
 async def agency_ids_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, int]:
     result = await session.execute(select(Agency.code, Agency.id).where(Agency.code.in_(list(set(codes)))))
-    return dict(result.tuples())
+    return {code: pk for code, pk in result}
