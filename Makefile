@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(BIN)/staysync serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov=domain --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=100
 
 schema: $(STAMP)
 	$(BIN)/python -c "from app.api.schema import export_sdl, SCHEMA_PATH; SCHEMA_PATH.write_text(export_sdl())"

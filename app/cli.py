@@ -78,6 +78,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     from app.auth import make_emulator_token
 
+    if args.role == "agent" and not args.agency:
+        # make_emulator_token would say "agency=...": name the option a CLI user types
+        print("staysync token: --role agent needs --agency CODE (the agency the agent acts for)", file=sys.stderr)
+        return 2
     settings = get_settings()
     try:
         token = make_emulator_token(
