@@ -8,6 +8,8 @@ import logging
 import os
 import sys
 
+from pydantic import ValidationError
+
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("staysync")
@@ -140,8 +142,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin at start
     args = parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except ValidationError as error:  # bad configuration: say which variable, not a traceback
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper() or 'settings'}: {e['msg']}" for e in error.errors())
+        print(f"staysync: invalid configuration: {problems}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
