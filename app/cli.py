@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 
 from pydantic import ValidationError
@@ -58,13 +59,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = database_url(settings)
     if not args.no_migrate:
         migrate.upgrade(url)
-    if settings.seed_demo and not args.no_migrate:
+    if settings.should_seed_demo and not args.no_migrate:
         asyncio.run(seed_demo(url))
     settings.export_firebase_env()
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.web_concurrency
     print(f"StaySync on http://{host}:{port}/graphql ({workers} worker{'s' * (workers > 1)})", flush=True)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit (instead
+    # of the default handler's abrupt kill) lets atexit stop the embedded PostgreSQL.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "app.main:create_app",
         factory=True,

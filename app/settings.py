@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     data_dir: Path = PROJECT_ROOT / ".data"
     db_pool_size: int = Field(default=10, ge=1)
-    seed_demo: bool = True
+    # Unset: seed an empty database with demo data, except in production.
+    seed_demo: bool | None = None
 
     broadcast_url: str = "memory://"
     booking_expiry_minutes: float = Field(default=15, gt=0)
@@ -48,6 +49,10 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def should_seed_demo(self) -> bool:
+        return not self.production if self.seed_demo is None else self.seed_demo
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
