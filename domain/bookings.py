@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 
 from domain.errors import BookingExpired, InvalidInput, InvalidTransition
 
 
-class BookingStatus(str, Enum):
+class BookingStatus(StrEnum):
     HELD = "HELD"
     CONFIRMED = "CONFIRMED"
     CANCELLED = "CANCELLED"

@@ -6,9 +6,9 @@ is a stored counter, so an expired hold or a passed release time needs no job to
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
 from itertools import accumulate
 
 from domain.bookings import BookingLine, BookingStatus
@@ -24,7 +24,7 @@ from domain.resolver import clip, resolve, window
 @dataclass(frozen=True, slots=True)
 class PoolCell:
     room_type_id: int
-    date: date
+    date: dt.date
     allotment: int
     hardblocked: int
     held: int
@@ -32,7 +32,7 @@ class PoolCell:
     available: int
     overcommitted: int
     closed: bool
-    release_date: date | None
+    release_date: dt.date | None
     rate: Money | None
 
 
@@ -41,8 +41,8 @@ class CalendarRow:
     """One room type's cells as parallel series (the API serialises tens of thousands of cells)."""
 
     room_type_id: int
-    start: date
-    dates: tuple[date, ...]
+    start: dt.date
+    dates: tuple[dt.date, ...]
     allotment: tuple[int, ...]
     hardblocked: tuple[int, ...]
     held: tuple[int, ...]
@@ -50,10 +50,10 @@ class CalendarRow:
     available: tuple[int, ...]
     overcommitted: tuple[int, ...]
     closed: tuple[bool, ...]
-    release_date: tuple[date | None, ...]
+    release_date: tuple[dt.date | None, ...]
     rate: tuple[Money | None, ...]
 
-    def index(self, night: date) -> int:
+    def index(self, night: dt.date) -> int:
         i = (night - self.start).days
         if not 0 <= i < len(self.dates):
             raise OutsideCalendar(self.room_type_id, night)
@@ -81,12 +81,12 @@ class CalendarRow:
 @dataclass(frozen=True, slots=True)
 class HardblockSlot:
     hardblock_id: int
-    date: date
+    date: dt.date
     size: int
     booked: int
     available: int
     released: int
-    release_at: datetime
+    release_at: dt.datetime
 
     @property
     def committed(self) -> int:
@@ -163,9 +163,9 @@ def compute_hardblock_slots(
     block: HardblockTerms,
     events: Iterable[AllotmentEvent],
     bookings: Iterable[BookingLine],
-    start: date | None,
-    end: date | None,
-    now: datetime,
+    start: dt.date | None,
+    end: dt.date | None,
+    now: dt.datetime,
 ) -> list[HardblockSlot]:
     """The block's slots on [start, end). A missing bound defaults to the block's own span:
     its original nights plus every night its amendments or bookings give it rooms on."""
@@ -180,16 +180,16 @@ def compute_hardblock_slots(
         if used:
             first, last = min(first, used[0]), max(last, used[-1] + 1)
         if start is None:
-            start = date.fromordinal(first)
+            start = dt.date.fromordinal(first)
         if end is None:
-            end = date.fromordinal(last)
+            end = dt.date.fromordinal(last)
     n = window(start, end)
     origin = start.toordinal()
     sizes, booked = _sizes_and_booked(block, amendments, mine, origin, n)
     released = _released(block, origin, n, today)
     slots = []
     for i, (size, bk, rel) in enumerate(zip(sizes, booked, released)):
-        night = date.fromordinal(origin + i)
+        night = dt.date.fromordinal(origin + i)
         free = size - bk if size > bk else 0
         slots.append(
             HardblockSlot(
@@ -211,15 +211,15 @@ def compute_calendar(
     hardblocks: Iterable[HardblockTerms],
     bookings: Iterable[BookingLine],
     room_type_ids: Iterable[int],
-    start: date,
-    end: date,
-    now: datetime,
+    start: dt.date,
+    end: dt.date,
+    now: dt.datetime,
 ) -> dict[int, CalendarRow]:
     """The pool budget of every (room type, night) in [start, end) as of `now`."""
-    today = utc_today(now).toordinal()
-    resolved = resolve(contracts, events, room_type_ids, start, end)
     n = window(start, end)
     origin = start.toordinal()
+    today = utc_today(now).toordinal()
+    resolved = resolve(contracts, events, room_type_ids, start, end)
 
     held = {rt: [0] * (n + 1) for rt in resolved}
     sold = {rt: [0] * (n + 1) for rt in resolved}
@@ -231,7 +231,7 @@ def compute_calendar(
         if not line.counts(now):
             continue
         if line.hardblock_id in blocks:
-            block_bookings.setdefault(line.hardblock_id, []).append(line)  # type: ignore[arg-type]
+            block_bookings.setdefault(line.hardblock_id, []).append(line)
             continue
         if line.room_type_id not in resolved:
             continue
@@ -264,7 +264,8 @@ def compute_calendar(
         a = lo - origin
         row[a : a + len(committed)] = [x + y for x, y in zip(row[a : a + len(committed)], committed)]
 
-    dates = tuple(date.fromordinal(origin + i) for i in range(n))
+    fromordinal = dt.date.fromordinal
+    dates = tuple(fromordinal(origin + i) for i in range(n))
     ordinals = range(origin, origin + n)
     rows = {}
     for rt, r in resolved.items():
@@ -291,9 +292,8 @@ def compute_calendar(
             overcommitted=tuple([c - a if c > a else 0 for a, c in zip(r.allotment, committed)]),
             closed=r.closed,
             release_date=tuple(
-                [None if rd is None else date.fromordinal(o - rd) for rd, o in zip(r.release_days, ordinals)]
+                [None if rd is None else fromordinal(o - rd) for rd, o in zip(r.release_days, ordinals)]
             ),
             rate=r.rate,
         )
     return rows
-

@@ -29,9 +29,7 @@ class ContractTerms:
         return self.active and self.start <= night < self.end
 
 
-def check_contract(
-    start: date, end: date, allotment: int, rate: Money, release_days: int
-) -> InvalidInput | None:
+def check_contract(start: date, end: date, allotment: int, rate: Money, release_days: int) -> InvalidInput | None:
     if problem := check_range(start, end):
         return problem
     if allotment < 0:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import NamedTuple
 
 from domain.bookings import BookingLine
@@ -20,8 +20,8 @@ class RoomRequest(NamedTuple):
     """`rooms` rooms of a room type on [check_in, check_out), from the pool."""
 
     room_type_id: int
-    check_in: date
-    check_out: date
+    check_in: dt.date
+    check_out: dt.date
     rooms: int
 
 
@@ -29,15 +29,15 @@ class BlockRequest(NamedTuple):
     """`rooms` rooms on [check_in, check_out) from a hardblock."""
 
     hardblock_id: int
-    check_in: date
-    check_out: date
+    check_in: dt.date
+    check_out: dt.date
     rooms: int
 
 
 @dataclass(frozen=True, slots=True)
 class Shortfall:
     room_type_id: int
-    date: date
+    date: dt.date
     requested: int
     available: int
 
@@ -45,12 +45,12 @@ class Shortfall:
 @dataclass(frozen=True, slots=True)
 class BlockShortfall:
     hardblock_id: int
-    date: date
+    date: dt.date
     requested: int
     available: int
 
 
-def _demand(requests: Iterable[tuple[int, date, date, int]]) -> list[tuple[int, int, int]]:
+def _demand(requests: Iterable[tuple[int, dt.date, dt.date, int]]) -> list[tuple[int, int, int]]:
     """Rooms requested per (key, night ordinal), summed across items, sorted by (key, night)."""
     totals: dict[tuple[int, int], int] = {}
     for key, check_in, check_out, rooms in requests:
@@ -60,13 +60,13 @@ def _demand(requests: Iterable[tuple[int, date, date, int]]) -> list[tuple[int, 
 
 
 def pool_shortfalls(
-    rows: Mapping[int, CalendarRow], requests: Iterable[tuple[int, date, date, int]]
+    rows: Mapping[int, CalendarRow], requests: Iterable[tuple[int, dt.date, dt.date, int]]
 ) -> list[Shortfall]:
     """Every pool cell the requests would take more from than is available. All items of a group
     draw on the same cells, so they are summed per night: the group fits only if this is empty."""
     shortfalls = []
     for room_type_id, night, requested in _demand(requests):
-        day = date.fromordinal(night)
+        day = dt.date.fromordinal(night)
         row = rows.get(room_type_id)
         if row is None:
             raise OutsideCalendar(room_type_id, day)
@@ -77,7 +77,7 @@ def pool_shortfalls(
 
 
 def block_shortfalls(
-    slots: Iterable[HardblockSlot], requests: Iterable[tuple[int, date, date, int]]
+    slots: Iterable[HardblockSlot], requests: Iterable[tuple[int, dt.date, dt.date, int]]
 ) -> list[BlockShortfall]:
     """Like `pool_shortfalls`, against the slots of the blocks the requests book from."""
     available = {(slot.hardblock_id, slot.date.toordinal()): slot.available for slot in slots}
@@ -85,20 +85,20 @@ def block_shortfalls(
     for hardblock_id, night, requested in _demand(requests):
         have = available.get((hardblock_id, night))
         if have is None:
-            raise OutsideCalendar(hardblock_id, date.fromordinal(night))
+            raise OutsideCalendar(hardblock_id, dt.date.fromordinal(night))
         if requested > have:
-            shortfalls.append(BlockShortfall(hardblock_id, date.fromordinal(night), requested, have))
+            shortfalls.append(BlockShortfall(hardblock_id, dt.date.fromordinal(night), requested, have))
     return shortfalls
 
 
-class SlotConflict(str, Enum):
+class SlotConflict(StrEnum):
     BLOCK_UNDERFLOW = "BLOCK_UNDERFLOW"  # the block would hold fewer rooms than are booked from it
     SOLD_OUT = "SOLD_OUT"  # growing the block needs more than the pool has available
 
 
 @dataclass(frozen=True, slots=True)
 class SlotDiff:
-    date: date
+    date: dt.date
     before: int
     after: int
     delta: int
@@ -115,7 +115,7 @@ def diff_slots(
     before: Iterable[HardblockSlot],
     after: Iterable[HardblockSlot],
     pool: CalendarRow,
-    nights: Iterable[date],
+    nights: Iterable[dt.date],
 ) -> list[SlotDiff]:
     """The change of a block's sizes on `nights` (sorted, each once) and what blocks it.
 
@@ -142,9 +142,9 @@ def diff_slots(
 
 def proposed_amendments(
     block: HardblockTerms,
-    changes: Sequence[tuple[date, date, int]],
+    changes: Sequence[tuple[dt.date, dt.date, int]],
     events: Sequence[AllotmentEvent],
-    now: datetime,
+    now: dt.datetime,
 ) -> list[AllotmentEvent]:
     """The BLOCK_AMENDMENT events `changes` ((start, end, rooms) each) would record at `now`,
     with ids after every existing one, in the order given (a later change wins on overlap)."""
@@ -166,11 +166,11 @@ def proposed_amendments(
 
 def preview_amendment(
     block: HardblockTerms,
-    changes: Sequence[tuple[date, date, int]],
+    changes: Sequence[tuple[dt.date, dt.date, int]],
     events: Sequence[AllotmentEvent],
     bookings: Sequence[BookingLine],
     pool: CalendarRow,
-    now: datetime,
+    now: dt.datetime,
 ) -> AmendmentPreview:
     """The diff grid of an amendment on the nights it touches, written nowhere. `pool` is the
     calendar row of the block's room type covering those nights, computed with the block as is."""
@@ -179,9 +179,8 @@ def preview_amendment(
     if not touched:
         return AmendmentPreview(True, ())
     start, end = min(touched), max(touched)
-    end = date.fromordinal(end.toordinal() + 1)
+    end = dt.date.fromordinal(end.toordinal() + 1)
     before = compute_hardblock_slots(block, events, bookings, start, end, now)
     after = compute_hardblock_slots(block, [*events, *proposed], bookings, start, end, now)
     diffs = diff_slots(before, after, pool, touched)
     return AmendmentPreview(all(d.conflict is None for d in diffs), tuple(diffs))
-

@@ -6,14 +6,14 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 
 from domain.errors import InvalidInput, InvalidTransition
 from domain.money import Money, check_money
 from domain.nights import check_range
 
 
-class EventKind(str, Enum):
+class EventKind(StrEnum):
     INCREASE_ALLOTMENT = "INCREASE_ALLOTMENT"
     REDUCE_ALLOTMENT = "REDUCE_ALLOTMENT"
     BLOCK_CONTRACT = "BLOCK_CONTRACT"

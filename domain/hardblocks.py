@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from domain.errors import InvalidInput, InvalidTransition
 from domain.nights import check_range, midnight_utc
 
 
-class HardblockStatus(str, Enum):
+class HardblockStatus(StrEnum):
     ACTIVE = "ACTIVE"
     RELEASED = "RELEASED"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from itertools import accumulate
 from operator import attrgetter
+from typing import cast
 
 from domain.contracts import ContractTerms
 from domain.errors import InvalidInput
@@ -99,7 +100,9 @@ def resolve(
             acc.closed[a] += 1
             acc.closed[b] -= 1
         else:
-            q = event.quantity if kind is EventKind.INCREASE_ALLOTMENT else -event.quantity  # type: ignore[operator]
+            q = cast(int, event.quantity)  # validated on the way in: see check_event
+            if kind is EventKind.REDUCE_ALLOTMENT:
+                q = -q
             acc.allotment[a] += q
             acc.allotment[b] -= q
 

@@ -133,7 +133,9 @@ def calendar(
     end: int = 10,
     now: datetime = NOW,
 ) -> dict[int, CalendarRow]:
-    return compute_calendar(list(contracts), list(events), list(blocks), list(bookings), list(rts), d(start), d(end), now)
+    return compute_calendar(
+        list(contracts), list(events), list(blocks), list(bookings), list(rts), d(start), d(end), now
+    )
 
 
 def cell(rows: dict[int, CalendarRow], night: int, rt: int = 1) -> PoolCell:

@@ -153,7 +153,9 @@ def reference_cell(
     )
 
 
-def reference_calendar(contracts, events, blocks, bookings, room_type_ids, start, end, now) -> dict[int, list[PoolCell]]:
+def reference_calendar(
+    contracts, events, blocks, bookings, room_type_ids, start, end, now
+) -> dict[int, list[PoolCell]]:
     return {
         rt: [reference_cell(contracts, events, blocks, bookings, rt, night, now) for night in each_night(start, end)]
         for rt in room_type_ids
@@ -171,6 +173,6 @@ def reference_block_span(block: HardblockTerms, events, bookings, now) -> tuple[
         for night in each_night(min(far), max(far))
         if (s := reference_slot(block, events, bookings, night, now)).size or s.booked
     ]
-    start = min([block.start] + used)
+    start = min([block.start, *used])
     end = max([block.end] + [u + timedelta(days=1) for u in used])
     return start, end

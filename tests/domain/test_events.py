@@ -1,0 +1,108 @@
+import dataclasses
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from domain import (
+    EventKind,
+    InvalidInput,
+    InvalidTransition,
+    Money,
+    check_event,
+    live_events,
+    order_key,
+    validate_event,
+    void_event,
+)
+from tests.domain.factories import d, eur, increase, rate_change
+
+INC, RED, STOP, AMEND, RATE = (
+    EventKind.INCREASE_ALLOTMENT,
+    EventKind.REDUCE_ALLOTMENT,
+    EventKind.BLOCK_CONTRACT,
+    EventKind.BLOCK_AMENDMENT,
+    EventKind.RATE_CHANGE,
+)
+
+VALID = [
+    dict(kind=INC, quantity=1),
+    dict(kind=RED, quantity=5),
+    dict(kind=STOP),
+    dict(kind=AMEND, quantity=0, hardblock_id=7),  # 0 removes the nights from the block
+    dict(kind=AMEND, quantity=4, hardblock_id=7),
+    dict(kind=RATE, rate=eur("0")),
+    dict(kind=RATE, rate=eur("149.90")),
+]
+
+INVALID = [
+    (dict(kind=INC, quantity=1, end=0), "to", "must be after from (ranges are half-open over nights)"),
+    (dict(kind=STOP, start=3, end=1), "to", "must be after from (ranges are half-open over nights)"),
+    (dict(kind=INC), "quantity", "is required for INCREASE_ALLOTMENT"),
+    (dict(kind=INC, quantity=0), "quantity", "must be positive"),
+    (dict(kind=RED), "quantity", "is required for REDUCE_ALLOTMENT"),
+    (dict(kind=RED, quantity=-2), "quantity", "must be positive"),
+    (dict(kind=AMEND, hardblock_id=7), "quantity", "is required for BLOCK_AMENDMENT"),
+    (dict(kind=AMEND, quantity=-1, hardblock_id=7), "quantity", "must not be negative"),
+    (dict(kind=AMEND, quantity=2), "hardblockId", "is required for BLOCK_AMENDMENT"),
+    (dict(kind=RATE), "rate", "is required for RATE_CHANGE"),
+    (dict(kind=RATE, rate=eur("-1")), "rate.amount", "must not be negative"),
+    (
+        dict(kind=RATE, rate=Money(Decimal("10"), "Eur")),
+        "rate.currency",
+        "must be a 3-letter uppercase ISO currency code",
+    ),
+    (
+        dict(kind=RATE, rate=Money(Decimal("10"), "EURO")),
+        "rate.currency",
+        "must be a 3-letter uppercase ISO currency code",
+    ),
+    # A field another kind uses is refused rather than silently ignored.
+    (dict(kind=STOP, quantity=3), "quantity", "is not used by BLOCK_CONTRACT"),
+    (dict(kind=RATE, rate=eur(1), quantity=3), "quantity", "is not used by RATE_CHANGE"),
+    (dict(kind=INC, quantity=1, hardblock_id=7), "hardblockId", "is not used by INCREASE_ALLOTMENT"),
+    (dict(kind=INC, quantity=1, rate=eur(1)), "rate", "is not used by INCREASE_ALLOTMENT"),
+    (dict(kind=AMEND, quantity=1, hardblock_id=7, rate=eur(1)), "rate", "is not used by BLOCK_AMENDMENT"),
+]
+
+
+def event_input(kind, start=0, end=2, **fields):
+    return dict(kind=kind, start=d(start), end=d(end), **fields)
+
+
+@pytest.mark.parametrize("fields", VALID)
+def test_valid_event_inputs(fields):
+    assert check_event(**event_input(**fields)) is None
+    validate_event(**event_input(**fields))
+
+
+@pytest.mark.parametrize(("fields", "field", "message"), INVALID)
+def test_invalid_event_inputs_name_the_field(fields, field, message):
+    problem = check_event(**event_input(**fields))
+    assert (problem.field, problem.message) == (field, message)
+    with pytest.raises(InvalidInput) as raised:
+        validate_event(**event_input(**fields))
+    assert (raised.value.field, raised.value.message) == (field, message)
+    assert str(raised.value) == f"{field}: {message}"
+
+
+def test_the_total_order_is_effective_time_then_id():
+    noon = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    late_low_id = rate_change(1, 0, 1, 10, at=noon.replace(hour=13))
+    tie_high_id = rate_change(9, 0, 1, 10, at=noon)
+    tie_low_id = rate_change(5, 0, 1, 10, at=noon)
+    assert sorted([late_low_id, tie_high_id, tie_low_id], key=order_key) == [tie_low_id, tie_high_id, late_low_id]
+
+
+def test_live_events_drop_the_voided_and_come_in_total_order():
+    first, second, third = increase(3, 0, 1, 1), increase(1, 0, 1, 1), increase(2, 0, 1, 1, voided=True)
+    assert live_events([first, second, third]) == [second, first]
+
+
+def test_voiding_marks_the_event_and_cannot_happen_twice():
+    event = increase(1, 0, 1, 1)
+    voided = void_event(event)
+    assert voided == dataclasses.replace(event, voided=True)
+    with pytest.raises(InvalidTransition) as raised:
+        void_event(voided)
+    assert (raised.value.entity, raised.value.state, raised.value.action) == ("allotment event", "voided", "void")

@@ -1,0 +1,51 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain import HardblockStatus, InvalidTransition, check_hardblock, release_at, release_block, release_block_nights
+from tests.domain.factories import NOW, block, d
+
+
+def test_a_night_releases_at_midnight_utc_release_days_before_it():
+    assert release_at(d(10), 3) == datetime.combine(d(7), datetime.min.time(), tzinfo=UTC)
+    assert block(release_days=3).release_at(d(10)) == release_at(d(10), 3)
+
+
+@pytest.mark.parametrize(
+    ("terms", "now", "released"),
+    [
+        (block(release_days=3), release_at(d(2), 3) - timedelta(microseconds=1), False),
+        (block(release_days=3), release_at(d(2), 3), True),
+        (block(release_days=3, released_nights=frozenset({d(2)})), NOW, True),
+        (block(release_days=3, released_nights=frozenset({d(1)})), NOW, False),
+        (block(release_days=3, released_at=NOW), NOW, True),
+    ],
+)
+def test_when_a_night_is_released(terms, now, released):
+    assert terms.is_released(d(2), now) is released
+
+
+def test_releasing_a_block_is_one_way():
+    active = block()
+    assert active.status is HardblockStatus.ACTIVE
+    released = release_block(active, NOW)
+    assert (released.status, released.released_at) == (HardblockStatus.RELEASED, NOW)
+    with pytest.raises(InvalidTransition) as raised:
+        release_block(released, NOW)
+    assert raised.value.state == "RELEASED"
+    with pytest.raises(InvalidTransition):
+        release_block_nights(released, frozenset({d(1)}))
+
+
+def test_releasing_nights_adds_to_those_already_released():
+    once = release_block_nights(block(), frozenset({d(1)}))
+    assert release_block_nights(once, frozenset({d(3)})).released_nights == {d(1), d(3)}
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "rooms", "release_days", "field"),
+    [(0, 3, 1, 0, None), (3, 3, 1, 0, "to"), (0, 3, 0, 0, "rooms"), (0, 3, 2, -1, "releaseDays")],
+)
+def test_check_hardblock(start, end, rooms, release_days, field):
+    problem = check_hardblock(d(start), d(end), rooms, release_days)
+    assert (problem.field if problem else None) == field

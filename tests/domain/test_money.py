@@ -1,0 +1,51 @@
+from decimal import Decimal
+
+import pytest
+
+from domain import CurrencyMismatch, Money, check_money, is_currency_code, money_sum
+
+
+def test_money_multiplies_by_rooms_and_nights():
+    rate = Money(Decimal("99.95"), "EUR")
+    assert rate.times(3) == Money(Decimal("299.85"), "EUR")
+    assert rate.for_stay(rooms=2, nights=3) == Money(Decimal("599.70"), "EUR")
+
+
+def test_amounts_add_up_in_one_currency():
+    assert money_sum([Money(Decimal("1.10"), "USD"), Money(Decimal("2.20"), "USD")], "USD") == Money(
+        Decimal("3.30"), "USD"
+    )
+
+
+def test_an_empty_sum_is_zero_in_the_given_currency():
+    assert money_sum([], "GBP") == Money(Decimal(0), "GBP")
+
+
+def test_mixing_currencies_raises_with_both_currencies():
+    with pytest.raises(CurrencyMismatch) as raised:
+        money_sum([Money(Decimal(1), "EUR"), Money(Decimal(1), "USD")], "EUR")
+    assert (raised.value.expected, raised.value.got) == ("EUR", "USD")
+
+
+@pytest.mark.parametrize(
+    ("code", "valid"),
+    [("EUR", True), ("eur", False), ("EU", False), ("EURO", False), ("E1R", False), ("", False), ("EUR\n", False)],
+)
+def test_currency_codes_are_three_uppercase_letters(code, valid):
+    assert is_currency_code(code) is valid
+
+
+@pytest.mark.parametrize(
+    ("money", "field", "message"),
+    [
+        (Money(Decimal("0"), "EUR"), None, None),
+        (Money(Decimal("12.5"), "EUR"), None, None),
+        (Money(Decimal("-0.01"), "EUR"), "rate.amount", "must not be negative"),
+        (Money(Decimal("NaN"), "EUR"), "rate.amount", "must be a finite decimal"),
+        (Money(Decimal("Infinity"), "EUR"), "rate.amount", "must be a finite decimal"),
+        (Money(Decimal("10"), "eur"), "rate.currency", "must be a 3-letter uppercase ISO currency code"),
+    ],
+)
+def test_check_money(money, field, message):
+    problem = check_money(money, "rate")
+    assert (problem and problem.field, problem and problem.message) == (field, message)
