@@ -104,6 +104,13 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return number
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="staysync",
@@ -123,11 +130,18 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-migrate", action="store_true", help="serve without migrating or seeding")
     serve.set_defaults(run=cmd_serve)
 
-    migrate = commands.add_parser("migrate", help="apply database migrations (alembic upgrade)")
+    migrate = commands.add_parser(
+        "migrate", help="apply database migrations (alembic upgrade)",
+        description="Upgrade the database to a migration revision (the latest by default).",
+    )
     migrate.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
     migrate.set_defaults(run=cmd_migrate)
 
-    seed = commands.add_parser("seed", help="load demo hotels, room types, agencies and contracts")
+    seed = commands.add_parser(
+        "seed", help="load demo hotels, room types, agencies and contracts",
+        description="Load the demo catalogue (3 agencies, 2 hotels, a year of contracts) into a database "
+        "that has no hotels yet.",
+    )
     seed.add_argument("--force", action="store_true", help="seed even if hotels already exist")
     seed.set_defaults(run=cmd_seed)
 
@@ -139,7 +153,7 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--role", required=True, choices=["admin", "operator", "agent"], help="StaySync role claim")
     token.add_argument("--agency", metavar="CODE", help="agency code claim (required for agents)")
     token.add_argument("--uid", help="user id (default: dev-<role> or dev-agent-<agency>)")
-    token.add_argument("--hours", type=int, default=12, help="validity in hours (default: 12)")
+    token.add_argument("--hours", type=_positive_int, default=12, help="validity in hours (default: 12)")
     token.set_defaults(run=cmd_token)
     return root
 
