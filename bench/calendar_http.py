@@ -33,14 +33,12 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
@@ -96,14 +94,6 @@ def server_url() -> tuple[str, str]:
     from db.embedded import start_embedded
 
     return start_embedded(PROJECT_ROOT / ".data" / "bench", database="postgres"), "embedded (.data/bench)"
-
-
-async def admin_sql(server: str, sql: str) -> None:
-    connection = await asyncpg.connect(server)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 @dataclass
@@ -519,18 +509,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.auth import make_emulator_token
     from db import migrate
-    from db.engine import plain_url
+    from db.scratch import create_scratch_database, drop_scratch_database
 
     rnd = random.Random(args.seed)
     server, source = server_url()
-    admin_dsn = make_url(plain_url(server)).render_as_string(hide_password=False)
-    name = f"staysync_bench_{uuid.uuid4().hex[:10]}"
-    url = make_url(admin_dsn).set(database=name).render_as_string(hide_password=False)
+    url = asyncio.run(create_scratch_database(server, "staysync_bench"))
+    name = make_url(url).database
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     log_path = RESULTS_DIR / "calendar_http.server.log"
     print(f"PostgreSQL: {source}; throwaway database {name}", flush=True)
 
-    asyncio.run(admin_sql(admin_dsn, f'CREATE DATABASE "{name}"'))
     process = None
     try:
         migrate.upgrade(url)
@@ -559,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         if process is not None:
             stop_server(process)
         if not args.keep_db:
-            asyncio.run(admin_sql(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(drop_scratch_database(url))
 
     cases = http["cases"]
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     Numeric,
+    Sequence,
     String,
     Text,
     UniqueConstraint,
@@ -304,6 +305,10 @@ class Booking(SQLModel, table=True):
     expires_at: datetime | None = _timestamp()
     total_amount: Decimal = _money()
     currency: str = _currency()
+
+
+# Numbers sale orders (SO-<year>-<n>): gapless is not promised, unique is.
+SALE_ORDER_NUMBER_SEQ = Sequence("sale_order_number_seq", metadata=SQLModel.metadata)
 
 
 class SaleOrder(SQLModel, table=True):

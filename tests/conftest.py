@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from app.settings import PROJECT_ROOT, Settings
 from db import migrate
-from db.engine import create_engine, plain_url, session_factory
+from db.engine import create_engine, session_factory
+from db.scratch import create_scratch_database, drop_scratch_database
 from tests.support import EMULATOR_HOST, PROJECT_ID, GraphQL
 
 TABLES = (
@@ -40,22 +38,10 @@ def _server_url() -> str:
 
 @pytest.fixture(scope="session")
 def database_url() -> Any:
-    server = make_url(plain_url(_server_url()))
-    name = f"staysync_test_{uuid.uuid4().hex[:10]}"
-    admin_dsn = server.render_as_string(hide_password=False)
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
+    url = asyncio.run(create_scratch_database(_server_url(), "staysync_test"))
     migrate.upgrade(url)
     yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(drop_scratch_database(url))
 
 
 @pytest.fixture(scope="session")

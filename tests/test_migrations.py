@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from db import migrate, models  # noqa: F401  (models register the tables)
 from db.engine import create_engine, plain_url
+from db.scratch import create_scratch_database, drop_scratch_database
 
 
 @pytest.fixture
 def empty_database(database_url: str):
-    server = make_url(plain_url(database_url))
-    name = f"staysync_migrations_{uuid.uuid4().hex[:8]}"
-    admin_dsn = server.render_as_string(hide_password=False)
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield server.set(database=name).render_as_string(hide_password=False)
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    url = asyncio.run(create_scratch_database(database_url, "staysync_migrations"))
+    yield url
+    asyncio.run(drop_scratch_database(url))
 
 
 async def _tables(url: str) -> set[str]:

@@ -7,11 +7,17 @@ rolled back by then, so a failure changes nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from app.api.types import RoomType
+from db import models
 from db.inventory import LockTimeout as LockTimeoutError
+
+if TYPE_CHECKING:
+    from app.api.hardblocks import Hardblock
 
 
 @strawberry.interface(description="A business failure returned as data (not as a top-level error).")
@@ -40,6 +46,36 @@ class LockTimeout(UserError):
     retryable: bool = True
 
 
+@strawberry.type(description="One night on which the request wanted more rooms than are available.")
+class Shortfall:
+    room_type: RoomType
+    date: date
+    requested: int
+    available: int
+    hardblock_row: strawberry.Private[models.Hardblock | None] = None
+
+    @strawberry.field(description="The hardblock the rooms were asked from; null for the pool.")
+    def hardblock(self) -> Annotated[Hardblock, strawberry.lazy("app.api.hardblocks")] | None:
+        from app.api.hardblocks import Hardblock
+
+        return Hardblock.from_row(self.hardblock_row) if self.hardblock_row else None
+
+
+@strawberry.type(description="Not enough rooms: nothing was booked. `shortfalls` lists every night short.")
+class SoldOut(UserError):
+    shortfalls: list[Shortfall]
+
+
+@strawberry.type(description="This idempotency key was already used for a different request.")
+class IdempotencyConflict(UserError):
+    idempotency_key: str
+
+
+@strawberry.type(description="The hold lapsed before it was confirmed; its rooms went back on sale.")
+class BookingExpired(UserError):
+    expired_at: datetime | None
+
+
 class InvalidInputError(Exception):
     def __init__(self, field: str | None, message: str) -> None:
         super().__init__(message)
@@ -56,6 +92,21 @@ class InvalidTransitionError(Exception):
     def __init__(self, message: str, status: str | None = None) -> None:
         super().__init__(message)
         self.message, self.status = message, status
+
+
+class SoldOutError(Exception):
+    def __init__(self, shortfalls: list[Shortfall]) -> None:
+        nights = ", ".join(f"{s.room_type.code} {s.date.isoformat()} ({s.requested} > {s.available})"
+                           for s in shortfalls[:5])
+        more = f" and {len(shortfalls) - 5} more" if len(shortfalls) > 5 else ""
+        super().__init__(f"not enough rooms: {nights}{more}")
+        self.message, self.shortfalls = str(self), shortfalls
+
+
+class IdempotencyConflictError(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.message, self.key = str(self), key
 
 
 class _InvalidInputHandler(strawberry.ExceptionHandler[InvalidInputError, InvalidInput]):
@@ -78,4 +129,18 @@ class _LockTimeoutHandler(strawberry.ExceptionHandler[LockTimeoutError, LockTime
         return LockTimeout(message=f"{exception}; retry the request", code="LOCK_TIMEOUT")
 
 
-HANDLERS = (_InvalidInputHandler(), _NotFoundHandler(), _InvalidTransitionHandler(), _LockTimeoutHandler())
+class _SoldOutHandler(strawberry.ExceptionHandler[SoldOutError, SoldOut]):
+    def handle(self, exception: SoldOutError, **_: Any) -> SoldOut:
+        return SoldOut(message=exception.message, code="SOLD_OUT", shortfalls=exception.shortfalls)
+
+
+class _IdempotencyConflictHandler(strawberry.ExceptionHandler[IdempotencyConflictError, IdempotencyConflict]):
+    def handle(self, exception: IdempotencyConflictError, **_: Any) -> IdempotencyConflict:
+        return IdempotencyConflict(message=exception.message, code="IDEMPOTENCY_CONFLICT",
+                                   idempotency_key=exception.key)
+
+
+HANDLERS = (
+    _InvalidInputHandler(), _NotFoundHandler(), _InvalidTransitionHandler(), _LockTimeoutHandler(),
+    _SoldOutHandler(), _IdempotencyConflictHandler(),
+)

@@ -200,8 +200,8 @@ def _reject_input(value: Any) -> Any:
 
 # A whole list as one scalar: graphql-core completes it once instead of once per night, which is
 # what lets a 50 x 365 grid serialise at close to json.dumps speed (see bench/calendar_http.py).
-Series = strawberry.scalar(
-    NewType("Series", list),
+Series = NewType("Series", list)
+SERIES_SCALAR = strawberry.scalar(
     name="Series",
     description="A JSON array with one entry per night of the calendar, in date order.",
     serialize=_identity,

@@ -22,9 +22,10 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from app.api.audit import AuditQuery
+from app.api.booking_mutations import BookingMutation, BookingQuery
 from app.api.catalog import CatalogMutation, CatalogQuery
 from app.api.errors import HANDLERS
-from app.api.inventory import InventoryMutation
+from app.api.inventory import SERIES_SCALAR, InventoryMutation, Series
 from app.api.permissions import AUTHENTICATED, Info, require_principal
 from app.api.types import Role, Viewer
 from app.settings import Settings
@@ -48,8 +49,8 @@ class CoreQuery:
         return Viewer(uid=principal.uid, role=Role(principal.role.value), agency_code=principal.agency_code)
 
 
-Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery))
-Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation))
+Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery))
+Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation))
 
 
 def _mask(error: GraphQLError) -> bool:
@@ -102,7 +103,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         mutation=Mutation,
         extensions=extensions,
         exception_handlers=HANDLERS,
-        config=StrawberryConfig(disable_field_suggestions=settings.production),
+        config=StrawberryConfig(
+            disable_field_suggestions=settings.production, scalar_map={Series: SERIES_SCALAR}
+        ),
     )
 
 

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from app.settings import Settings
 from db import migrate
-from db.engine import plain_url
+from db import scratch
 
 SECRET = "hunter2-not-for-clients"
 
@@ -35,19 +32,8 @@ async def serving(settings: Settings, database_url: str) -> AsyncIterator[httpx.
 async def scratch_database(database_url: str) -> AsyncIterator[str]:
     """An empty, unmigrated database on the test server, dropped afterwards (once per module:
     dropping a database makes the server checkpoint, slow on a busy server)."""
-    admin_dsn = plain_url(database_url)
-    name = f"staysync_health_{uuid.uuid4().hex[:10]}"
-    connection = await asyncpg.connect(admin_dsn)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    yield make_url(admin_dsn).set(database=name).render_as_string(hide_password=False)
-    connection = await asyncpg.connect(admin_dsn)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    async with scratch.scratch_database(database_url, "staysync_health") as url:
+        yield url
 
 
 def closed_loopback_port() -> int:
