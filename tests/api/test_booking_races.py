@@ -21,6 +21,7 @@ import uvicorn
 from sqlalchemy import func, select, update
 
 import db.inventory
+from app.api import booking_mutations
 from app.api.booking_mutations import sweep_expired_holds
 from app.api.ids import decode_id
 from app.broadcast import Broadcast
@@ -113,8 +114,21 @@ async def test_the_last_rooms_are_never_sold_twice(gql, http, sessions):
     assert column(cal, "STD", "overcommitted") == [0, 0]
 
 
-async def test_without_the_inventory_lock_the_same_race_overbooks(gql, http, sessions):
-    """Proves the race above is real: without the lock, the same requests sell rooms twice."""
+async def test_without_the_inventory_lock_the_same_race_overbooks(gql, http, sessions, monkeypatch):
+    """Proves the race above is real: without the lock, the same requests sell rooms twice.
+
+    On a fast server (a Unix socket) the requests can happen not to overlap; a short pause after
+    the availability read widens the window between read and write that the lock closes, so the
+    overbooking shows every time instead of by chance.
+    """
+    read = booking_mutations.load_inventory
+
+    async def slow_read(*args: Any, **kwargs: Any) -> Any:
+        snapshot = await read(*args, **kwargs)
+        await asyncio.sleep(0.02)
+        return snapshot
+
+    monkeypatch.setattr(booking_mutations, "load_inventory", slow_read)
     db.inventory.locking_enabled = False
     try:
         outcomes, held, hotel = await race_for_the_last_rooms(gql, http, sessions)
