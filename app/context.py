@@ -41,11 +41,6 @@ class Context:
             self._loaders = Loaders(self.sessions)
         return self._loaders
 
-    def fresh_loaders(self) -> Loaders:
-        """New caches (a websocket context lives for the whole connection)."""
-        self._loaders = None
-        return self.loaders
-
     async def may_see(self, agency_id: int) -> bool:
         """Staff see every agency's bookings and blocks; agents only their own agency's."""
         principal = self.principal

@@ -15,7 +15,7 @@ from app.api.errors import InvalidInput, InvalidInputError, NotFound, NotFoundEr
 from app.api.ids import decode_id
 from app.api.pagination import paginate
 from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info
-from app.api.types import Agency, Hotel, Money, MoneyInput, RoomType
+from app.api.types import Agency, Hotel, Money, MoneyInput, RoomType, load_hotel, load_room_type
 from db import audit, models
 from db.engine import transaction
 from db.inventory import bump_version, lock_room_types
@@ -87,11 +87,11 @@ class Contract(relay.Node):
 
     @strawberry.field
     async def hotel(self, info: Info) -> Hotel:
-        return Hotel.from_row(await info.context.loaders.hotel.load(self.hotel_id))
+        return await load_hotel(info, self.hotel_id)
 
     @strawberry.field
     async def room_type(self, info: Info) -> RoomType:
-        return RoomType.from_row(await info.context.loaders.room_type.load(self.room_type_id))
+        return await load_room_type(info, self.room_type_id)
 
     @staticmethod
     def from_row(row: models.Contract) -> Contract:
@@ -178,7 +178,7 @@ class CatalogQuery:
             statement = statement.where(models.Agency.code == principal.agency_code)
         async with info.context.sessions() as session:
             rows = (await session.execute(statement)).scalars().all()
-        return [Agency(id=row.id, code=row.code, name=row.name) for row in rows]
+        return [Agency.from_row(row) for row in rows]
 
     @strawberry.field(permission_classes=AUTHENTICATED)
     async def hotels(self, info: Info) -> list[Hotel]:
@@ -229,13 +229,13 @@ class CatalogMutation:
             if existing is not None:
                 if existing.name != name:
                     raise InvalidInputError("code", f"agency {code} already exists (as {existing.name!r})")
-                return Agency(id=existing.id, code=existing.code, name=existing.name)  # a retry: nothing to do
+                return Agency.from_row(existing)  # a retry: nothing to do
             agency = models.Agency(code=code, name=name)
             session.add(agency)
             await session.flush()
             audit.record(session, info.context.actor, "agency.created", "Agency", agency.id,
                          after=audit.snapshot(agency, "code", "name"))
-        return Agency(id=agency.id, code=agency.code, name=agency.name)
+        return Agency.from_row(agency)
 
     @strawberry.mutation(permission_classes=ADMIN)
     async def upsert_hotel(self, info: Info, input: UpsertHotelInput) -> UpsertHotelResult:

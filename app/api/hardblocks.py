@@ -12,7 +12,7 @@ from strawberry import relay
 
 from app.api.bookings import Booking, visible_rows
 from app.api.permissions import Info
-from app.api.types import Agency, Hotel, Money, RoomType
+from app.api.types import Agency, Hotel, Money, RoomType, load_agency, load_hotel, load_room_type
 from db import models
 
 
@@ -42,16 +42,15 @@ class Hardblock(relay.Node):
 
     @strawberry.field
     async def agency(self, info: Info) -> Agency:
-        row = await info.context.loaders.agency.load(self.row.agency_id)
-        return Agency(id=row.id, code=row.code, name=row.name)
+        return await load_agency(info, self.row.agency_id)
 
     @strawberry.field
     async def hotel(self, info: Info) -> Hotel:
-        return Hotel.from_row(await info.context.loaders.hotel.load(self.row.hotel_id))
+        return await load_hotel(info, self.row.hotel_id)
 
     @strawberry.field
     async def room_type(self, info: Info) -> RoomType:
-        return RoomType.from_row(await info.context.loaders.room_type.load(self.row.room_type_id))
+        return await load_room_type(info, self.row.room_type_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:

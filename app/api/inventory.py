@@ -22,7 +22,7 @@ from app.api.errors import InvalidInput, InvalidInputError, InvalidTransitionErr
 from app.api.hardblocks import Hardblock, HardblockSlot
 from app.api.ids import decode_id
 from app.api.permissions import STAFF, Info
-from app.api.types import Money, MoneyInput, RoomType
+from app.api.types import Money, MoneyInput, RoomType, load_room_type
 from app.context import Context
 from db import audit, models
 from db.calendar import InventorySnapshot, booking_line, load_inventory
@@ -329,7 +329,7 @@ class AllotmentEvent(relay.Node):
 
     @strawberry.field
     async def room_type(self, info: Info) -> RoomType:
-        return RoomType.from_row(await info.context.loaders.room_type.load(self.row.room_type_id))
+        return await load_room_type(info, self.row.room_type_id)
 
     @strawberry.field
     async def hardblock(self, info: Info) -> Hardblock | None:

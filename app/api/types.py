@@ -59,10 +59,14 @@ class Agency(relay.Node):
     name: str
 
     @staticmethod
+    def from_row(row: models.Agency) -> Agency:
+        return Agency(id=row.id, code=row.code, name=row.name)
+
+    @staticmethod
     def visible(row: models.Agency, principal: Principal | None) -> Agency | None:
         if principal is None or (not principal.is_staff and principal.agency_code != row.code):
             return None
-        return Agency(id=row.id, code=row.code, name=row.name)
+        return Agency.from_row(row)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
@@ -78,7 +82,7 @@ class RoomType(relay.Node):
 
     @strawberry.field
     async def hotel(self, info: Info) -> Hotel:
-        return Hotel.from_row(await info.context.loaders.hotel.load(self.hotel_id))
+        return await load_hotel(info, self.hotel_id)
 
     @staticmethod
     def from_row(row: models.RoomType, principal: Principal | None = None) -> RoomType:
@@ -140,3 +144,17 @@ async def _agency_by_code(info: Info, code: str) -> Agency | None:
     async with info.context.sessions() as session:
         row = (await session.execute(select(models.Agency).where(models.Agency.code == code))).scalar_one_or_none()
     return Agency.visible(row, info.context.principal) if row else None
+
+
+# The parents of bookings, blocks, contracts and events, through the request's loaders. Only
+# called from an entity the caller may already see, so the agency needs no further check.
+async def load_agency(info: Info, pk: int) -> Agency:
+    return Agency.from_row(await info.context.loaders.agency.load(pk))
+
+
+async def load_hotel(info: Info, pk: int) -> Hotel:
+    return Hotel.from_row(await info.context.loaders.hotel.load(pk))
+
+
+async def load_room_type(info: Info, pk: int) -> RoomType:
+    return RoomType.from_row(await info.context.loaders.room_type.load(pk))
