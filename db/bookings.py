@@ -147,8 +147,9 @@ _LAPSED = text(
 
 async def expire_lapsed_holds(
     session: AsyncSession, now: datetime, lock_timeout_ms: int, *, limit: int = 200
-) -> tuple[list[int], list[InventoryChange]]:
+) -> tuple[list[tuple[int, int]], list[InventoryChange]]:
     """One sweep: mark up to `limit` lapsed holds EXPIRED. Safe with several workers.
+    Returns the expired (group id, agency id) pairs and the inventory changes per hotel.
 
     The candidates are read without locks, then their room types are locked (sorted), and only
     then are the groups re-read FOR UPDATE SKIP LOCKED, still HELD and lapsed: the same lock
@@ -188,4 +189,4 @@ async def expire_lapsed_holds(
             start=min(row.check_in for row in rows),
             end=max(row.check_out for row in rows),
         ))
-    return sorted(expired), changes
+    return sorted((group.id, group.agency_id) for group in groups), changes

@@ -38,11 +38,11 @@ from app.api.errors import (
     SoldOutError,
 )
 from app.api.ids import decode_id
-from app.api.inventory import publish_inventory_change
 from app.api.pagination import paginate
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.types import RoomType
 from app.context import Context
+from app.publish import publish_booking_group_change, publish_inventory_change
 from db import audit, models
 from db.bookings import (
     GroupScope,
@@ -313,8 +313,9 @@ def _money_snapshot(value: Money) -> dict[str, str]:
     return {"amount": f"{value.amount:.2f}", "currency": value.currency}
 
 
-async def _publish(context: Context, scope: GroupScope, version: int) -> None:
+async def _publish(context: Context, scope: GroupScope, version: int, group: models.BookingGroup) -> None:
     await publish_inventory_change(context, scope.hotel_id, version, scope.room_type_ids, scope.start, scope.end)
+    await publish_booking_group_change(context, group.id, group.agency_id)
 
 
 # --- mutations -----------------------------------------------------------------------------------
@@ -389,7 +390,7 @@ class BookingMutation:
             await session.flush()
             await attach_idempotency_key(session, agency.code, key, group.id)
             version = await bump_version(session, scope.hotel_id)
-        await _publish(context, scope, version)
+        await _publish(context, scope, version, group)
         return BookingGroup.from_row(group)
 
     @strawberry.mutation(
@@ -425,7 +426,7 @@ class BookingMutation:
                     version = await bump_version(session, scope.hotel_id)
                 result = SaleOrder.from_row(order)
         if version is not None:
-            await _publish(context, scope, version)
+            await _publish(context, scope, version, group)
         return result
 
     @strawberry.mutation(
@@ -469,7 +470,7 @@ class BookingMutation:
                 await session.flush()
                 version = await bump_version(session, scope.hotel_id)
         if version is not None:
-            await _publish(context, scope, version)
+            await _publish(context, scope, version, group)
         return BookingGroup.from_row(group)
 
 
@@ -552,7 +553,9 @@ async def sweep_expired_holds(context: Context, *, limit: int = 200) -> list[int
     for change in changes:
         await publish_inventory_change(context, change.hotel_id, change.version, change.room_type_ids,
                                        change.start, change.end)
-    return expired
+    for group_id, agency_id in expired:
+        await publish_booking_group_change(context, group_id, agency_id)
+    return [group_id for group_id, _ in expired]
 
 
 async def run_expiry_sweeper(context: Context, interval_s: float = SWEEP_INTERVAL_S, *, batch: int = 200) -> None:

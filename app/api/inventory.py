@@ -24,6 +24,7 @@ from app.api.ids import decode_id
 from app.api.permissions import STAFF, Info
 from app.api.types import Money, MoneyInput, RoomType, load_room_type
 from app.context import Context
+from app.publish import publish_inventory_change
 from db import audit, models
 from db.calendar import InventorySnapshot, booking_line, load_inventory
 from db.engine import transaction
@@ -368,18 +369,6 @@ RecordAllotmentEventResult = Annotated[
 VoidAllotmentEventResult = Annotated[
     AllotmentEvent | InvalidTransition | NotFound, strawberry.union("VoidAllotmentEventResult")
 ]
-
-
-async def publish_inventory_change(
-    context: Context, hotel_id: int, version: int, room_type_ids: list[int], start: date, end: date
-) -> None:
-    """After commit: tell subscribers which cells changed (ids and a range, never whole payloads)."""
-    message = json.dumps({"hotelId": hotel_id, "version": version, "roomTypeIds": sorted(room_type_ids),
-                          "from": start.isoformat(), "to": end.isoformat()})
-    try:
-        await context.broadcast.publish(f"inventory.{hotel_id}", message)
-    except Exception:  # the write is committed; a lost notification is caught by version gaps
-        log.exception("could not publish inventory change of hotel %s", hotel_id)
 
 
 @strawberry.type
