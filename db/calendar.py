@@ -25,6 +25,7 @@ from domain import (
     HardblockTerms,
     Money,
     compute_calendar,
+    effective_released_nights,
 )
 
 COUNTING_STATUSES = (BookingStatus.HELD.value, BookingStatus.CONFIRMED.value)
@@ -113,28 +114,33 @@ async def load_inventory(
         overlapping(models.Hardblock, models.Hardblock.start_date, models.Hardblock.end_date)
         .order_by(models.Hardblock.id)
     )).scalars())
-    releases: dict[int, set[date]] = {}
+    releases: dict[int, dict[date, datetime]] = {}
     rows = await session.execute(
-        select(models.HardblockNightRelease.hardblock_id, models.HardblockNightRelease.night).where(
+        select(models.HardblockNightRelease.hardblock_id, models.HardblockNightRelease.night,
+               models.HardblockNightRelease.released_at).where(
             models.HardblockNightRelease.hardblock_id.in_([b.id for b in hardblocks]),
             models.HardblockNightRelease.night >= start,
             models.HardblockNightRelease.night < end,
         )
     )
-    for block_id, night in rows:
-        releases.setdefault(block_id, set()).add(night)
+    for block_id, night, released_at in rows:
+        releases.setdefault(block_id, {})[night] = released_at
     bookings = list((await session.execute(
         overlapping(models.Booking, models.Booking.check_in, models.Booking.check_out)
         .where(models.Booking.status.in_(COUNTING_STATUSES))
         .order_by(models.Booking.id)
     )).scalars())
+    event_list = [event_terms(row) for row in events]
     return InventorySnapshot(
         version=await current_version(session, hotel_id),
         room_types=room_types,
         contracts=[contract_terms(row) for row in contracts],
-        events=[event_terms(row) for row in events],
+        events=event_list,
         hardblocks=hardblocks,
-        hardblock_terms=[hardblock_terms(b, frozenset(releases.get(b.id, ()))) for b in hardblocks],
+        hardblock_terms=[
+            hardblock_terms(b, effective_released_nights(b.id, releases.get(b.id, {}), event_list))
+            for b in hardblocks
+        ],
         bookings=bookings,
         booking_lines=[booking_line(row) for row in bookings],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import NamedTuple
 
 from domain.bookings import BookingLine
 from domain.budget import CalendarRow, HardblockSlot, compute_hardblock_slots
-from domain.errors import OutsideCalendar
+from domain.errors import InvalidInput, OutsideCalendar
 from domain.events import AllotmentEvent, EventKind
 from domain.hardblocks import HardblockTerms
 from domain.nights import nights as nights_of
@@ -94,6 +95,7 @@ def block_shortfalls(
 class SlotConflict(StrEnum):
     BLOCK_UNDERFLOW = "BLOCK_UNDERFLOW"  # the block would hold fewer rooms than are booked from it
     SOLD_OUT = "SOLD_OUT"  # growing the block needs more than the pool has available
+    RELEASED = "RELEASED"  # growing a night past its release time: its unsold rooms are back in the pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,7 @@ class SlotDiff:
     after: int
     delta: int
     conflict: SlotConflict | None
+    needed: int = 0  # rooms the change takes from the pool on this night
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +113,22 @@ class AmendmentPreview:
     feasible: bool
     slots: tuple[SlotDiff, ...]
 
+    def nights_with(self, conflict: SlotConflict) -> list[SlotDiff]:
+        return [diff for diff in self.slots if diff.conflict is conflict]
+
 
 def diff_slots(
     before: Iterable[HardblockSlot],
     after: Iterable[HardblockSlot],
     pool: CalendarRow,
     nights: Iterable[dt.date],
+    now: dt.datetime,
 ) -> list[SlotDiff]:
     """The change of a block's sizes on `nights` (sorted, each once) and what blocks it.
 
     A night missing from a side has size 0 there. Shrinking below the booked rooms is an
-    underflow; taking more from the pool (HardblockSlot.committed) than it has is a sell-out.
+    underflow; growing a night whose release time has passed is refused (it would release
+    again at once); taking more from the pool (HardblockSlot.committed) than it has is a sell-out.
     """
     old = {slot.date: slot for slot in before}
     new = {slot.date: slot for slot in after}
@@ -134,9 +142,11 @@ def diff_slots(
         conflict = None
         if size_after < size_before and size_after < booked:
             conflict = SlotConflict.BLOCK_UNDERFLOW
+        elif size_after > size_before and now >= cur.release_at:  # type: ignore[union-attr]
+            conflict = SlotConflict.RELEASED
         elif need > 0 and need > pool.available[pool.index(night)]:
             conflict = SlotConflict.SOLD_OUT
-        diffs.append(SlotDiff(night, size_before, size_after, size_after - size_before, conflict))
+        diffs.append(SlotDiff(night, size_before, size_after, size_after - size_before, conflict, max(need, 0)))
     return diffs
 
 
@@ -164,6 +174,26 @@ def proposed_amendments(
     ]
 
 
+def preview_change(
+    before: tuple[HardblockTerms, Sequence[AllotmentEvent]],
+    after: tuple[HardblockTerms, Sequence[AllotmentEvent]],
+    bookings: Sequence[BookingLine],
+    pool: CalendarRow,
+    touched: Iterable[dt.date],
+    now: dt.datetime,
+) -> AmendmentPreview:
+    """The diff grid between two states (terms, events) of one block on the nights `touched`.
+    `pool` is the calendar row of the block's room type over those nights, with the block as is."""
+    touched = sorted(set(touched))
+    if not touched:
+        return AmendmentPreview(True, ())
+    start, end = touched[0], touched[-1] + dt.timedelta(days=1)
+    old = compute_hardblock_slots(*before, bookings, start, end, now)
+    new = compute_hardblock_slots(*after, bookings, start, end, now)
+    diffs = diff_slots(old, new, pool, touched, now)
+    return AmendmentPreview(all(d.conflict is None for d in diffs), tuple(diffs))
+
+
 def preview_amendment(
     block: HardblockTerms,
     changes: Sequence[tuple[dt.date, dt.date, int]],
@@ -172,15 +202,44 @@ def preview_amendment(
     pool: CalendarRow,
     now: dt.datetime,
 ) -> AmendmentPreview:
-    """The diff grid of an amendment on the nights it touches, written nowhere. `pool` is the
-    calendar row of the block's room type covering those nights, computed with the block as is."""
+    """The diff grid of an amendment on the nights it touches, written nowhere. An amendment
+    sets the nights it names, released or not: a released night it touches is re-grown."""
     proposed = proposed_amendments(block, changes, events, now)
     touched = {day for e in proposed for day in nights_of(e.start, e.end)}
-    if not touched:
-        return AmendmentPreview(True, ())
-    start, end = min(touched), max(touched)
-    end = dt.date.fromordinal(end.toordinal() + 1)
-    before = compute_hardblock_slots(block, events, bookings, start, end, now)
-    after = compute_hardblock_slots(block, [*events, *proposed], bookings, start, end, now)
-    diffs = diff_slots(before, after, pool, touched)
-    return AmendmentPreview(all(d.conflict is None for d in diffs), tuple(diffs))
+    regrown = dataclasses.replace(block, released_nights=block.released_nights - touched)
+    return preview_change((block, events), (regrown, [*events, *proposed]), bookings, pool, touched, now)
+
+
+def extension(slots: Sequence[HardblockSlot], nights: int, fallback_rooms: int) -> tuple[dt.date, dt.date, int]:
+    """The change adding `nights` nights after a block's last night (`slots`: its whole span),
+    at the size of its last night with rooms (`fallback_rooms` when it has none)."""
+    if nights <= 0:
+        raise InvalidInput("nights", "must be positive")
+    sized = [slot for slot in slots if slot.size > 0]
+    rooms = sized[-1].size if sized else fallback_rooms
+    start = slots[-1].date + dt.timedelta(days=1)
+    return start, start + dt.timedelta(days=nights), rooms
+
+
+def returned_rooms(
+    block: HardblockTerms, slots: Sequence[HardblockSlot], rooms: int, now: dt.datetime
+) -> list[tuple[dt.date, dt.date, int]]:
+    """The changes that give `rooms` rooms of every night of `slots` back to the pool: each night
+    shrinks by that much (runs of equal sizes become one change). Nights already released have
+    nothing left to give back."""
+    if rooms <= 0:
+        raise InvalidInput("rooms", "must be positive")
+    released = [slot.date.isoformat() for slot in slots if block.is_released(slot.date, now)]
+    if released:
+        raise InvalidInput("dates", f"already released, nothing to give back: {', '.join(released)}")
+    small = [f"{slot.date.isoformat()} ({slot.size})" for slot in slots if slot.size < rooms]
+    if small:
+        raise InvalidInput("rooms", f"the block holds fewer than {rooms} rooms on {', '.join(small)}")
+    changes: list[tuple[dt.date, dt.date, int]] = []
+    for slot in slots:
+        end = slot.date + dt.timedelta(days=1)
+        if changes and changes[-1][1] == slot.date and changes[-1][2] == slot.size - rooms:
+            changes[-1] = (changes[-1][0], end, changes[-1][2])
+        else:
+            changes.append((slot.date, end, slot.size - rooms))
+    return changes

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from domain.errors import InvalidInput, InvalidTransition
-from domain.nights import check_range, midnight_utc
+from domain.events import AllotmentEvent, EventKind
+from domain.nights import check_range, midnight_utc, nights
 
 
 class HardblockStatus(StrEnum):
@@ -26,7 +28,8 @@ class HardblockTerms:
     """Baseline size `rooms` on [start, end); BLOCK_AMENDMENT events override it per night.
 
     `released_at` set: the whole block was released then. `released_nights`: nights released
-    by hand. Every other night releases itself at `release_at(night, release_days)`.
+    by hand and not re-grown since (see `effective_released_nights`). Every other night
+    releases itself at `release_at(night, release_days)`.
     """
 
     id: int
@@ -48,6 +51,22 @@ class HardblockTerms:
 
     def is_released(self, night: date, now: datetime) -> bool:
         return self.released_at is not None or night in self.released_nights or now >= self.release_at(night)
+
+
+def effective_released_nights(
+    hardblock_id: int, releases: Mapping[date, datetime], events: Iterable[AllotmentEvent]
+) -> frozenset[date]:
+    """The nights whose manual release still stands: released (at the time given) and not set
+    again by a live amendment of the block effective after that. An amendment is how a released
+    night is re-grown, and it checks the pool; voiding it brings the release back."""
+    amended: dict[date, datetime] = {}
+    for event in events:
+        if event.kind is not EventKind.BLOCK_AMENDMENT or event.hardblock_id != hardblock_id or event.voided:
+            continue
+        for night in nights(event.start, event.end):
+            if night in releases:
+                amended[night] = max(event.effective_at, amended.get(night, event.effective_at))
+    return frozenset(night for night, at in releases.items() if night not in amended or at > amended[night])
 
 
 def release_block(block: HardblockTerms, now: datetime) -> HardblockTerms:

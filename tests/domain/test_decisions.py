@@ -16,10 +16,15 @@ from domain import (
     SlotDiff,
     block_shortfalls,
     compute_hardblock_slots,
+    InvalidInput,
     diff_slots,
+    extension,
     pool_shortfalls,
     preview_amendment,
+    preview_change,
     proposed_amendments,
+    release_at,
+    returned_rooms,
 )
 from tests.domain.factories import NOW, amend, block, booking, calendar, contract, d, increase, stop_sell
 
@@ -109,7 +114,7 @@ def test_growing_within_the_pool_and_extending_is_feasible():
     result = preview([(d(1), d(3), 4), (d(3), d(4), 4)])
     assert result == AmendmentPreview(
         feasible=True,
-        slots=(SlotDiff(d(1), 2, 4, 2, None), SlotDiff(d(2), 2, 4, 2, None), SlotDiff(d(3), 0, 4, 4, None)),
+        slots=(SlotDiff(d(1), 2, 4, 2, None, 2), SlotDiff(d(2), 2, 4, 2, None, 2), SlotDiff(d(3), 0, 4, 4, None, 4)),
     )
 
 
@@ -134,10 +139,24 @@ def test_removing_unbooked_nights_and_the_last_change_winning_are_fine():
     assert [(x.before, x.after) for x in result.slots] == [(2, 0), (2, 0), (2, 2)]
 
 
-def test_growing_a_released_night_takes_nothing_from_the_pool():
+def test_an_amendment_regrows_a_released_night_only_from_the_pool():
     terms = block(start=0, end=3, rooms=2, released_nights=frozenset({d(1)}))
-    result = preview([(d(1), d(2), 9)], pool_allotment=0, terms=terms)
-    assert result == AmendmentPreview(True, (SlotDiff(d(1), 2, 9, 7, None),))
+    # released: the block's 2 rooms went back, so the pool has all 4; 9 needs 9 of them
+    assert preview([(d(1), d(2), 9)], terms=terms) == AmendmentPreview(
+        False, (SlotDiff(d(1), 2, 9, 7, SlotConflict.SOLD_OUT, 9),))
+    assert preview([(d(1), d(2), 3)], terms=terms) == AmendmentPreview(True, (SlotDiff(d(1), 2, 3, 1, None, 3),))
+
+
+def test_growing_a_night_past_its_release_time_is_refused_but_shrinking_it_is_not():
+    terms = block(start=0, end=3, rooms=2, release_days=3)
+    late = release_at(d(1), 3)
+    rows = calendar([contract(allotment=4)], [], [terms], [], start=-2, end=6, now=late)
+    grow = preview_amendment(terms, [(d(0), d(2), 3)], [], [], rows[1], late)
+    assert [(x.date, x.conflict, x.needed) for x in grow.slots] == [
+        (d(0), SlotConflict.RELEASED, 0), (d(1), SlotConflict.RELEASED, 0)]
+    shrink = preview_amendment(terms, [(d(1), d(3), 1)], [], [], rows[1], late)
+    assert shrink.feasible and [x.delta for x in shrink.slots] == [-1, -1]
+    assert shrink.nights_with(SlotConflict.RELEASED) == []
 
 
 def test_no_changes_preview_nothing():
@@ -151,7 +170,7 @@ def test_the_diff_of_reverting_an_amendment():
     rows = calendar([contract(allotment=4)], [extension], [terms], bookings, start=-2, end=6)
     current = compute_hardblock_slots(terms, [extension], bookings, None, None, NOW)
     reverted = compute_hardblock_slots(terms, [dataclasses.replace(extension, voided=True)], bookings, None, None, NOW)
-    assert diff_slots(current, reverted, rows[1], [d(4), d(3), d(4)]) == [
+    assert diff_slots(current, reverted, rows[1], [d(4), d(3), d(4)], NOW) == [
         SlotDiff(d(3), 2, 0, -2, None),
         SlotDiff(d(4), 2, 0, -2, SlotConflict.BLOCK_UNDERFLOW),
     ]
@@ -162,7 +181,54 @@ def test_a_night_missing_from_one_side_has_size_zero_there():
     terms = block(start=0, end=2, rooms=3)
     rows = calendar([contract(allotment=3), contract(id=2, start=1, end=2, allotment=1)], start=0, end=3)
     new = compute_hardblock_slots(terms, [], [], None, None, NOW)
-    assert diff_slots([], new, rows[1], [d(0), d(1)]) == [SlotDiff(d(0), 0, 3, 3, None), SlotDiff(d(1), 0, 3, 3, None)]
-    assert diff_slots(new, [], rows[1], [d(1), d(2)]) == [SlotDiff(d(1), 3, 0, -3, None), SlotDiff(d(2), 0, 0, 0, None)]
+    assert diff_slots([], new, rows[1], [d(0), d(1)], NOW) == [
+        SlotDiff(d(0), 0, 3, 3, None, 3), SlotDiff(d(1), 0, 3, 3, None, 3)]
+    assert diff_slots(new, [], rows[1], [d(1), d(2)], NOW) == [
+        SlotDiff(d(1), 3, 0, -3, None), SlotDiff(d(2), 0, 0, 0, None)]
     smaller = calendar([contract(allotment=2)], start=0, end=3)
-    assert [x.conflict for x in diff_slots([], new, smaller[1], [d(0), d(1)])] == [SlotConflict.SOLD_OUT] * 2
+    assert [x.conflict for x in diff_slots([], new, smaller[1], [d(0), d(1)], NOW)] == [SlotConflict.SOLD_OUT] * 2
+
+
+def test_reverting_an_amendment_is_previewed_between_two_states():
+    growth = amend(5, 1, 0, 2, 4)
+    terms = block(start=0, end=3, rooms=2)
+    rows = calendar([contract(allotment=4)], [growth], [terms], [], start=-2, end=6)
+    voided = dataclasses.replace(growth, voided=True)
+    result = preview_change((terms, [growth]), (terms, [voided]), [], rows[1], [d(1), d(0)], NOW)
+    assert result == AmendmentPreview(True, (SlotDiff(d(0), 4, 2, -2, None), SlotDiff(d(1), 4, 2, -2, None)))
+    assert preview_change((terms, []), (terms, []), [], rows[1], [], NOW) == AmendmentPreview(True, ())
+
+
+# --- extending and giving rooms back -----------------------------------------------------
+
+
+def test_an_extension_continues_at_the_size_of_the_last_night_with_rooms():
+    terms = block(start=0, end=3, rooms=2)
+    slots = compute_hardblock_slots(terms, [amend(5, 1, 1, 2, 4), amend(6, 1, 2, 3, 0)], [], None, None, NOW)
+    assert extension(slots, 2, terms.rooms) == (d(3), d(5), 4)
+    emptied = compute_hardblock_slots(terms, [amend(5, 1, 0, 3, 0)], [], None, None, NOW)
+    assert extension(emptied, 1, terms.rooms) == (d(3), d(4), 2)
+    with pytest.raises(InvalidInput) as raised:
+        extension(slots, 0, 2)
+    assert raised.value.field == "nights"
+
+
+def test_giving_rooms_back_shrinks_each_night_in_runs_of_equal_size():
+    terms = block(start=0, end=4, rooms=3)
+    slots = compute_hardblock_slots(terms, [amend(5, 1, 2, 3, 5)], [], None, None, NOW)
+    assert returned_rooms(terms, slots, 2, NOW) == [(d(0), d(2), 1), (d(2), d(3), 3), (d(3), d(4), 1)]
+
+
+@pytest.mark.parametrize(
+    ("terms", "rooms", "field", "fragment"),
+    [
+        (block(start=0, end=2, rooms=3), 0, "rooms", "must be positive"),
+        (block(start=0, end=2, rooms=3), 4, "rooms", "fewer than 4 rooms on 2026-05-01 (3), 2026-05-02 (3)"),
+        (block(start=0, end=2, rooms=3, released_nights=frozenset({d(1)})), 1, "dates", "2026-05-02"),
+    ],
+)
+def test_giving_back_more_than_the_block_holds_or_a_released_night_is_refused(terms, rooms, field, fragment):
+    slots = compute_hardblock_slots(terms, [], [], None, None, NOW)
+    with pytest.raises(InvalidInput) as raised:
+        returned_rooms(terms, slots, rooms, NOW)
+    assert raised.value.field == field and fragment in raised.value.message

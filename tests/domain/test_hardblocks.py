@@ -2,8 +2,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain import HardblockStatus, InvalidTransition, check_hardblock, release_at, release_block, release_block_nights
-from tests.domain.factories import NOW, block, d
+from domain import (
+    HardblockStatus,
+    InvalidTransition,
+    check_hardblock,
+    effective_released_nights,
+    release_at,
+    release_block,
+    release_block_nights,
+)
+from tests.domain.factories import NOW, amend, block, d, increase
 
 
 def test_a_night_releases_at_midnight_utc_release_days_before_it():
@@ -49,3 +57,16 @@ def test_releasing_nights_adds_to_those_already_released():
 def test_check_hardblock(start, end, rooms, release_days, field):
     problem = check_hardblock(d(start), d(end), rooms, release_days)
     assert (problem.field if problem else None) == field
+
+
+def test_a_manual_release_stands_until_a_later_live_amendment_of_the_block_sets_the_night():
+    released = {d(1): NOW, d(2): NOW, d(3): NOW}
+    events = [
+        amend(1, 1, 0, 2, 3, at=NOW + timedelta(hours=1)),  # re-grows night 1 after its release
+        amend(2, 1, 1, 2, 0, at=NOW - timedelta(hours=1)),  # before the release: the release stands
+        amend(3, 1, 2, 3, 4, at=NOW + timedelta(hours=2), voided=True),  # voided: ignored
+        amend(4, 2, 3, 4, 4, at=NOW + timedelta(hours=2)),  # another block
+        increase(5, 3, 4, 1, at=NOW + timedelta(hours=2)),  # not an amendment
+    ]
+    assert effective_released_nights(1, released, events) == {d(2), d(3)}
+    assert effective_released_nights(1, released, events[1:]) == {d(1), d(2), d(3)}
