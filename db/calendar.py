@@ -41,6 +41,9 @@ class InventorySnapshot:
     hardblock_terms: list[HardblockTerms]
     bookings: list[models.Booking]
     booking_lines: list[BookingLine] = field(default_factory=list)
+    # Manual night releases as recorded, per block: night -> released_at (hardblock_terms holds
+    # the ones still standing after amendments; reverting an amendment recomputes from these).
+    releases: dict[int, dict[date, datetime]] = field(default_factory=dict)
 
     def calendar(self, start: date, end: date, now: datetime) -> dict[int, CalendarRow]:
         return compute_calendar(
@@ -76,8 +79,9 @@ def booking_line(row: models.Booking) -> BookingLine:
 
 def hardblock_terms(row: models.Hardblock, released_nights: frozenset[date]) -> HardblockTerms:
     return HardblockTerms(
-        id=row.id, room_type_id=row.room_type_id, agency_id=row.agency_id, start=row.start_date,
-        end=row.end_date, rooms=row.rooms, release_days=row.release_days, released_at=row.released_at,
+        id=row.id, room_type_id=row.room_type_id, agency_id=row.agency_id,
+        start=row.base_start_date or row.start_date, end=row.base_end_date or row.end_date, rooms=row.rooms,
+        release_days=row.release_days, released_at=row.released_at,
         released_nights=released_nights,
     )
 
@@ -143,4 +147,5 @@ async def load_inventory(
         ],
         bookings=bookings,
         booking_lines=[booking_line(row) for row in bookings],
+        releases=releases,
     )

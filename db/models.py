@@ -88,6 +88,13 @@ def _date() -> Any:
     return Field(sa_column=Column(Date, nullable=False))
 
 
+def _date_defaulting_to(column: str) -> Any:
+    """A date that, when not given on insert, takes the value given for `column`."""
+    return Field(default=None, sa_column=Column(
+        Date, nullable=False, default=lambda context: context.get_current_parameters()[column]
+    ))
+
+
 class Agency(SQLModel, table=True):
     __tablename__ = "agency"
     __table_args__ = (CheckConstraint("code ~ '^[A-Z0-9_-]{2,32}$'", name="code_format"),)
@@ -173,6 +180,8 @@ class Hardblock(SQLModel, table=True):
     __tablename__ = "hardblock"
     __table_args__ = (
         CheckConstraint("start_date < end_date", name="nights_ordered"),
+        CheckConstraint("start_date <= base_start_date AND base_start_date < base_end_date "
+                        "AND base_end_date <= end_date", name="base_nights_within_span"),
         CheckConstraint("rooms > 0", name="rooms_positive"),
         CheckConstraint("release_days >= 0", name="release_days_nonnegative"),
         CheckConstraint(_in("status", ("ACTIVE", "RELEASED")), name="status_known"),
@@ -184,8 +193,12 @@ class Hardblock(SQLModel, table=True):
     agency_id: int = _fk("agency.id")
     hotel_id: int = _fk("hotel.id")
     room_type_id: int = _fk("room_type.id")
+    # Every night the block holds rooms on (amendments that extend it widen it); lookups by
+    # night rely on it. The sizes come from `rooms` on the base nights, then the amendments.
     start_date: date = _date()
     end_date: date = _date()
+    base_start_date: date | None = _date_defaulting_to("start_date")
+    base_end_date: date | None = _date_defaulting_to("end_date")
     rooms: int = Field(sa_column=Column(Integer, nullable=False))
     release_days: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     status: str = Field(default="ACTIVE", sa_column=Column(String(16), nullable=False))

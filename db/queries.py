@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
-from db.models import Agency, Booking, RoomType, SaleOrder
+from db.models import Agency, AllotmentEvent, Booking, HardblockAmendment, RoomType, SaleOrder
 
 Row = TypeVar("Row", bound=SQLModel)
 
@@ -49,3 +49,11 @@ async def sale_order_by_group(session: AsyncSession, group_ids: Sequence[int]) -
 async def agency_ids_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, int]:
     result = await session.execute(select(Agency.code, Agency.id).where(Agency.code.in_(list(set(codes)))))
     return {code: pk for code, pk in result}
+
+
+async def amendments_by_block(session: AsyncSession, block_ids: Sequence[int]) -> dict[int, list[HardblockAmendment]]:
+    return await rows_grouped_by(session, HardblockAmendment.hardblock_id, block_ids, HardblockAmendment.id)
+
+
+async def events_by_amendment(session: AsyncSession, amendment_ids: Sequence[int]) -> dict[int, list[AllotmentEvent]]:
+    return await rows_grouped_by(session, AllotmentEvent.amendment_id, amendment_ids, AllotmentEvent.id)

@@ -106,6 +106,7 @@ class SlotDiff:
     delta: int
     conflict: SlotConflict | None
     needed: int = 0  # rooms the change takes from the pool on this night
+    booked: int = 0  # rooms booked from the block on this night
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,9 @@ def diff_slots(
             conflict = SlotConflict.RELEASED
         elif need > 0 and need > pool.available[pool.index(night)]:
             conflict = SlotConflict.SOLD_OUT
-        diffs.append(SlotDiff(night, size_before, size_after, size_after - size_before, conflict, max(need, 0)))
+        diffs.append(
+            SlotDiff(night, size_before, size_after, size_after - size_before, conflict, max(need, 0), booked)
+        )
     return diffs
 
 

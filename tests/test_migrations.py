@@ -81,6 +81,9 @@ def test_constraints_guard_the_domain(database_url: str):
                 "rate_amount, currency, release_days, status) VALUES ('x', -1, -1, {0}, {1}, {2}, 10, 'EUR', 0, 'ACTIVE')")
     assert asyncio.run(attempt(contract.format("'2027-01-02'", "'2027-01-01'", 1))) == "ck_contract_nights_ordered"
     assert asyncio.run(attempt(contract.format("'2027-01-01'", "'2027-01-02'", -1))) == "ck_contract_allotment_nonnegative"
-    hardblock = ("INSERT INTO hardblock (reference, agency_id, hotel_id, room_type_id, start_date, end_date, rooms, "
-                 "release_days, status) VALUES ('HB', -1, -1, -1, '2027-01-01', '2027-01-03', 0, 0, 'ACTIVE')")
-    assert asyncio.run(attempt(hardblock)) == "ck_hardblock_rooms_positive"
+    hardblock = ("INSERT INTO hardblock (reference, agency_id, hotel_id, room_type_id, start_date, end_date, "
+                 "base_start_date, base_end_date, rooms, release_days, status) VALUES "
+                 "('HB', -1, -1, -1, '2027-01-01', '2027-01-03', {0}, {1}, 'ACTIVE')")
+    assert asyncio.run(attempt(hardblock.format("'2027-01-01', '2027-01-03'", "0, 0"))) == "ck_hardblock_rooms_positive"
+    assert asyncio.run(attempt(hardblock.format("'2027-01-01', '2027-01-04'", "1, 0"))) == (
+        "ck_hardblock_base_nights_within_span")

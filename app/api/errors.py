@@ -8,7 +8,7 @@ rolled back by then, so a failure changes nothing.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import strawberry
 
@@ -17,7 +17,7 @@ from db import models
 from db.inventory import LockTimeout as LockTimeoutError
 
 if TYPE_CHECKING:
-    from app.api.hardblocks import Hardblock
+    from app.api.hardblocks import Hardblock, HardblockSlotDiff
 
 
 @strawberry.interface(description="A business failure returned as data (not as a top-level error).")
@@ -66,6 +66,13 @@ class SoldOut(UserError):
     shortfalls: list[Shortfall]
 
 
+@strawberry.type(description="The block would hold fewer rooms than are booked from it on `nights`; "
+                 "nothing was changed.")
+class BlockUnderflow(UserError):
+    nights: list[date]
+    slots: list[Annotated[HardblockSlotDiff, strawberry.lazy("app.api.hardblocks")]]
+
+
 @strawberry.type(description="This idempotency key was already used for a different request.")
 class IdempotencyConflict(UserError):
     idempotency_key: str
@@ -109,6 +116,14 @@ class IdempotencyConflictError(Exception):
         self.message, self.key = str(self), key
 
 
+class BlockUnderflowError(Exception):
+    def __init__(self, slots: list[HardblockSlotDiff]) -> None:
+        nights = ", ".join(f"{s.date.isoformat()} ({s.booked} booked > {s.after})" for s in slots[:5])
+        more = f" and {len(slots) - 5} more" if len(slots) > 5 else ""
+        super().__init__(f"the block cannot hold fewer rooms than are booked from it: {nights}{more}")
+        self.message, self.slots = str(self), slots
+
+
 class _InvalidInputHandler(strawberry.ExceptionHandler[InvalidInputError, InvalidInput]):
     def handle(self, exception: InvalidInputError, **_: Any) -> InvalidInput:
         return InvalidInput(message=exception.message, code="INVALID_INPUT", field=exception.field)
@@ -140,7 +155,25 @@ class _IdempotencyConflictHandler(strawberry.ExceptionHandler[IdempotencyConflic
                                    idempotency_key=exception.key)
 
 
+class _BlockUnderflowHandler(strawberry.ExceptionHandler[BlockUnderflowError, BlockUnderflow]):
+    def handle(self, exception: BlockUnderflowError, **_: Any) -> BlockUnderflow:
+        return BlockUnderflow(message=exception.message, code="BLOCK_UNDERFLOW",
+                              nights=[s.date for s in exception.slots], slots=exception.slots)
+
+
 HANDLERS = (
     _InvalidInputHandler(), _NotFoundHandler(), _InvalidTransitionHandler(), _LockTimeoutHandler(),
-    _SoldOutHandler(), _IdempotencyConflictHandler(),
+    _SoldOutHandler(), _IdempotencyConflictHandler(), _BlockUnderflowHandler(),
 )
+
+
+def as_user_error(exception: Exception) -> UserError | None:
+    """The union member a business exception becomes (for results built by hand, like the
+    per-block results of bulk mutations); None for anything unexpected."""
+    for exception_type, handler in _HANDLED:
+        if isinstance(exception, exception_type):
+            return handler.handle(exception)  # type: ignore[attr-defined]
+    return None
+
+
+_HANDLED = [(get_args(type(handler).__orig_bases__[0])[0], handler) for handler in HANDLERS]  # type: ignore[attr-defined]

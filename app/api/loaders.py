@@ -4,12 +4,14 @@ fields concurrently, and one AsyncSession must never serve two coroutines at onc
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import date
 from typing import Any
 
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import models, queries
+from db.hardblocks import load_block_grids
 
 
 def _loader(
@@ -29,6 +31,13 @@ def _by_id(model: type) -> Callable[[AsyncSession, Sequence[int]], Awaitable[dic
     return lambda session, ids: queries.rows_by_id(session, model, ids)
 
 
+async def _block_grids(session: AsyncSession, keys: Sequence[tuple[int, int, date, date]]) -> dict[Any, Any]:
+    blocks = await queries.rows_by_id(session, models.Hardblock, [key[1] for key in keys])
+    data = await load_block_grids(session, list(blocks.values()), min(key[2] for key in keys),
+                                  max(key[3] for key in keys))
+    return {key: data for key in keys if key[1] in blocks}
+
+
 class Loaders:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.agency = _loader(sessions, _by_id(models.Agency))
@@ -42,3 +51,8 @@ class Loaders:
         self.sale_order = _loader(sessions, _by_id(models.SaleOrder))
         self.sale_order_by_group = _loader(sessions, queries.sale_order_by_group)
         self.hardblock = _loader(sessions, _by_id(models.Hardblock))
+        self.hardblock_amendment = _loader(sessions, _by_id(models.HardblockAmendment))
+        self.amendments_by_block = _loader(sessions, queries.amendments_by_block, missing=())
+        self.events_by_amendment = _loader(sessions, queries.events_by_amendment, missing=())
+        # (hotel id, block id, start, end) -> the BlockGridData of every block asked for in the batch
+        self.block_grid = _loader(sessions, _block_grids)

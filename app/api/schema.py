@@ -24,6 +24,7 @@ from strawberry.tools import merge_types
 from app.api.audit import AuditQuery
 from app.api.booking_mutations import BookingMutation, BookingQuery
 from app.api.catalog import CatalogMutation, CatalogQuery
+from app.api.hardblock_mutations import HardblockMutation, HardblockQuery
 from app.api.errors import HANDLERS
 from app.api.inventory import SERIES_SCALAR, InventoryMutation, Series
 from app.api.permissions import AUTHENTICATED, Info, require_principal
@@ -49,8 +50,8 @@ class CoreQuery:
         return Viewer(uid=principal.uid, role=Role(principal.role.value), agency_code=principal.agency_code)
 
 
-Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery))
-Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation))
+Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery))
+Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation, HardblockMutation))
 
 
 def _mask(error: GraphQLError) -> bool:

@@ -129,7 +129,7 @@ def test_shrinking_below_what_is_booked_is_an_underflow():
     assert not result.feasible
     assert result.slots == (
         SlotDiff(d(0), 2, 1, -1, None),
-        SlotDiff(d(1), 2, 1, -1, SlotConflict.BLOCK_UNDERFLOW),
+        SlotDiff(d(1), 2, 1, -1, SlotConflict.BLOCK_UNDERFLOW, booked=2),
     )
 
 
@@ -172,7 +172,7 @@ def test_the_diff_of_reverting_an_amendment():
     reverted = compute_hardblock_slots(terms, [dataclasses.replace(extension, voided=True)], bookings, None, None, NOW)
     assert diff_slots(current, reverted, rows[1], [d(4), d(3), d(4)], NOW) == [
         SlotDiff(d(3), 2, 0, -2, None),
-        SlotDiff(d(4), 2, 0, -2, SlotConflict.BLOCK_UNDERFLOW),
+        SlotDiff(d(4), 2, 0, -2, SlotConflict.BLOCK_UNDERFLOW, booked=1),
     ]
 
 
