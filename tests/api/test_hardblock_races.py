@@ -1,0 +1,142 @@
+"""Hardblock races over real HTTP against a real uvicorn (see test_booking_races.py): an amendment
+racing bookings from the same block, a release racing them, and a new block racing pool
+bookings for the last rooms; without the inventory lock the same races break the rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import db.inventory
+from app.api import booking_mutations, hardblock_mutations
+from tests.api.test_booking_races import http, post, server  # noqa: F401  (fixtures)
+from tests.api.test_bookings import CREATE, booking_input, item, setup
+from tests.api.test_calendar import START, calendar, column, d
+from tests.api.test_hardblocks import AMEND, CREATE_BLOCK, GRID, RELEASE, block_input
+
+BOOKERS = 30
+
+
+def slow_reads(monkeypatch: Any) -> None:
+    """A pause after every availability read: widens the read-to-write window the lock closes,
+    so the unlocked races break the rules every time, not by chance."""
+    for module in (booking_mutations, hardblock_mutations):
+        for name in ("load_stay_inventory", "load_inventory"):
+            read = getattr(module, name, None)
+            if read is None:
+                continue
+
+            async def slow(*args: Any, _read: Any = read, **kwargs: Any) -> Any:
+                result = await _read(*args, **kwargs)
+                await asyncio.sleep(0.02)
+                return result
+
+            monkeypatch.setattr(module, name, slow)
+
+
+async def grid(http, block_id):
+    return (await post(http, GRID, {"id": block_id}))["node"]["grid"]
+
+
+async def book_from(http, ids, block_id) -> str:
+    result = await post(http, CREATE, {"input": booking_input(None, item(ids["STD"], nights=1,
+                                                                          hardblock_id=block_id))},
+                        role="agent", agency="SUNTRAVEL")
+    return result["createBooking"]["__typename"]
+
+
+async def shrink_while_booking(gql, http) -> tuple[str, Counter, list[dict]]:
+    hotel, ids, agencies = await setup(gql, allotment=20)
+    block = (await post(http, CREATE_BLOCK, {"input": block_input(agencies["SUNTRAVEL"], ids["STD"], rooms=5)}))
+    block_id = block["createHardblock"]["id"]
+
+    async def shrink() -> str:
+        await asyncio.sleep(0.01)  # a few bookings get in first
+        changes = [{"from": d(0), "to": d(1), "rooms": 2}]
+        result = await post(http, AMEND, {"input": {"hardblockId": block_id, "changes": changes}})
+        return result["amendHardblock"]["__typename"]
+
+    amended, *booked = await asyncio.gather(shrink(), *(book_from(http, ids, block_id) for _ in range(BOOKERS)))
+    return amended, Counter(booked), await grid(http, block_id)
+
+
+async def test_an_amendment_racing_bookings_never_leaves_the_block_below_them(gql, http):
+    amended, booked, slots = await shrink_while_booking(gql, http)
+    night = slots[0]
+    assert night["booked"] <= night["size"]
+    if amended == "Hardblock":  # it went first, or while at most 2 were booked
+        assert (night["size"], booked["BookingGroup"]) == (2, 2)
+    else:
+        assert amended == "BlockUnderflow"
+        assert (night["size"], booked["BookingGroup"]) == (5, 5)
+    assert booked["BookingGroup"] + booked["SoldOut"] == BOOKERS
+
+
+async def test_without_the_lock_bookings_overrun_the_block(gql, http, monkeypatch):
+    slow_reads(monkeypatch)
+    db.inventory.locking_enabled = False
+    try:
+        amended, booked, slots = await shrink_while_booking(gql, http)
+    finally:
+        db.inventory.locking_enabled = True
+    assert slots[0]["booked"] > slots[0]["size"], (amended, booked, slots[0])
+
+
+async def test_a_release_racing_bookings_keeps_what_was_booked_and_nothing_more(gql, http):
+    hotel, ids, agencies = await setup(gql, allotment=20)
+    block = await post(http, CREATE_BLOCK, {"input": block_input(agencies["SUNTRAVEL"], ids["STD"], rooms=5)})
+    block_id = block["createHardblock"]["id"]
+
+    async def release() -> str:
+        await asyncio.sleep(0.01)
+        return (await post(http, RELEASE, {"id": block_id}))["releaseHardblock"]["__typename"]
+
+    released, *booked = await asyncio.gather(release(), *(book_from(http, ids, block_id) for _ in range(BOOKERS)))
+    assert released == "Hardblock"
+    taken = Counter(booked)["BookingGroup"]
+    assert taken <= 5 and Counter(booked)["SoldOut"] == BOOKERS - taken
+    night = (await grid(http, block_id))[0]
+    assert (night["size"], night["booked"], night["available"], night["released"]) == (5, taken, 0, 5 - taken)
+    cal = await calendar(gql, hotel["id"], end=START + timedelta(days=1))
+    assert column(cal, "STD", "hardblocked") == [taken]  # the pool got back every unsold room
+    assert column(cal, "STD", "available") == [20 - taken]
+
+
+async def block_racing_the_pool(gql, http) -> tuple[str, Counter, dict]:
+    hotel, ids, agencies = await setup(gql, allotment=10)
+
+    async def block() -> str:
+        await asyncio.sleep(0.005)
+        result = await post(http, CREATE_BLOCK, {"input": block_input(agencies["BLUEWAVE"], ids["STD"], nights=1,
+                                                                      rooms=5)})
+        return result["createHardblock"]["__typename"]
+
+    async def pool_booking() -> str:
+        result = await post(http, CREATE, {"input": booking_input(None, item(ids["STD"], nights=1))},
+                            role="agent", agency="SUNTRAVEL")
+        return result["createBooking"]["__typename"]
+
+    blocked, *booked = await asyncio.gather(block(), *(pool_booking() for _ in range(8)))
+    cal = await calendar(gql, hotel["id"], end=START + timedelta(days=1))
+    return blocked, Counter(booked), {name: column(cal, "STD", name)[0]
+                                      for name in ("hardblocked", "held", "available", "overcommitted")}
+
+
+async def test_a_new_block_and_pool_bookings_never_share_the_last_rooms(gql, http):
+    blocked, booked, cell = await block_racing_the_pool(gql, http)
+    assert cell["overcommitted"] == 0
+    assert cell["hardblocked"] == (5 if blocked == "Hardblock" else 0)
+    assert cell["held"] == booked["BookingGroup"]
+    assert cell["hardblocked"] + cell["held"] + cell["available"] == 10
+
+
+async def test_without_the_lock_a_new_block_oversells_the_pool(gql, http, monkeypatch):
+    slow_reads(monkeypatch)
+    db.inventory.locking_enabled = False
+    try:
+        blocked, booked, cell = await block_racing_the_pool(gql, http)
+    finally:
+        db.inventory.locking_enabled = True
+    assert cell["overcommitted"] > 0, (blocked, booked, cell)
