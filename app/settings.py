@@ -32,8 +32,13 @@ class Settings(BaseSettings):
     seed_demo: bool | None = None
 
     broadcast_url: str = "memory://"
+    # Events a slow subscriber may fall behind by before it is told to resync instead.
+    broadcast_queue_size: int = Field(default=256, ge=1)
     booking_expiry_minutes: float = Field(default=15, gt=0)
     lock_timeout_ms: int = Field(default=2000, ge=1)
+    # Test/benchmark only: writes skip the inventory advisory locks, so they can overbook (the
+    # comparator that proves the race tests can fail). Refused in production.
+    unsafe_disable_inventory_locks: bool = False
 
     firebase_project_id: str = "staysync-local"
     firebase_auth_emulator_host: str | None = None
@@ -45,6 +50,9 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = Field(default=15, ge=1)
     graphql_max_tokens: int = Field(default=2000, ge=1)
     ws_connection_init_timeout_s: float = Field(default=5, gt=0)
+    # graphql-transport-ws `ping` from the server; no `pong` within the timeout drops the socket.
+    ws_ping_interval_s: float = Field(default=15, gt=0)
+    ws_ping_timeout_s: float = Field(default=10, gt=0)
 
     @property
     def production(self) -> bool:
@@ -60,6 +68,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "APP_ENV=production refuses FIREBASE_AUTH_EMULATOR_HOST: emulator mode accepts "
                 "unsigned and expired tokens. Unset it to run in production."
+            )
+        if self.production and self.unsafe_disable_inventory_locks:
+            raise ValueError(
+                "APP_ENV=production refuses UNSAFE_DISABLE_INVENTORY_LOCKS: without the inventory "
+                "locks bookings can overbook. It exists for tests and benchmarks only."
             )
         return self
 

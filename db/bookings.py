@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
@@ -29,6 +29,19 @@ class InventoryChange:
     room_type_ids: list[int]
     start: date
     end: date
+
+
+@dataclass(frozen=True, slots=True)
+class HoldItem:
+    """One booking of a new hold, priced."""
+
+    room_type_id: int
+    hardblock_id: int | None
+    check_in: date
+    check_out: date
+    rooms: int
+    total_amount: Decimal
+    currency: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +77,68 @@ async def claim_idempotency_key(
     return existing.scalar_one()
 
 
-async def attach_idempotency_key(session: AsyncSession, scope: str, key: str, group_id: int) -> None:
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-        .values(group_id=group_id)
-    )
+_INSERT_HOLD = text(
+    "WITH new_group AS ("
+    "  INSERT INTO booking_group (reference, agency_id, status, guest_name, expires_at, created_by, created_at)"
+    "  VALUES (:reference, :agency_id, :status, :guest_name, :expires_at, :created_by, :created_at) RETURNING id"
+    "), new_bookings AS ("
+    "  INSERT INTO booking (group_id, agency_id, hotel_id, room_type_id, hardblock_id, check_in, check_out, rooms,"
+    "                       status, expires_at, total_amount, currency)"
+    "  SELECT new_group.id, :agency_id, :hotel_id, item.room_type_id, item.hardblock_id, item.check_in,"
+    "         item.check_out, item.rooms, :status, :expires_at, item.total_amount, item.currency"
+    "  FROM new_group, unnest(CAST(:room_type_ids AS integer[]), CAST(:hardblock_ids AS integer[]),"
+    "                         CAST(:check_ins AS date[]), CAST(:check_outs AS date[]), CAST(:rooms AS integer[]),"
+    "                         CAST(:totals AS numeric[]), CAST(:currencies AS varchar[]))"
+    "       WITH ORDINALITY AS item(room_type_id, hardblock_id, check_in, check_out, rooms, total_amount, currency, n)"
+    "  ORDER BY item.n"
+    "), new_entry AS ("
+    "  INSERT INTO audit_log (at, actor_uid, actor_role, agency_code, action, entity_type, entity_id, after,"
+    "                         request_id)"
+    "  SELECT CAST(:created_at AS timestamptz), CAST(:actor_uid AS varchar), CAST(:actor_role AS varchar),"
+    "         CAST(:actor_agency AS varchar), 'booking_group.created', 'BookingGroup', new_group.id,"
+    "         CAST(:after AS jsonb), CAST(:request_id AS varchar)"
+    "  FROM new_group"
+    "), keyed AS ("
+    "  UPDATE idempotency_key SET group_id = new_group.id FROM new_group"
+    "  WHERE idempotency_key.scope = :key_scope AND idempotency_key.key = :key"
+    "), version AS ("
+    "  INSERT INTO inventory_version (hotel_id, version) VALUES (:hotel_id, 1)"
+    "  ON CONFLICT (hotel_id) DO UPDATE SET version = inventory_version.version + 1 RETURNING version"
+    ") "
+    "SELECT new_group.id, version.version FROM new_group, version"
+).bindparams(bindparam("after", type_=JSONB))
+
+
+async def insert_hold(
+    session: AsyncSession,
+    group: BookingGroup,
+    bookings: Sequence[HoldItem],
+    actor: audit.Actor,
+    audit_after: dict,
+    idempotency: tuple[str, str],
+    hotel_id: int,
+) -> int:
+    """Write a new HELD group in one statement: the group, its bookings (in order), its
+    `booking_group.created` audit entry, its idempotency key's link, and the hotel's version bump
+    (last, as `bump_version` asks). Sets `group.id`; returns the new inventory version.
+
+    The whole write is one round trip because it runs inside the critical section, where every
+    round trip is time the room types' advisory locks are held.
+    """
+    scope, key = idempotency
+    row = (await (await session.connection()).execute(_INSERT_HOLD, {
+        "reference": group.reference, "agency_id": group.agency_id, "status": group.status,
+        "guest_name": group.guest_name, "expires_at": group.expires_at, "created_by": group.created_by,
+        "created_at": group.created_at, "hotel_id": hotel_id,
+        "room_type_ids": [b.room_type_id for b in bookings], "hardblock_ids": [b.hardblock_id for b in bookings],
+        "check_ins": [b.check_in for b in bookings], "check_outs": [b.check_out for b in bookings],
+        "rooms": [b.rooms for b in bookings], "totals": [b.total_amount for b in bookings],
+        "currencies": [b.currency for b in bookings],
+        "actor_uid": actor.uid, "actor_role": actor.role, "actor_agency": actor.agency_code,
+        "request_id": actor.request_id, "after": audit_after, "key_scope": scope, "key": key,
+    })).one()
+    group.id = row.id
+    return int(row.version)
 
 
 async def group_scope(session: AsyncSession, group_id: int) -> GroupScope | None:

@@ -6,11 +6,13 @@ advisory lock) feed the very same pipeline.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
@@ -79,9 +81,8 @@ def booking_line(row: models.Booking) -> BookingLine:
 
 def hardblock_terms(row: models.Hardblock, released_nights: frozenset[date]) -> HardblockTerms:
     return HardblockTerms(
-        id=row.id, room_type_id=row.room_type_id, agency_id=row.agency_id,
-        start=row.base_start_date or row.start_date, end=row.base_end_date or row.end_date, rooms=row.rooms,
-        release_days=row.release_days, released_at=row.released_at,
+        id=row.id, room_type_id=row.room_type_id, agency_id=row.agency_id, start=row.base_start_date or row.start_date,
+        end=row.base_end_date or row.end_date, rooms=row.rooms, release_days=row.release_days, released_at=row.released_at,
         released_nights=released_nights,
     )
 
@@ -148,4 +149,87 @@ async def load_inventory(
         bookings=bookings,
         booking_lines=[booking_line(row) for row in bookings],
         releases=releases,
+    )
+
+
+# --- the write path: one statement, domain values only -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StayInventory:
+    """The domain inputs of some room types over [start, end), without ORM rows: what a write
+    decides on under the advisory locks. Read in one statement (`load_stay_inventory`), so the
+    critical section pays one round trip for it."""
+
+    version: int
+    room_type_ids: list[int]
+    contracts: list[ContractTerms]
+    events: list[AllotmentEvent]
+    hardblock_terms: list[HardblockTerms]
+    booking_lines: list[BookingLine]
+
+    def calendar(self, start: date, end: date, now: datetime) -> dict[int, CalendarRow]:
+        return compute_calendar(
+            self.contracts, self.events, self.hardblock_terms, self.booking_lines, self.room_type_ids, start, end, now,
+        )
+
+
+def _record(model: Any, *skip: str) -> tuple[Any, str]:
+    """A namedtuple with the table's columns (so the row converters above take it like an ORM
+    row, and both loaders build the domain values alike) and the SQL ROW(...) of those columns."""
+    names = [column.name for column in model.__table__.columns if column.name not in skip]
+    return namedtuple(f"{model.__name__}Record", names), "ROW(" + ", ".join(f"x.{name}" for name in names) + ")"
+
+
+_ContractRecord, _CONTRACT_ROW = _record(models.Contract, "search", "terms")
+_EventRecord, _EVENT_ROW = _record(models.AllotmentEvent)
+_HardblockRecord, _HARDBLOCK_ROW = _record(models.Hardblock)
+_BookingRecord, _BOOKING_ROW = _record(models.Booking)
+
+
+def _overlapping(table: str, start_column: str, end_column: str) -> str:
+    return (f"FROM {table} AS x WHERE x.room_type_id = ANY(CAST(:ids AS integer[])) "
+            f"AND x.{start_column} < :end AND x.{end_column} > :start")
+
+
+# The same rows as load_inventory's queries, as arrays of anonymous records (asyncpg decodes them
+# into typed tuples), in one statement.
+_STAY_INVENTORY = text(
+    f"SELECT ARRAY(SELECT {_CONTRACT_ROW} {_overlapping('contract', 'start_date', 'end_date')}) AS contracts, "
+    f"ARRAY(SELECT {_EVENT_ROW} {_overlapping('allotment_event', 'start_date', 'end_date')} "
+    "  AND x.voided_at IS NULL) AS events, "
+    f"ARRAY(SELECT {_HARDBLOCK_ROW} {_overlapping('hardblock', 'start_date', 'end_date')} ORDER BY x.id) AS hardblocks, "
+    "ARRAY(SELECT ROW(r.hardblock_id, r.night, r.released_at) FROM hardblock_night_release AS r "
+    "  WHERE r.hardblock_id IN (SELECT x.id "
+    + _overlapping("hardblock", "start_date", "end_date") + ") AND r.night >= :start AND r.night < :end) AS releases, "
+    f"ARRAY(SELECT {_BOOKING_ROW} {_overlapping('booking', 'check_in', 'check_out')} "
+    "  AND x.status IN ('HELD', 'CONFIRMED') ORDER BY x.id) AS bookings, "
+    "(SELECT version FROM inventory_version WHERE hotel_id = :hotel_id) AS version"
+)
+
+
+async def load_stay_inventory(
+    session: AsyncSession, hotel_id: int, room_type_ids: Sequence[int], start: date, end: date
+) -> StayInventory:
+    """What `load_inventory` reads for `room_type_ids` of the hotel over [start, end), as domain
+    values only, in one statement (the write paths call it under the advisory locks)."""
+    connection = await session.connection()
+    row = (await connection.execute(_STAY_INVENTORY, {
+        "ids": list(room_type_ids), "start": start, "end": end, "hotel_id": hotel_id,
+    })).one()
+    releases: dict[int, dict[date, datetime]] = {}
+    for block_id, night, released_at in row.releases:
+        releases.setdefault(block_id, {})[night] = released_at
+    events = [event_terms(_EventRecord(*e)) for e in row.events]
+    hardblocks = [_HardblockRecord(*h) for h in row.hardblocks]
+    return StayInventory(
+        version=int(row.version or 0),
+        room_type_ids=sorted(room_type_ids),
+        contracts=[contract_terms(_ContractRecord(*c)) for c in row.contracts],
+        events=events,
+        hardblock_terms=[
+            hardblock_terms(b, effective_released_nights(b.id, releases.get(b.id, {}), events))  # type: ignore[arg-type]
+            for b in hardblocks
+        ],
+        booking_lines=[booking_line(_BookingRecord(*b)) for b in row.bookings],  # type: ignore[arg-type]
     )

@@ -17,6 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 # with other kinds of lock this service may take.
 ROOM_TYPE_KEYSPACE = 1
 
+_LOCK = text(
+    "WITH setting AS MATERIALIZED (SELECT set_config('lock_timeout', :timeout, true)) "
+    "SELECT pg_advisory_xact_lock(k) FROM setting, unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"
+)
+
 # A test-only switch (tests/test_races.py) proving the race tests fail without the lock.
 locking_enabled = True
 
@@ -38,16 +43,12 @@ async def lock_room_types(session: AsyncSession, room_type_ids: Iterable[int], t
     ids = sorted(set(room_type_ids))
     if not ids or not locking_enabled:
         return
-    # SET LOCAL cannot take bind parameters; the value is an int we own.
-    await session.execute(text(f"SET LOCAL lock_timeout = {int(timeout_ms)}"))
     try:
-        # One round trip for all keys; the ORDER BY fixes the acquisition order.
-        await session.execute(
-            text(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"
-            ),
-            {"keys": [room_type_lock_key(i) for i in ids]},
-        )
+        # One round trip for the timeout and all keys. set_config(..., true) is SET LOCAL; the
+        # materialised CTE runs it before the sort, and the locks are taken after the sort (a
+        # volatile output column is computed above the ORDER BY), which fixes their order.
+        await (await session.connection()).execute(_LOCK, {"timeout": str(int(timeout_ms)),
+                                                           "keys": [room_type_lock_key(i) for i in ids]})
     except DBAPIError as error:
         if getattr(error.orig, "sqlstate", None) == "55P03" or "lock timeout" in str(error.orig):
             raise LockTimeout(ids) from error

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from strawberry import relay
 from strawberry.scalars import JSON
 
@@ -51,6 +51,22 @@ class AuditEntry(relay.Node):
             rows = (await session.execute(select(models.AuditEntry).where(models.AuditEntry.id.in_(pks)))).scalars()
             found = {str(row.id): cls.from_row(row) for row in rows}
         return [found.get(str(i)) for i in node_ids]
+
+
+async def audit_trail(info: Info, entities: list[tuple[str, int]]) -> list[AuditEntry]:
+    """The audit entries of `entities` ((entity type, primary key) pairs), oldest first, in one query.
+
+    It does not check access: call it from a field of a node the caller may see (a
+    `BookingGroup.auditTrail`, a `Hardblock.auditTrail`), for that node's own entities.
+    """
+    if not entities:
+        return []
+    entry = models.AuditEntry
+    async with info.context.sessions() as session:
+        rows = (await session.execute(
+            select(entry).where(tuple_(entry.entity_type, entry.entity_id).in_(entities)).order_by(entry.at, entry.id)
+        )).scalars()
+        return [AuditEntry.from_row(row) for row in rows]
 
 
 @strawberry.type

@@ -42,20 +42,22 @@ from app.api.pagination import paginate
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.types import RoomType
 from app.context import Context
+from app.settings import Settings
 from app.publish import publish_booking_group_change, publish_inventory_change
 from db import audit, models
 from db.bookings import (
     GroupScope,
-    attach_idempotency_key,
+    HoldItem,
     claim_idempotency_key,
     expire_lapsed_holds,
     group_scope,
+    insert_hold,
     lock_group,
     mark_expired,
     next_sale_order_number,
     set_bookings_status,
 )
-from db.calendar import InventorySnapshot, load_inventory
+from db.calendar import StayInventory, load_stay_inventory
 from db.engine import transaction
 from db.inventory import LockTimeout as LockTimeoutError
 from db.inventory import bump_version, lock_room_types
@@ -238,7 +240,7 @@ def _prices(rows: dict, items: list[_Item]) -> list[Money]:
     return prices
 
 
-def _block_slots(snapshot: InventorySnapshot, blocks: dict[int, models.Hardblock], start: date, end: date,
+def _block_slots(snapshot: StayInventory, blocks: dict[int, models.Hardblock], start: date, end: date,
                  now: datetime) -> list[HardblockSlot]:
     terms = {t.id: t for t in snapshot.hardblock_terms}
     slots: list[HardblockSlot] = []
@@ -251,7 +253,7 @@ def _block_slots(snapshot: InventorySnapshot, blocks: dict[int, models.Hardblock
     return slots
 
 
-def _shortfalls(snapshot: InventorySnapshot, rows: dict, items: list[_Item], now: datetime) -> list[Shortfall]:
+def _shortfalls(snapshot: StayInventory, rows: dict, items: list[_Item], now: datetime) -> list[Shortfall]:
     room_types = {item.room_type.id: item.room_type for item in items}
     found = [
         Shortfall(room_type=RoomType.from_row(room_types[s.room_type_id]), date=s.date,
@@ -305,8 +307,36 @@ async def _visible_scope(session: AsyncSession, context: Context, pk: int, group
     return scope
 
 
+async def _lock_room_types(session: AsyncSession, settings: Settings, room_type_ids: list[int]) -> None:
+    if settings.unsafe_disable_inventory_locks:  # benchmarks' comparator only; refused in production
+        global _warned_unlocked
+        if not _warned_unlocked:
+            log.warning("UNSAFE_DISABLE_INVENTORY_LOCKS is set: booking writes skip the inventory locks "
+                        "and can overbook")
+            _warned_unlocked = True
+        return
+    await lock_room_types(session, room_type_ids, settings.lock_timeout_ms)
+
+
+_warned_unlocked = False
+
+
 def _group_snapshot(group: models.BookingGroup) -> dict[str, Any]:
     return audit.snapshot(group, "reference", "status", "expires_at", "confirmed_at", "cancelled_at")
+
+
+def _created_snapshot(group: models.BookingGroup, agency: models.Agency, items: list[_Item],
+                      prices: list[Money]) -> dict[str, Any]:
+    return {
+        **_group_snapshot(group), "agency": agency.code, "guest_name": group.guest_name,
+        "total": _money_snapshot(money_sum(prices, prices[0].currency)),
+        "items": [audit.snapshot({"room_type_id": it.room_type.id, "check_in": it.check_in,
+                                  "check_out": it.check_out, "rooms": it.rooms,
+                                  "hardblock_id": it.hardblock.id if it.hardblock else None,
+                                  "total": price.amount},
+                                 "room_type_id", "check_in", "check_out", "rooms", "hardblock_id", "total")
+                  for it, price in zip(items, prices)],
+    }
 
 
 def _money_snapshot(value: Money) -> dict[str, str]:
@@ -352,44 +382,29 @@ class BookingMutation:
                 return BookingGroup.from_row(await session.get(models.BookingGroup, earlier.group_id))
 
             scope = GroupScope(items[0].room_type.hotel_id, sorted({it.room_type.id for it in items}),
-                           min(it.check_in for it in items), max(it.check_out for it in items))
-            await lock_room_types(session, scope.room_type_ids, settings.lock_timeout_ms)
-            snapshot = await load_inventory(session, scope.hotel_id, scope.start, scope.end, scope.room_type_ids)
-            now = models.utcnow()
-            rows = snapshot.calendar(scope.start, scope.end, now)
-            prices = _prices(rows, items)
-            if shortfalls := _shortfalls(snapshot, rows, items, now):
-                raise SoldOutError(shortfalls)
-
-            expires_at = now + timedelta(minutes=settings.booking_expiry_minutes)
+                               min(it.check_in for it in items), max(it.check_out for it in items))
             group = models.BookingGroup(
                 reference=f"BG-{secrets.token_hex(5).upper()}", agency_id=agency.id, status="HELD",
-                guest_name=guest_name, expires_at=expires_at, created_by=context.actor.uid, created_at=now,
+                guest_name=guest_name, created_by=context.actor.uid,
             )
-            session.add(group)
-            await session.flush()
-            session.add_all([
-                models.Booking(
-                    group_id=group.id, agency_id=agency.id, hotel_id=scope.hotel_id, room_type_id=it.room_type.id,
-                    hardblock_id=it.hardblock.id if it.hardblock else None, check_in=it.check_in,
-                    check_out=it.check_out, rooms=it.rooms, status="HELD", expires_at=expires_at,
-                    total_amount=price.amount, currency=price.currency,
-                )
-                for it, price in zip(items, prices)
-            ])
-            audit.record(session, context.actor, "booking_group.created", "BookingGroup", group.id, after={
-                **_group_snapshot(group), "agency": agency.code, "guest_name": guest_name,
-                "total": _money_snapshot(money_sum(prices, prices[0].currency)),
-                "items": [audit.snapshot({"room_type_id": it.room_type.id, "check_in": it.check_in,
-                                          "check_out": it.check_out, "rooms": it.rooms,
-                                          "hardblock_id": it.hardblock.id if it.hardblock else None,
-                                          "total": price.amount},
-                                         "room_type_id", "check_in", "check_out", "rooms", "hardblock_id", "total")
-                          for it, price in zip(items, prices)],
-            })
-            await session.flush()
-            await attach_idempotency_key(session, agency.code, key, group.id)
-            version = await bump_version(session, scope.hotel_id)
+
+            # The critical section, from the lock to the commit: three round trips (read, write,
+            # commit). Everything that does not depend on availability happened above.
+            await _lock_room_types(session, settings, scope.room_type_ids)
+            inventory = await load_stay_inventory(session, scope.hotel_id, scope.room_type_ids, scope.start, scope.end)
+            now = models.utcnow()
+            rows = inventory.calendar(scope.start, scope.end, now)
+            prices = _prices(rows, items)
+            if shortfalls := _shortfalls(inventory, rows, items, now):
+                raise SoldOutError(shortfalls)
+
+            group.created_at, group.expires_at = now, now + timedelta(minutes=settings.booking_expiry_minutes)
+            version = await insert_hold(
+                session, group,
+                [HoldItem(it.room_type.id, it.hardblock.id if it.hardblock else None, it.check_in, it.check_out,
+                          it.rooms, price.amount, price.currency) for it, price in zip(items, prices)],
+                context.actor, _created_snapshot(group, agency, items, prices), (agency.code, key), scope.hotel_id,
+            )
         await _publish(context, scope, version, group)
         return BookingGroup.from_row(group)
 
@@ -404,7 +419,7 @@ class BookingMutation:
         version = None
         async with transaction(context.sessions) as session:
             scope = await _visible_scope(session, context, pk, group_id)
-            await lock_room_types(session, scope.room_type_ids, context.settings.lock_timeout_ms)
+            await _lock_room_types(session, context.settings, scope.room_type_ids)
             group = await lock_group(session, pk)  # the state as of the lock: expiry may have won
             now = models.utcnow()
             try:
@@ -443,7 +458,7 @@ class BookingMutation:
         version = None
         async with transaction(context.sessions) as session:
             scope = await _visible_scope(session, context, pk, group_id)
-            await lock_room_types(session, scope.room_type_ids, context.settings.lock_timeout_ms)
+            await _lock_room_types(session, context.settings, scope.room_type_ids)
             group = await lock_group(session, pk)
             now = models.utcnow()
             try:

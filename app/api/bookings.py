@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry import relay
 
+from app.api.audit import AuditEntry, audit_trail
 from app.api.permissions import Info
 from app.api.types import Agency, Hotel, Money, RoomType, load_agency, load_hotel, load_room_type
 from db import models
@@ -119,6 +120,16 @@ class BookingGroup(relay.Node):
     async def sale_order(self, info: Info) -> SaleOrder | None:
         row = await info.context.loaders.sale_order_by_group.load(self.id)
         return SaleOrder.from_row(row) if row else None
+
+    @strawberry.field(description="What happened to the group and its sale order (created, confirmed, "
+                      "cancelled, expired), oldest first.")
+    async def audit_trail(self, info: Info) -> list[AuditEntry]:
+        if not await info.context.may_see(self.row.agency_id):
+            return []
+        entities = [("BookingGroup", self.id)]
+        if order := await info.context.loaders.sale_order_by_group.load(self.id):
+            entities.append(("SaleOrder", order.id))
+        return await audit_trail(info, entities)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:

@@ -121,14 +121,14 @@ async def test_without_the_inventory_lock_the_same_race_overbooks(gql, http, ses
     the availability read widens the window between read and write that the lock closes, so the
     overbooking shows every time instead of by chance.
     """
-    read = booking_mutations.load_inventory
+    read = booking_mutations.load_stay_inventory
 
     async def slow_read(*args: Any, **kwargs: Any) -> Any:
         snapshot = await read(*args, **kwargs)
         await asyncio.sleep(0.02)
         return snapshot
 
-    monkeypatch.setattr(booking_mutations, "load_inventory", slow_read)
+    monkeypatch.setattr(booking_mutations, "load_stay_inventory", slow_read)
     db.inventory.locking_enabled = False
     try:
         outcomes, held, hotel = await race_for_the_last_rooms(gql, http, sessions)

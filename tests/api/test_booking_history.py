@@ -1,0 +1,158 @@
+"""BookingGroup.auditTrail, createBooking's idempotency after a SoldOut, and the write path's
+one-statement inventory read against `load_inventory`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+
+from app.api.ids import decode_id
+from db import models
+from db.calendar import load_inventory, load_stay_inventory
+from tests.api.test_bookings import book, cancel, confirm, count, item, setup
+from tests.api.test_calendar import START, insert_booking, insert_hardblock, record
+from tests.support import data
+
+TRAIL = """
+query($id: ID!) { node(id: $id) { ... on BookingGroup {
+  reference auditTrail { action entityId actorUid actorRole agencyCode before after }
+} } }
+"""
+
+
+async def trail(gql, group_id, **caller):
+    node = data(await gql(TRAIL, {"id": group_id}, **caller))["node"]
+    return None if node is None else node["auditTrail"]
+
+
+async def test_the_audit_trail_tells_the_group_and_sale_order_story_oldest_first(gql):
+    # given: a group held by an agent, confirmed by an operator, then cancelled; and another group
+    hotel, ids, agencies = await setup(gql)
+    group = await book(gql, None, item(ids["STD"], rooms=2), role="agent", agency="SUNTRAVEL")
+    other = await book(gql, agencies["SUNTRAVEL"], item(ids["SUP"]))
+    order = await confirm(gql, group["id"], role="operator")
+    await cancel(gql, group["id"], reason="guest changed plans")
+
+    # when
+    entries = await trail(gql, group["id"], role="agent", agency="SUNTRAVEL")
+
+    # then: the group's and its sale order's entries, in the order they happened, nothing else
+    assert [(e["action"], e["entityId"]) for e in entries] == [
+        ("booking_group.created", group["id"]),
+        ("booking_group.confirmed", group["id"]),
+        ("sale_order.created", order["id"]),
+        ("booking_group.cancelled", group["id"]),
+        ("sale_order.cancelled", order["id"]),
+    ]
+    created, confirmed, _, cancelled, _ = entries
+    assert (created["actorRole"], created["agencyCode"], created["before"]) == ("agent", "SUNTRAVEL", None)
+    assert created["after"]["status"] == "HELD" and created["after"]["items"][0]["rooms"] == 2
+    assert confirmed["actorRole"] == "operator" and confirmed["after"]["status"] == "CONFIRMED"
+    assert cancelled["before"]["status"] == "CONFIRMED" and cancelled["after"]["reason"] == "guest changed plans"
+    assert [e["action"] for e in await trail(gql, other["id"])] == ["booking_group.created"]
+
+
+async def test_the_audit_trail_is_scoped_like_its_group(gql):
+    hotel, ids, agencies = await setup(gql)
+    group = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]))
+
+    assert len(await trail(gql, group["id"], role="admin")) == 1
+    assert len(await trail(gql, group["id"], role="agent", agency="SUNTRAVEL")) == 1
+    assert await trail(gql, group["id"], role="agent", agency="BLUEWAVE") is None  # another agency's group
+    listed = data(await gql("{ bookingGroups { edges { node { auditTrail { action } } } } }",
+                            role="agent", agency="BLUEWAVE"))
+    assert listed["bookingGroups"]["edges"] == []
+
+
+async def test_a_sold_out_request_wrote_nothing_so_its_key_is_evaluated_again(gql, sessions):
+    """A SoldOut rolls back the whole transaction, the idempotency key's claim included: there is
+    no first result to replay, so a retry with the same key is decided afresh on the inventory as
+    it is then (and may succeed once rooms are freed)."""
+    hotel, ids, agencies = await setup(gql, allotment=2)
+    blocker = await book(gql, agencies["BLUEWAVE"], item(ids["STD"], rooms=2))
+
+    first = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]), key="retry-after-sold-out")
+    again = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]), key="retry-after-sold-out")
+    assert first["__typename"] == again["__typename"] == "SoldOut"
+    assert await count(sessions, models.IdempotencyKey, models.IdempotencyKey.key == "retry-after-sold-out") == 0
+
+    await cancel(gql, blocker["id"])
+    held = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]), key="retry-after-sold-out")
+    replay = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]), key="retry-after-sold-out")
+    assert held["__typename"] == "BookingGroup" and replay["id"] == held["id"]
+    # Once a result exists, the key is bound to it: a different request with it conflicts.
+    changed = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], rooms=2), key="retry-after-sold-out")
+    assert changed["__typename"] == "IdempotencyConflict"
+
+
+async def test_the_write_path_reads_the_same_inventory_as_load_inventory(gql, sessions):
+    # given: contracts, every kind of event (one voided), hardblocks with a released night,
+    # bookings held, confirmed, cancelled, lapsed and from a block, on two room types
+    hotel, ids, agencies = await setup(gql, room_types=("STD", "SUP", "DLX"))
+    std, sup = (decode_id(ids[code], "RoomType", "id") for code in ("STD", "SUP"))
+    sun = decode_id(agencies["SUNTRAVEL"], "Agency", "id")
+    for kind, rt, offset, extra in (("INCREASE_ALLOTMENT", "STD", 0, {"quantity": 3}),
+                                    ("REDUCE_ALLOTMENT", "SUP", 2, {"quantity": 1}),
+                                    ("BLOCK_CONTRACT", "STD", 4, {}),
+                                    ("RATE_CHANGE", "SUP", 1, {"rate": {"amount": "150", "currency": "EUR"}})):
+        await record(gql, kind=kind, roomTypeId=ids[rt], **{"from": START.isoformat(),
+                                                            "to": (START + timedelta(days=offset + 2)).isoformat()},
+                     **extra)
+    voided = await record(gql, kind="INCREASE_ALLOTMENT", roomTypeId=ids["SUP"], quantity=5,
+                          **{"from": START.isoformat(), "to": (START + timedelta(days=3)).isoformat()})
+    data(await gql('mutation($id: ID!) { voidAllotmentEvent(id: $id) { __typename } }', {"id": voided["id"]}))
+    block = await insert_hardblock(sessions, hotel, std, sun, rooms=2, nights=4)
+    await insert_hardblock(sessions, hotel, sup, sun, rooms=1, reference="HB-2")
+    async with sessions() as session, session.begin():
+        session.add(models.HardblockNightRelease(hardblock_id=block, night=START + timedelta(days=1), cause="MANUAL"))
+    for status, rt, extra in (("HELD", std, {}), ("CONFIRMED", sup, {}), ("CANCELLED", std, {}),
+                              ("HELD", sup, {"expires_in": timedelta(seconds=-1)}),
+                              ("HELD", std, {"hardblock_id": block})):
+        await insert_booking(sessions, hotel, rt, rooms=1, status=status, agency_id=sun, **extra)
+    assert (await book(gql, agencies["SUNTRAVEL"], item(ids["SUP"], offset=3, rooms=2)))["__typename"] == "BookingGroup"
+
+    # when
+    hotel_id = decode_id(hotel["id"], "Hotel", "id")
+    start, end = START - timedelta(days=1), START + timedelta(days=6)
+    async with sessions() as session:
+        snapshot = await load_inventory(session, hotel_id, start, end, [std, sup])
+        stay = await load_stay_inventory(session, hotel_id, [sup, std], start, end)
+
+    # then
+    now = datetime.now(timezone.utc)
+    assert stay.version == snapshot.version > 0
+    assert stay.room_type_ids == sorted([std, sup])
+    assert sorted(stay.contracts, key=lambda c: c.id) == sorted(snapshot.contracts, key=lambda c: c.id)
+    assert sorted(stay.events, key=lambda e: e.id) == sorted(snapshot.events, key=lambda e: e.id)
+    assert len(stay.events) == 4
+    assert stay.hardblock_terms == snapshot.hardblock_terms and len(stay.hardblock_terms) == 2
+    assert any(t.released_nights for t in stay.hardblock_terms)
+    assert stay.booking_lines == snapshot.booking_lines and len(stay.booking_lines) == 5
+    assert stay.calendar(start, end, now) == snapshot.calendar(start, end, now)
+
+
+async def test_create_booking_statements(gql, sessions):
+    """The critical section is three round trips after the lock: read, write, commit."""
+    from sqlalchemy import event as sa_event
+
+    hotel, ids, agencies = await setup(gql)
+    engine = gql.http._transport.app.state.runtime.engine
+    statements: list[str] = []
+
+    def log(conn, cursor, statement, parameters, context, executemany):  # noqa: PLR0913
+        statements.append(statement)
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", log)
+    try:
+        group = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]), item(ids["SUP"], rooms=2))
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", log)
+    assert group["__typename"] == "BookingGroup"
+    mutation = statements[:next(i for i, s in enumerate(statements) if s.lstrip().startswith("WITH new_group")) + 1]
+    locked = next(i for i, s in enumerate(mutation) if "pg_advisory_xact_lock" in s)
+    assert len(mutation) - locked - 1 == 2, mutation[locked:]  # the read and the write (then COMMIT)
+    async with sessions() as session:
+        rows = (await session.execute(select(models.Booking.rooms, func.count()).group_by(models.Booking.rooms)
+                                      .order_by(models.Booking.rooms))).all()
+    assert [tuple(r) for r in rows] == [(1, 1), (2, 1)]  # both items, from the one write
