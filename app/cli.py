@@ -138,11 +138,11 @@ def parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=cmd_migrate)
 
     seed = commands.add_parser(
-        "seed", help="load demo hotels, room types, agencies and contracts",
-        description="Load the demo catalogue (3 agencies, 2 hotels, a year of contracts) into a database "
-        "that has no hotels yet.",
+        "seed", help="load demo agencies, hotels, contracts, hardblocks and bookings",
+        description="Load the demo data (3 agencies, 2 hotels, a year of contracts, hardblocks and booking "
+        "groups) into a database that has no hotels yet.",
     )
-    seed.add_argument("--force", action="store_true", help="seed even if hotels already exist")
+    seed.add_argument("--force", action="store_true", help="seed even if hotels exist: add only what is missing")
     seed.set_defaults(run=cmd_seed)
 
     token = commands.add_parser(

@@ -1,17 +1,33 @@
-"""Demo data, so GraphiQL shows real numbers on a fresh database."""
+"""Demo data, so GraphiQL shows real numbers on a fresh database.
+
+Two steps. The catalogue (agencies, hotels, room types, a year of contracts) is written directly
+through the models in one transaction. The activity on it (hardblocks, their amendments and
+releases, booking groups held, confirmed and cancelled) goes through the GraphQL schema
+in-process as an admin, so it takes the same locks, checks, audit entries and version bumps
+as the API; a hotel gets it only while it has no hardblock and no booking, so seeding twice
+(`--force`) adds nothing. Its dates are relative to today: blocks start three weeks ahead, so
+no release cut-off has passed.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.settings import Settings
 from db import audit, models
 from db.audit import Actor
 from db.engine import create_engine, session_factory, transaction
 
 SEED_ACTOR = Actor(uid="seed", role="system")
+SEED_UID = "seed"  # the admin principal the activity is written as
+# Demo holds stay HELD this long (the API's default is 15 minutes), so GraphiQL shows them.
+DEMO_HOLD_MINUTES = 30 * 24 * 60
 
 AGENCIES = [("SUNTRAVEL", "Sun Travel Partners"), ("BLUEWAVE", "Blue Wave Tours"), ("NORDIC", "Nordic Getaways")]
 
@@ -59,57 +75,276 @@ def _season_ranges(today: date) -> list[tuple[str, date, date]]:
     return [(season, max(a, start), min(b, end)) for season, a, b in ranges if max(a, start) < min(b, end)]
 
 
-async def seed_demo(database_url: str, *, force: bool = False, today: date | None = None) -> bool:
-    """Seed the demo catalogue; does nothing (returns False) when hotels exist, unless `force`."""
+async def seed_demo(
+    database_url: str, *, force: bool = False, today: date | None = None, settings: Settings | None = None
+) -> bool:
+    """Seed the demo catalogue and its activity; does nothing (returns False) when hotels exist,
+    unless `force`, which adds only what is missing. Returns whether anything was added."""
     today = today or date.today()
-    engine = create_engine(database_url, pool_size=1)
+    engine = create_engine(database_url, pool_size=2)
     try:
-        async with transaction(session_factory(engine)) as session:
+        sessions = session_factory(engine)
+        async with transaction(sessions) as session:
             if not force and (await session.execute(select(models.Hotel.id).limit(1))).first():
                 return False
-            for code, name in AGENCIES:
-                if (await session.execute(select(models.Agency).where(models.Agency.code == code))).first():
-                    continue
-                agency = models.Agency(code=code, name=name)
-                session.add(agency)
-                await session.flush()
-                audit.record(session, SEED_ACTOR, "agency.created", "Agency", agency.id,
-                             after=audit.snapshot(agency, "code", "name"))
-            for hotel_code, hotel_name, room_types, currency in HOTELS:
-                if (await session.execute(select(models.Hotel).where(models.Hotel.code == hotel_code))).first():
-                    continue
-                hotel = models.Hotel(code=hotel_code, name=hotel_name)
-                session.add(hotel)
-                await session.flush()
-                audit.record(session, SEED_ACTOR, "hotel.created", "Hotel", hotel.id,
-                             after={"code": hotel_code, "name": hotel_name})
-                for rt_code, rt_name, allotment, rate, release_days in room_types:
-                    room_type = models.RoomType(hotel_id=hotel.id, code=rt_code, name=rt_name)
-                    session.add(room_type)
-                    await session.flush()
-                    for season, start, end in _season_ranges(today):
-                        high = season == "high"
-                        contract = models.Contract(
-                            external_id=f"{hotel_code}-{rt_code}-{start:%Y%m%d}",
-                            hotel_id=hotel.id,
-                            room_type_id=room_type.id,
-                            start_date=start,
-                            end_date=end,
-                            allotment=allotment + (allotment // 4 if high else 0),
-                            rate_amount=Decimal(rate) * (Decimal("1.35") if high else 1),
-                            currency=currency,
-                            release_days=release_days,
-                            terms=TERMS[season].format(release=release_days),
-                        )
-                        contract.rate_amount = contract.rate_amount.quantize(Decimal("0.01"))
-                        session.add(contract)
-                        await session.flush()
-                        audit.record(session, SEED_ACTOR, "contract.created", "Contract", contract.id,
-                                     after={"externalId": contract.external_id, "from": start.isoformat(),
-                                            "to": end.isoformat(), "allotment": contract.allotment,
-                                            "rate": str(contract.rate_amount), "currency": currency})
-                session.add(models.InventoryVersion(hotel_id=hotel.id, version=1))
-        return True
+            created = await _seed_catalogue(session, today)
+        return await _seed_activity(sessions, database_url, settings, today) or created
     finally:
         await engine.dispose()
 
+
+async def _seed_catalogue(session: AsyncSession, today: date) -> bool:
+    """Agencies, hotels, room types and contracts that do not exist yet (by code)."""
+    created = False
+    for code, name in AGENCIES:
+        if (await session.execute(select(models.Agency).where(models.Agency.code == code))).first():
+            continue
+        agency = models.Agency(code=code, name=name)
+        created = True
+        session.add(agency)
+        await session.flush()
+        audit.record(session, SEED_ACTOR, "agency.created", "Agency", agency.id,
+                     after=audit.snapshot(agency, "code", "name"))
+    for hotel_code, hotel_name, room_types, currency in HOTELS:
+        if (await session.execute(select(models.Hotel).where(models.Hotel.code == hotel_code))).first():
+            continue
+        hotel = models.Hotel(code=hotel_code, name=hotel_name)
+        created = True
+        session.add(hotel)
+        await session.flush()
+        audit.record(session, SEED_ACTOR, "hotel.created", "Hotel", hotel.id,
+                     after={"code": hotel_code, "name": hotel_name})
+        for rt_code, rt_name, allotment, rate, release_days in room_types:
+            room_type = models.RoomType(hotel_id=hotel.id, code=rt_code, name=rt_name)
+            session.add(room_type)
+            await session.flush()
+            for season, start, end in _season_ranges(today):
+                high = season == "high"
+                contract = models.Contract(
+                    external_id=f"{hotel_code}-{rt_code}-{start:%Y%m%d}",
+                    hotel_id=hotel.id,
+                    room_type_id=room_type.id,
+                    start_date=start,
+                    end_date=end,
+                    allotment=allotment + (allotment // 4 if high else 0),
+                    rate_amount=Decimal(rate) * (Decimal("1.35") if high else 1),
+                    currency=currency,
+                    release_days=release_days,
+                    terms=TERMS[season].format(release=release_days),
+                )
+                contract.rate_amount = contract.rate_amount.quantize(Decimal("0.01"))
+                session.add(contract)
+                await session.flush()
+                audit.record(session, SEED_ACTOR, "contract.created", "Contract", contract.id,
+                             after={"externalId": contract.external_id, "from": start.isoformat(),
+                                    "to": end.isoformat(), "allotment": contract.allotment,
+                                    "rate": str(contract.rate_amount), "currency": currency})
+        session.add(models.InventoryVersion(hotel_id=hotel.id, version=1))
+    return created
+
+
+
+# --- the activity: hardblocks and bookings, written through the GraphQL schema ------------------
+
+Nights = tuple[int, int, int]  # (first night, day after the last night) as days after today, rooms
+
+
+@dataclass(frozen=True)
+class DemoBlock:
+    name: str  # how the bookings below refer to it
+    hotel: str
+    room_type: str
+    agency: str
+    start: int  # days after today
+    nights: int
+    rooms: int
+    release_days: int
+    amendments: tuple[tuple[str, tuple[Nights, ...]], ...] = ()  # (reason, changes)
+    returned: tuple[Nights, str] | None = None  # give `rooms` rooms back on [from, to), reason
+    extend: int = 0  # bulkExtendHardblocks by this many nights
+    released_nights: tuple[int, ...] = ()  # after the bookings
+    released: bool = False  # the whole block, after the bookings
+
+
+@dataclass(frozen=True)
+class DemoBooking:
+    key: str  # the idempotency key
+    agency: str
+    guest: str
+    status: str  # HELD, CONFIRMED (with a sale order) or CANCELLED (confirmed, then cancelled)
+    items: tuple[tuple[str, int, int, int, str | None], ...] = field(default=())
+    # items: (room type, check-in as days after today, nights, rooms, block name or None for the pool)
+
+
+BLOCKS = {
+    "LIS-RIVER": [
+        DemoBlock("lis-suntravel-std", "LIS-RIVER", "STD", "SUNTRAVEL", 21, 14, 5, 7,
+                  amendments=(("Lisbon congress week: two more rooms", ((25, 29, 7),)),), extend=3),
+        DemoBlock("lis-bluewave-sup", "LIS-RIVER", "SUP", "BLUEWAVE", 28, 10, 4, 7,
+                  returned=((34, 38, 2), "Tour operator cut the group for the last nights"),
+                  released_nights=(36, 37)),
+        DemoBlock("lis-nordic-fam", "LIS-RIVER", "FAM", "NORDIC", 30, 5, 2, 7, released=True),
+    ],
+    "OPO-OLD": [
+        DemoBlock("opo-nordic-std", "OPO-OLD", "STD", "NORDIC", 35, 14, 4, 3,
+                  amendments=(("Festival weekend up, last nights handed back", ((38, 41, 6), (46, 49, 2))),)),
+        DemoBlock("opo-suntravel-dbl", "OPO-OLD", "DBL", "SUNTRAVEL", 21, 7, 3, 3),
+        DemoBlock("opo-bluewave-std", "OPO-OLD", "STD", "BLUEWAVE", 42, 7, 2, 3,
+                  amendments=(("Two more nights at the end of the tour", ((49, 51, 2),)),)),
+    ],
+}
+
+BOOKINGS = {
+    "LIS-RIVER": [
+        DemoBooking("demo-lis-1", "SUNTRAVEL", "Maria Santos", "HELD", (("STD", 22, 3, 2, "lis-suntravel-std"),)),
+        DemoBooking("demo-lis-2", "SUNTRAVEL", "Jonas Berg", "CONFIRMED", (("STD", 26, 3, 3, "lis-suntravel-std"),)),
+        DemoBooking("demo-lis-3", "BLUEWAVE", "Hans Müller", "CONFIRMED",
+                    (("SUP", 29, 2, 2, "lis-bluewave-sup"), ("DLX", 29, 2, 1, None))),
+        DemoBooking("demo-lis-4", "NORDIC", "Ingrid Holm", "CONFIRMED", (("FAM", 31, 2, 1, "lis-nordic-fam"),)),
+        DemoBooking("demo-lis-5", "NORDIC", "Erik Lund", "HELD", (("STD", 23, 4, 2, None),)),
+        DemoBooking("demo-lis-6", "BLUEWAVE", "Claire Dubois", "CANCELLED", (("SUP", 24, 2, 1, None),)),
+    ],
+    "OPO-OLD": [
+        DemoBooking("demo-opo-1", "NORDIC", "Astrid Nilsson", "HELD", (("STD", 36, 3, 2, "opo-nordic-std"),)),
+        DemoBooking("demo-opo-2", "NORDIC", "Lars Eriksen", "CONFIRMED", (("STD", 39, 2, 4, "opo-nordic-std"),)),
+        DemoBooking("demo-opo-3", "SUNTRAVEL", "Ana Costa", "CONFIRMED",
+                    (("DBL", 22, 3, 1, "opo-suntravel-dbl"), ("STE", 22, 3, 1, None))),
+        DemoBooking("demo-opo-4", "SUNTRAVEL", "Pedro Alves", "HELD", (("DBL", 25, 2, 2, "opo-suntravel-dbl"),)),
+        DemoBooking("demo-opo-5", "BLUEWAVE", "Sophie Martin", "CONFIRMED", (("STD", 23, 3, 3, None),)),
+        DemoBooking("demo-opo-6", "BLUEWAVE", "Tom Becker", "HELD", (("STD", 49, 2, 1, "opo-bluewave-std"),)),
+    ],
+}
+
+_FAILURE = "... on UserError { message code }"
+_CREATE_BLOCK = f"""mutation($input: CreateHardblockInput!) {{ result: createHardblock(input: $input) {{
+  __typename ... on Hardblock {{ id }} {_FAILURE} }} }}"""
+_AMEND = f"""mutation($input: HardblockAmendmentInput!) {{ result: amendHardblock(input: $input) {{
+  __typename {_FAILURE} }} }}"""
+_RETURN = f"""mutation($input: ReturnHardblockRoomsInput!) {{ result: returnHardblockRooms(input: $input) {{
+  __typename {_FAILURE} }} }}"""
+_EXTEND = f"""mutation($ids: [ID!]!, $nights: Int!) {{ result: bulkExtendHardblocks(ids: $ids, nights: $nights) {{
+  __typename {_FAILURE} }} }}"""
+_RELEASE_NIGHTS = f"""mutation($id: ID!, $dates: [Date!]!) {{ result: releaseHardblockNights(id: $id, dates: $dates) {{
+  __typename {_FAILURE} }} }}"""
+_RELEASE = f"mutation($id: ID!) {{ result: releaseHardblock(id: $id) {{ __typename {_FAILURE} }} }}"
+_CREATE_BOOKING = f"""mutation($input: CreateBookingInput!) {{ result: createBooking(input: $input) {{
+  __typename ... on BookingGroup {{ id status }} {_FAILURE} }} }}"""
+_CONFIRM = f"mutation($id: ID!) {{ result: confirmBooking(groupId: $id) {{ __typename {_FAILURE} }} }}"
+_CANCEL = f"""mutation($id: ID!, $reason: String) {{ result: cancelBooking(groupId: $id, reason: $reason) {{
+  __typename {_FAILURE} }} }}"""
+
+
+class SeedError(RuntimeError):
+    pass
+
+
+class _NoBroadcast:
+    """Nobody subscribes to a seed: its writes' after-commit messages go nowhere."""
+
+    async def publish(self, channel: str, message: str) -> None:
+        return None
+
+
+class _Api:
+    """The GraphQL schema executed in-process as the seed's admin principal, one request per call."""
+
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+        from app.api.schema import build_schema
+        from app.auth import Principal, Role
+
+        self.schema = build_schema(settings)
+        self.settings, self.sessions = settings, sessions
+        self.principal = Principal(uid=SEED_UID, role=Role.ADMIN, agency_code=None)
+
+    async def __call__(self, document: str, expect: str, **variables: Any) -> Any:
+        from app.context import Context
+
+        context = Context(settings=self.settings, sessions=self.sessions, verifier=None,  # type: ignore[arg-type]
+                          broadcast=_NoBroadcast(), principal=self.principal)  # type: ignore[arg-type]
+        result = await self.schema.execute(document, variable_values=variables, context_value=context)
+        if result.errors:
+            raise SeedError(f"demo data: {result.errors[0].message}")
+        payload = result.data["result"]
+        for value in payload if isinstance(payload, list) else [payload]:
+            if value["__typename"] != expect:
+                raise SeedError(f"demo data: expected {expect}, got {value['__typename']}: {value.get('message')}")
+        return payload
+
+
+async def _fresh_hotels(session: AsyncSession) -> list[models.Hotel]:
+    """The demo hotels that have no hardblock and no booking yet."""
+    busy = or_(
+        exists().where(models.Hardblock.hotel_id == models.Hotel.id),
+        exists().where(models.Booking.hotel_id == models.Hotel.id),
+    )
+    codes = [code for code in BLOCKS]
+    return list((await session.execute(
+        select(models.Hotel).where(models.Hotel.code.in_(codes), ~busy).order_by(models.Hotel.code)
+    )).scalars())
+
+
+async def _seed_activity(
+    sessions: async_sessionmaker[AsyncSession], database_url: str, settings: Settings | None, today: date
+) -> bool:
+    from app.api.ids import to_global_id
+    from app.settings import get_settings
+
+    async with sessions() as session:
+        hotels = await _fresh_hotels(session)
+        if not hotels:
+            return False
+        agencies = {a.code: to_global_id("Agency", a.id)
+                    for a in (await session.execute(select(models.Agency))).scalars()}
+        room_types = {
+            (hotel.code, rt.code): to_global_id("RoomType", rt.id)
+            for hotel in hotels
+            for rt in (await session.execute(
+                select(models.RoomType).where(models.RoomType.hotel_id == hotel.id))).scalars()
+        }
+    settings = (settings or get_settings()).model_copy(
+        update={"database_url": database_url, "booking_expiry_minutes": DEMO_HOLD_MINUTES})
+    api = _Api(settings, sessions)
+
+    def day(offset: int) -> str:
+        return (today + timedelta(days=offset)).isoformat()
+
+    def changes(nights: tuple[Nights, ...]) -> list[dict[str, Any]]:
+        return [{"from": day(a), "to": day(b), "rooms": rooms} for a, b, rooms in nights]
+
+    for hotel in hotels:
+        ids: dict[str, str] = {}
+        for block in BLOCKS[hotel.code]:
+            created = await api(_CREATE_BLOCK, "Hardblock", input={
+                "agencyId": agencies[block.agency], "roomTypeId": room_types[hotel.code, block.room_type],
+                "from": day(block.start), "to": day(block.start + block.nights), "rooms": block.rooms,
+                "releaseDays": block.release_days,
+            })
+            ids[block.name] = created["id"]
+            for reason, nights in block.amendments:
+                await api(_AMEND, "Hardblock", input={"hardblockId": ids[block.name], "reason": reason,
+                                                      "changes": changes(nights)})
+            if block.returned:
+                (a, b, rooms), reason = block.returned
+                await api(_RETURN, "Hardblock", input={"hardblockId": ids[block.name], "from": day(a), "to": day(b),
+                                                       "rooms": rooms, "reason": reason})
+            if block.extend:
+                await api(_EXTEND, "Hardblock", ids=[ids[block.name]], nights=block.extend)
+        for booking in BOOKINGS[hotel.code]:
+            group = await api(_CREATE_BOOKING, "BookingGroup", input={
+                "idempotencyKey": booking.key, "agencyId": agencies[booking.agency], "guestName": booking.guest,
+                "items": [{"roomTypeId": room_types[hotel.code, rt], "checkIn": day(check_in),
+                           "checkOut": day(check_in + nights), "rooms": rooms,
+                           "hardblockId": ids[block] if block else None}
+                          for rt, check_in, nights, rooms, block in booking.items],
+            })
+            if booking.status in ("CONFIRMED", "CANCELLED") and group["status"] == "HELD":
+                await api(_CONFIRM, "SaleOrder", id=group["id"])
+            if booking.status == "CANCELLED":
+                await api(_CANCEL, "BookingGroup", id=group["id"], reason="Guest changed plans")
+        for block in BLOCKS[hotel.code]:
+            if block.released_nights:
+                await api(_RELEASE_NIGHTS, "Hardblock", id=ids[block.name],
+                          dates=[day(n) for n in block.released_nights])
+            if block.released:
+                await api(_RELEASE, "Hardblock", id=ids[block.name])
+    return True

@@ -3,6 +3,7 @@ fields concurrently, and one AsyncSession must never serve two coroutines at onc
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from typing import Any
@@ -11,7 +12,7 @@ from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import models, queries
-from db.hardblocks import load_block_grids
+from db.hardblocks import BlockGridData, load_block_grids
 
 
 def _loader(
@@ -35,7 +36,27 @@ async def _block_grids(session: AsyncSession, keys: Sequence[tuple[int, int, dat
     blocks = await queries.rows_by_id(session, models.Hardblock, [key[1] for key in keys])
     data = await load_block_grids(session, list(blocks.values()), min(key[2] for key in keys),
                                   max(key[3] for key in keys))
-    return {key: data for key in keys if key[1] in blocks}
+    own = _per_block(data)
+    return {key: own[key[1]] for key in keys if key[1] in blocks}
+
+
+def _per_block(data: BlockGridData) -> dict[int, BlockGridData]:
+    """Each block's share of a batch: its terms, amendments and bookings (the room types' contracts
+    and rate changes shared), so one block's grid does not scan the other blocks' rows."""
+    amendments: dict[int, list[Any]] = defaultdict(list)
+    bookings: dict[int, list[Any]] = defaultdict(list)
+    lines: dict[int, list[Any]] = defaultdict(list)
+    for event in data.amendments:
+        amendments[event.hardblock_id].append(event)
+    for row, line in zip(data.bookings, data.booking_lines, strict=True):
+        bookings[row.hardblock_id].append(row)
+        lines[row.hardblock_id].append(line)
+    return {
+        block_id: BlockGridData(terms={block_id: terms}, amendments=amendments[block_id],
+                                rate_events=data.rate_events, contracts=data.contracts,
+                                bookings=bookings[block_id], booking_lines=lines[block_id])
+        for block_id, terms in data.terms.items()
+    }
 
 
 class Loaders:

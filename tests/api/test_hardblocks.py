@@ -60,6 +60,7 @@ query($id: ID!, $from: Date, $to: Date, $overlay: HardblockAmendmentInput) { nod
   grid(from: $from, to: $to, overlay: $overlay) { date size booked available released proposedSize }
 } } }
 """
+TRAIL = "query($id: ID!) { node(id: $id) { ... on Hardblock { auditTrail { action actorRole after } } } }"
 LIST = "query($status: HardblockStatus) { hardblocks(status: $status) { edges { node { reference status } } } }"
 
 
@@ -171,6 +172,9 @@ async def test_amending_grows_shrinks_extends_and_removes_nights(gql):
         (d(0), 2, 4), (d(1), 2, 1), (d(2), 2, 0), (d(3), 0, 2), (d(4), 0, 2)]
     actions = [e["action"] for e in await audit_actions(gql, block["id"])]
     assert actions == ["hardblock.amended", "hardblock.created"]  # newest first
+    trail = data(await gql(TRAIL, {"id": block["id"]}, role="agent", agency="SUNTRAVEL"))["node"]["auditTrail"]
+    assert [(e["action"], e["after"]["reason"] if "reason" in e["after"] else None) for e in trail] == [
+        ("hardblock.created", None), ("hardblock.amended", "season peak")]
 
 
 async def test_growing_needs_the_pool_and_shrinking_stops_at_the_bookings(gql):
