@@ -388,15 +388,25 @@ class BookingMutation:
                 guest_name=guest_name, created_by=context.actor.uid,
             )
 
+            async def decide() -> tuple[list[Money], datetime]:
+                """Prices, or SoldOut, on a read of what is committed now."""
+                inventory = await load_stay_inventory(session, scope.hotel_id, scope.room_type_ids, scope.start,
+                                                      scope.end)
+                now = models.utcnow()
+                rows = inventory.calendar(scope.start, scope.end, now)
+                prices = _prices(rows, items)
+                if shortfalls := _shortfalls(inventory, rows, items, now):
+                    raise SoldOutError(shortfalls)
+                return prices, now
+
+            # Already sold out as of a committed read: answer without queueing on the lock. That
+            # SoldOut is true as of the read and writes nothing; only a request that may succeed
+            # takes the lock, and it decides again on a read taken after it.
+            await decide()
             # The critical section, from the lock to the commit: three round trips (read, write,
             # commit). Everything that does not depend on availability happened above.
             await _lock_room_types(session, settings, scope.room_type_ids)
-            inventory = await load_stay_inventory(session, scope.hotel_id, scope.room_type_ids, scope.start, scope.end)
-            now = models.utcnow()
-            rows = inventory.calendar(scope.start, scope.end, now)
-            prices = _prices(rows, items)
-            if shortfalls := _shortfalls(inventory, rows, items, now):
-                raise SoldOutError(shortfalls)
+            prices, now = await decide()
 
             group.created_at, group.expires_at = now, now + timedelta(minutes=settings.booking_expiry_minutes)
             version = await insert_hold(

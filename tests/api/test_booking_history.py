@@ -156,3 +156,23 @@ async def test_create_booking_statements(gql, sessions):
         rows = (await session.execute(select(models.Booking.rooms, func.count()).group_by(models.Booking.rooms)
                                       .order_by(models.Booking.rooms))).all()
     assert [tuple(r) for r in rows] == [(1, 1), (2, 1)]  # both items, from the one write
+
+
+async def test_a_request_already_sold_out_does_not_queue_on_the_lock(gql):
+    from sqlalchemy import event as sa_event
+
+    hotel, ids, agencies = await setup(gql, allotment=2)
+    assert (await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], rooms=2)))["__typename"] == "BookingGroup"
+    engine = gql.http._transport.app.state.runtime.engine
+    statements: list[str] = []
+
+    def log(conn, cursor, statement, parameters, context, executemany):  # noqa: PLR0913
+        statements.append(statement)
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", log)
+    try:
+        late = await book(gql, agencies["BLUEWAVE"], item(ids["STD"]))
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", log)
+    assert late["__typename"] == "SoldOut"
+    assert not any("pg_advisory_xact_lock" in s for s in statements)
