@@ -14,7 +14,7 @@ import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -54,6 +54,8 @@ class Principal:
     uid: str
     role: Role
     agency_code: str | None  # None for admin/operator
+    # The token's `exp` (Unix time); websockets close when it passes. Not part of identity.
+    expires_at: float | None = field(default=None, compare=False)
 
     @property
     def is_staff(self) -> bool:
@@ -173,12 +175,14 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
             f"token has no StaySync role claim: 'role' must be admin, operator or agent, "
             f"not {str(raw_role)[:40]!r}"
         ) from None
+    exp = claims.get("exp")
+    expires_at = float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
     if role is not Role.AGENT:
-        return Principal(uid=uid, role=role, agency_code=None)
+        return Principal(uid=uid, role=role, agency_code=None, expires_at=expires_at)
     agency = claims.get("agency")
     if not isinstance(agency, str) or not agency.strip():
         raise AuthenticationError("agent token has no 'agency' claim (the agency code)")
-    return Principal(uid=uid, role=role, agency_code=agency)
+    return Principal(uid=uid, role=role, agency_code=agency, expires_at=expires_at)
 
 
 def make_emulator_token(

@@ -41,6 +41,14 @@ class Context:
             self._loaders = Loaders(self.sessions)
         return self._loaders
 
+    def fresh_loaders(self) -> None:
+        """Forget every cached read. A websocket's context lives as long as the connection, so a
+        subscription calls this before each event: its fields must show the state after the event.
+        """
+        self._loaders = None
+        for cache in ("_cell_loaders", "_inventory_cache"):  # set by app.api.inventory
+            self.__dict__.pop(cache, None)
+
     async def may_see(self, agency_id: int) -> bool:
         """Staff see every agency's bookings and blocks; agents only their own agency's."""
         principal = self.principal

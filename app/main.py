@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,12 +20,17 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 from app.api.booking_mutations import run_expiry_sweeper
+from app.api.hardblock_mutations import run_release_job
 from app.api.schema import build_schema
+from app.api.subscriptions import SharedData, SharedResultsExecutor
 from app.auth import FirebaseVerifier
 from app.broadcast import Broadcast
 from app.context import Context
@@ -48,10 +55,96 @@ class Runtime:
     broadcast: Broadcast
 
 
+class TransportWSHandler(BaseGraphQLTransportWSHandler):
+    """graphql-transport-ws with a watchdog: server pings, and a close when the token expires.
+
+    Once acknowledged, the server sends `ping` every WS_PING_INTERVAL_S; a client that does not
+    answer `pong` within WS_PING_TIMEOUT_S (a half-open connection, a frozen tab) is dropped and
+    its subscriptions freed. When the token of `connection_init` expires the socket closes with
+    4403, like a bad token at connect; the client reconnects with a fresh one.
+    """
+
+    CLOSE_TIMEOUT_S = 2
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watchdog: asyncio.Task | None = None
+        self._pong = asyncio.Event()
+
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._watch())
+            self._watchdog.add_done_callback(self._task_done)
+
+    async def handle_pong(self, message: Any) -> None:
+        self._pong.set()
+
+    async def send_message(self, message: Any) -> None:
+        # A result shared by several subscribers (app.api.subscriptions.SharedData) is encoded to
+        # JSON once; each socket only adds its own operation id around it.
+        payload = message.get("payload") if message.get("type") == "next" else None
+        data = payload.get("data") if isinstance(payload, dict) and len(payload) == 1 else None
+        if not isinstance(data, SharedData):
+            await super().send_message(message)
+            return
+        text = f'{{"id":{json.dumps(message["id"])},"type":"next","payload":{{"data":{data.encoded(self.view.encode_json)}}}}}'
+        try:
+            await self.websocket.ws.send_text(text)  # type: ignore[attr-defined] # ASGIWebSocketAdapter
+        except WebSocketDisconnect as exc:  # as ASGIWebSocketAdapter.send_json does
+            raise WebSocketDisconnected from exc
+
+    async def shutdown(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        await super().shutdown()
+
+    async def _watch(self) -> None:
+        context: Context = self.context
+        settings = context.settings
+        expires_at = context.principal.expires_at if context.principal else None
+        try:
+            while True:
+                wait = settings.ws_ping_interval_s
+                if expires_at is not None:
+                    wait = min(wait, expires_at - time.time())
+                await asyncio.sleep(max(wait, 0))
+                if expires_at is not None and time.time() >= expires_at:
+                    await self._drop(4403, "Token expired")
+                    return
+                self._pong.clear()
+                try:
+                    await asyncio.wait_for(self._ping_and_wait(), settings.ws_ping_timeout_s)
+                except TimeoutError:
+                    await self._drop(4408, "Ping timeout")
+                    return
+        except Exception as error:  # noqa: BLE001 - logged like Strawberry's own tasks
+            await self.handle_task_exception(error)
+
+    async def _ping_and_wait(self) -> None:
+        await self.send_message({"type": "ping"})
+        await self._pong.wait()
+
+    async def _drop(self, code: int, reason: str) -> None:
+        # Free the subscriptions first: closing a half-open socket may never complete.
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.websocket.close(code=code, reason=reason), self.CLOSE_TIMEOUT_S)
+
+
 class GraphQLApp(GraphQL):
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     def __init__(self, app: Starlette, settings: Settings) -> None:
+        schema = build_schema(settings)
+        # Subscription events that many sockets receive alike execute once (app.api.subscriptions);
+        # anything else executes exactly as with Strawberry's own executor, which this extends.
+        schema.execution_context_class = SharedResultsExecutor
         super().__init__(
-            build_schema(settings),
+            schema,
             graphql_ide=None if settings.production else "graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
@@ -82,6 +175,10 @@ class GraphQLApp(GraphQL):
         if context.principal is None:
             message = context.auth_error.message if context.auth_error else "connection_init needs an authorization"
             raise ConnectionRejectionError({"message": message, "code": "UNAUTHENTICATED"})
+        expires_at = context.principal.expires_at
+        if expires_at is not None and expires_at <= time.time():
+            # Emulator mode accepts expired tokens; a socket would outlive one anyway.
+            raise ConnectionRejectionError({"message": "ID token has expired", "code": "UNAUTHENTICATED"})
 
 
 async def health(request: Request) -> JSONResponse:
@@ -113,20 +210,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        broadcast = Broadcast(settings.broadcast_url)
+        broadcast = Broadcast(settings.broadcast_url, queue_size=settings.broadcast_queue_size)
         await broadcast.connect()
         verifier = FirebaseVerifier(settings)
         app.state.runtime = runtime = Runtime(settings, engine, session_factory(engine), verifier, broadcast)
-        # Tests run the sweep themselves (a background writer would make them nondeterministic).
-        sweeper = None if settings.app_env == "test" else asyncio.create_task(run_expiry_sweeper(
-            Context(settings=settings, sessions=runtime.sessions, verifier=verifier, broadcast=broadcast)))
+        # The background writers: the expiry sweeper and the hardblock release job. Tests run them
+        # themselves (a background writer would make them nondeterministic).
+        jobs = [] if settings.app_env == "test" else [
+            asyncio.create_task(job(Context(settings=settings, sessions=runtime.sessions, verifier=verifier,
+                                            broadcast=broadcast)))
+            for job in (run_expiry_sweeper, run_release_job)
+        ]
         try:
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
+            for task in jobs:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                    await task
             await broadcast.disconnect()
             verifier.close()
             await engine.dispose()

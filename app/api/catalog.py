@@ -18,6 +18,7 @@ from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info
 from app.api.types import Agency, Hotel, Money, MoneyInput, RoomType, load_hotel, load_room_type
 from db import audit, models
 from db.engine import transaction
+from app.publish import publish_inventory_change
 from db.inventory import bump_version, lock_room_types
 
 CODE = re.compile(r"^[A-Z0-9_-]{2,32}$")
@@ -312,6 +313,7 @@ class CatalogMutation:
             # The contract feeds availability: serialise with bookings of both room types.
             touched = {room_type_id} | ({contract.room_type_id} if contract else set())
             await lock_room_types(session, touched, settings.lock_timeout_ms)
+            nights = [input.from_, input.to] + ([contract.start_date, contract.end_date] if contract else [])
 
             fields = dict(
                 room_type_id=room_type_id, start_date=input.from_, end_date=input.to,
@@ -333,7 +335,8 @@ class CatalogMutation:
             after = audit.snapshot(contract, *fields)
             action = "contract.created" if before is None else "contract.updated"
             audit.record(session, info.context.actor, action, "Contract", contract.id, before=before, after=after)
-            await bump_version(session, hotel_id)
+            version = await bump_version(session, hotel_id)
+        await publish_inventory_change(info.context, hotel_id, version, touched, min(nights), max(nights))
         return Contract.from_row(contract)
 
 

@@ -111,13 +111,19 @@ async def read_calendar(
     context: Context, hotel_id: int, start: date, end: date, room_type_ids: list[int] | None
 ) -> LoadedInventory:
     """One consistent snapshot (REPEATABLE READ), so `version` matches the numbers exactly."""
-    async with transaction(context.sessions) as session:
+    loaded = await load_calendar(context.sessions, hotel_id, start, end, room_type_ids)
+    inventory_cache(context).loaded.append(loaded)
+    return loaded
+
+
+async def load_calendar(
+    sessions: Any, hotel_id: int, start: date, end: date, room_type_ids: list[int] | None
+) -> LoadedInventory:
+    async with transaction(sessions) as session:
         await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
         snapshot = await load_inventory(session, hotel_id, start, end, room_type_ids)
     now = models.utcnow()
-    loaded = LoadedInventory(snapshot, snapshot.calendar(start, end, now), start, end, now)
-    inventory_cache(context).loaded.append(loaded)
-    return loaded
+    return LoadedInventory(snapshot, snapshot.calendar(start, end, now), start, end, now)
 
 
 def cell_loaders(context: Context) -> tuple[DataLoader, DataLoader]:
@@ -226,6 +232,20 @@ class CalendarSeries:
     currency: str | None
 
 
+def row_cells(room_type: RoomType, row: PoolRow) -> list[CalendarCell]:
+    # One Money per distinct rate, not per cell: rates repeat over whole seasons.
+    money = {rate: Money.of(rate.amount, rate.currency) for rate in set(row.rate) if rate is not None}
+    return [
+        CalendarCell(
+            date=row.dates[i], room_type=room_type, allotment=row.allotment[i],
+            hardblocked=row.hardblocked[i], held=row.held[i], sold=row.sold[i], available=row.available[i],
+            overcommitted=row.overcommitted[i], closed=row.closed[i], release_date=row.release_date[i],
+            rate=money.get(row.rate[i]),
+        )
+        for i in range(len(row.dates))
+    ]
+
+
 @strawberry.type
 class CalendarRow:
     room_type: RoomType
@@ -233,18 +253,7 @@ class CalendarRow:
 
     @strawberry.field
     def cells(self) -> list[CalendarCell]:
-        row, room_type = self._row, self.room_type
-        # One Money per distinct rate, not per cell: rates repeat over whole seasons.
-        money = {rate: Money.of(rate.amount, rate.currency) for rate in set(row.rate) if rate is not None}
-        return [
-            CalendarCell(
-                date=row.dates[i], room_type=room_type, allotment=row.allotment[i],
-                hardblocked=row.hardblocked[i], held=row.held[i], sold=row.sold[i], available=row.available[i],
-                overcommitted=row.overcommitted[i], closed=row.closed[i], release_date=row.release_date[i],
-                rate=money.get(row.rate[i]),
-            )
-            for i in range(len(row.dates))
-        ]
+        return row_cells(self.room_type, self._row)
 
     @strawberry.field
     def series(self) -> CalendarSeries:

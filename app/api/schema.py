@@ -28,6 +28,7 @@ from app.api.hardblock_mutations import HardblockMutation, HardblockQuery
 from app.api.errors import HANDLERS
 from app.api.inventory import SERIES_SCALAR, InventoryMutation, Series
 from app.api.permissions import AUTHENTICATED, Info, require_principal
+from app.api.subscriptions import Subscription
 from app.api.types import Role, Viewer
 from app.settings import Settings
 
@@ -102,6 +103,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         exception_handlers=HANDLERS,
         config=StrawberryConfig(

@@ -184,7 +184,7 @@ async def test_ping_is_answered_with_pong(ws):
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        (UNKNOWN_SUBSCRIPTION, "subscription"),
+        (UNKNOWN_SUBSCRIPTION, "Cannot query field 'noSuchField' on type 'Subscription'."),
         ("{ noSuchField }", "Cannot query field 'noSuchField' on type 'Query'."),
         (TOO_DEEP, "exceeds maximum operation depth of 10"),
     ],
