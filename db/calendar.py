@@ -184,7 +184,6 @@ def _record(model: Any, *skip: str) -> tuple[Any, str]:
 _ContractRecord, _CONTRACT_ROW = _record(models.Contract, "search", "terms")
 _EventRecord, _EVENT_ROW = _record(models.AllotmentEvent)
 _HardblockRecord, _HARDBLOCK_ROW = _record(models.Hardblock)
-_BookingRecord, _BOOKING_ROW = _record(models.Booking)
 
 
 def _overlapping(table: str, start_column: str, end_column: str) -> str:
@@ -202,20 +201,27 @@ _STAY_INVENTORY = text(
     "ARRAY(SELECT ROW(r.hardblock_id, r.night, r.released_at) FROM hardblock_night_release AS r "
     "  WHERE r.hardblock_id IN (SELECT x.id "
     + _overlapping("hardblock", "start_date", "end_date") + ") AND r.night >= :start AND r.night < :end) AS releases, "
-    f"ARRAY(SELECT {_BOOKING_ROW} {_overlapping('booking', 'check_in', 'check_out')} "
-    "  AND x.status IN ('HELD', 'CONFIRMED') ORDER BY x.id) AS bookings, "
+    # Bookings summed per stay and status: the decision needs rooms per night, not who booked, and
+    # a hot room type holds thousands of one-room bookings. Lapsed holds (as of :now) drop out.
+    "ARRAY(SELECT ROW(min(x.id), x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status, "
+    "  max(x.expires_at), CAST(sum(x.rooms) AS integer)) "
+    f"  {_overlapping('booking', 'check_in', 'check_out')} "
+    "  AND (x.status = 'CONFIRMED' OR (x.status = 'HELD' AND x.expires_at > :now)) "
+    "  GROUP BY x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status ORDER BY 1) AS bookings, "
     "(SELECT version FROM inventory_version WHERE hotel_id = :hotel_id) AS version"
 )
 
 
 async def load_stay_inventory(
-    session: AsyncSession, hotel_id: int, room_type_ids: Sequence[int], start: date, end: date
+    session: AsyncSession, hotel_id: int, room_type_ids: Sequence[int], start: date, end: date, now: datetime
 ) -> StayInventory:
     """What `load_inventory` reads for `room_type_ids` of the hotel over [start, end), as domain
-    values only, in one statement (the write paths call it under the advisory locks)."""
+    values only, in one statement (the write paths call it under the advisory locks). Bookings
+    come summed per (room type, block, stay, status), without holds lapsed at `now`: decide with
+    that same `now`."""
     connection = await session.connection()
     row = (await connection.execute(_STAY_INVENTORY, {
-        "ids": list(room_type_ids), "start": start, "end": end, "hotel_id": hotel_id,
+        "ids": list(room_type_ids), "start": start, "end": end, "hotel_id": hotel_id, "now": now,
     })).one()
     releases: dict[int, dict[date, datetime]] = {}
     for block_id, night, released_at in row.releases:
@@ -231,5 +237,10 @@ async def load_stay_inventory(
             hardblock_terms(b, effective_released_nights(b.id, releases.get(b.id, {}), events))  # type: ignore[arg-type]
             for b in hardblocks
         ],
-        booking_lines=[booking_line(_BookingRecord(*b)) for b in row.bookings],  # type: ignore[arg-type]
+        booking_lines=[
+            BookingLine(id=pk, group_id=0, agency_id=0, room_type_id=room_type_id, check_in=check_in,
+                        check_out=check_out, rooms=rooms, status=BookingStatus(status), expires_at=expires_at,
+                        hardblock_id=hardblock_id)
+            for pk, room_type_id, hardblock_id, check_in, check_out, status, expires_at, rooms in row.bookings
+        ],
     )

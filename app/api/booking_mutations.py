@@ -390,9 +390,9 @@ class BookingMutation:
 
             async def decide() -> tuple[list[Money], datetime]:
                 """Prices, or SoldOut, on a read of what is committed now."""
-                inventory = await load_stay_inventory(session, scope.hotel_id, scope.room_type_ids, scope.start,
-                                                      scope.end)
                 now = models.utcnow()
+                inventory = await load_stay_inventory(session, scope.hotel_id, scope.room_type_ids, scope.start,
+                                                      scope.end, now)
                 rows = inventory.calendar(scope.start, scope.end, now)
                 prices = _prices(rows, items)
                 if shortfalls := _shortfalls(inventory, rows, items, now):

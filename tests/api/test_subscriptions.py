@@ -367,6 +367,31 @@ async def test_hardblock_changes_reach_who_may_see_them(server, gql_a, sessions)
     await admin.close()
 
 
+async def test_hardblock_writes_publish_the_block_and_its_cells(server, gql_a):
+    from tests.api.test_hardblocks import AMEND, CREATE_BLOCK, RELEASE, block_input
+
+    hotel, ids, agencies = await setup(gql_a)
+    blocks = await subscribe(server, HARDBLOCKS, role="agent", agency="SUNTRAVEL")
+    cells = await subscribe(server, AVAILABILITY, watch(hotel, roomTypeIds=[ids["STD"]]))
+    created = data(await gql_a(CREATE_BLOCK, {"input": block_input(agencies["SUNTRAVEL"], ids["STD"], rooms=3)}))
+    block_id = created["createHardblock"]["id"]
+    assert (await next_data(blocks))["hardblockChanged"]["agency"] == {"code": "SUNTRAVEL"}
+    change = (await next_data(cells))["availabilityChanged"]
+    assert [(c["date"], c["available"]) for c in change["cells"]] == [(d(n), 7) for n in range(3)]
+    amended = await gql_a(AMEND, {"input": {"hardblockId": block_id,
+                                            "changes": [{"from": d(1), "to": d(2), "rooms": 1}]}})
+    assert data(amended)["amendHardblock"]["__typename"] == "Hardblock"
+    await next_data(blocks)
+    change = (await next_data(cells))["availabilityChanged"]
+    assert [(c["date"], c["available"]) for c in change["cells"]] == [(d(1), 9)]
+    assert data(await gql_a(RELEASE, {"id": block_id}))["releaseHardblock"]["__typename"] == "Hardblock"
+    await next_data(blocks)
+    change = (await next_data(cells))["availabilityChanged"]
+    assert [c["available"] for c in change["cells"]] == [10, 10, 10]
+    for ws in (blocks, cells):
+        await ws.close()
+
+
 def to_global(type_name: str, pk: int) -> str:
     from app.api.ids import to_global_id
 
