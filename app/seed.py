@@ -93,27 +93,30 @@ async def seed_demo(
         await engine.dispose()
 
 
+async def _create_if_code_is_new(session: AsyncSession, model: type[Any], code: str, name: str) -> Any | None:
+    """A new agency or hotel (`model`) with `code` and `name`, audited as created by the seed; None
+    when one with that code exists already, so seeding again adds nothing."""
+    if (await session.execute(select(model).where(model.code == code))).first():
+        return None
+    row = model(code=code, name=name)
+    session.add(row)
+    await session.flush()
+    audit.record(session, SEED_ACTOR, f"{model.__name__.lower()}.created", model.__name__, row.id,
+                 after=audit.snapshot(row, "code", "name"))
+    return row
+
+
 async def _seed_catalogue(session: AsyncSession, today: date) -> bool:
     """Agencies, hotels, room types and contracts that do not exist yet (by code)."""
     created = False
     for code, name in AGENCIES:
-        if (await session.execute(select(models.Agency).where(models.Agency.code == code))).first():
-            continue
-        agency = models.Agency(code=code, name=name)
-        created = True
-        session.add(agency)
-        await session.flush()
-        audit.record(session, SEED_ACTOR, "agency.created", "Agency", agency.id,
-                     after=audit.snapshot(agency, "code", "name"))
+        if await _create_if_code_is_new(session, models.Agency, code, name) is not None:
+            created = True
     for hotel_code, hotel_name, room_types, currency in HOTELS:
-        if (await session.execute(select(models.Hotel).where(models.Hotel.code == hotel_code))).first():
+        hotel = await _create_if_code_is_new(session, models.Hotel, hotel_code, hotel_name)
+        if hotel is None:
             continue
-        hotel = models.Hotel(code=hotel_code, name=hotel_name)
         created = True
-        session.add(hotel)
-        await session.flush()
-        audit.record(session, SEED_ACTOR, "hotel.created", "Hotel", hotel.id,
-                     after={"code": hotel_code, "name": hotel_name})
         for rt_code, rt_name, allotment, rate, release_days in room_types:
             room_type = models.RoomType(hotel_id=hotel.id, code=rt_code, name=rt_name)
             session.add(room_type)

@@ -24,13 +24,9 @@ Targets (DESIGN.md): 6,000 cells <= 3x json.dumps; 12k/6k time <= 2.2; 50x365 ce
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import random
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -40,22 +36,31 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy.engine import make_url
 
 from bench.common import (
     PROJECT_ROOT,
     RESULTS_DIR,
+    SEPARATORS,
+    InProcessApp,
+    admin_token,
+    against_json_dumps,
+    http_bench_arguments,
     percentile,
+    print_profile,
+    profile_self_time,
+    repeat_ms,
+    run_seed,
+    running_server,
+    scratch_database,
     summarize,
     table,
     target,
     targets_table,
+    time_async,
+    time_graphql_cases,
     write_results,
 )
-
-EMULATOR_HOST = "127.0.0.1:9099"
-PROJECT_ID = "staysync-bench"
-SEPARATORS = (",", ":")  # what Strawberry's encode_json uses for the response body
+from bench.common import free_port, stop_server, wait_ready  # noqa: F401  (bench.booking_support imports them from here)
 
 # Nights the calendar is asked for start here: a month ahead, so no release cut-off has passed.
 START = date.today() + timedelta(days=30)
@@ -85,15 +90,6 @@ QUERIES = {"cells": QUERY % f"cells {{ {CELL_FIELDS} }}", "series": QUERY % f"se
 
 
 # --- the throwaway database ------------------------------------------------------------------------
-
-
-def server_url() -> tuple[str, str]:
-    for name in ("BENCH_DATABASE_URL", "TEST_DATABASE_URL"):
-        if os.environ.get(name):
-            return os.environ[name], name
-    from db.embedded import start_embedded
-
-    return start_embedded(PROJECT_ROOT / ".data" / "bench", database="postgres"), "embedded (.data/bench)"
 
 
 @dataclass
@@ -205,45 +201,10 @@ async def seed(url: str, rnd: random.Random) -> Seeded:
 # --- the server ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": url, "SEED_DEMO": "0", "APP_ENV": "development",
-           "FIREBASE_AUTH_EMULATOR_HOST": EMULATOR_HOST, "FIREBASE_PROJECT_ID": PROJECT_ID,
-           "BROADCAST_URL": "memory://", "WEB_CONCURRENCY": "1"}
+def staysync_command() -> list[str]:
+    """The `staysync` console script beside this interpreter, else `python -m app.cli`."""
     script = Path(sys.executable).with_name("staysync")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
-    command += ["serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    log = log_path.open("wb")
-    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}; see its log")
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the server did not become ready in time")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -283,38 +244,28 @@ def check_parity(cells: dict[str, Any], series: dict[str, Any]) -> None:
 
 def measure_http(base: str, token: str, hotel_ids: dict[str, int], runs: int, warmup: int,
                  rnd: random.Random) -> dict[str, Any]:
-    request_ms: dict[str, list[float]] = {case: [] for case in CASES}
-    dumps_ms: dict[str, list[float]] = {case: [] for case in CASES}
     body_bytes: dict[str, int] = {}
     cell_counts: dict[str, int] = {}
     health_ms: list[float] = []
     last: dict[str, dict[str, Any]] = {}
+
+    def body(case: str) -> dict[str, Any]:
+        return {"query": QUERIES[CASES[case][2]], "variables": variables(hotel_ids, case)}
+
+    def check(case: str, content: bytes, payload: dict[str, Any]) -> None:
+        cell_counts[case] = check_payload(case, payload)
+        body_bytes[case] = len(content)
+        last[case] = payload
+
     with httpx.Client(base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"}) as client:
-        for round_no in range(warmup + runs):
-            order = list(CASES)
-            rnd.shuffle(order)
-            for case in order:
-                body = {"query": QUERIES[CASES[case][2]], "variables": variables(hotel_ids, case)}
-                t0 = time.perf_counter_ns()
-                response = client.post("/graphql", json=body)
-                content = response.content
-                elapsed = (time.perf_counter_ns() - t0) / 1e6
-                response.raise_for_status()
-                payload = json.loads(content)
-                t0 = time.perf_counter_ns()
-                json.dumps(payload, separators=SEPARATORS)
-                dumped = (time.perf_counter_ns() - t0) / 1e6
-                if round_no < warmup:
-                    cell_counts[case] = check_payload(case, payload)
-                    body_bytes[case] = len(content)
-                    last[case] = payload
-                    continue
-                request_ms[case].append(elapsed)
-                dumps_ms[case].append(dumped)
+
+        def health(timed: bool) -> None:
             t0 = time.perf_counter_ns()
             client.get("/health").raise_for_status()
-            if round_no >= warmup:
+            if timed:
                 health_ms.append((time.perf_counter_ns() - t0) / 1e6)
+
+        request_ms, dumps_ms = time_graphql_cases(client, list(CASES), body, runs, warmup, rnd, check, health)
     check_parity(last["cells_6k"], last["series_6k"])
     check_parity(last["cells_50x365"], last["series_50x365"])
     return {
@@ -322,8 +273,7 @@ def measure_http(base: str, token: str, hotel_ids: dict[str, int], runs: int, wa
             case: {
                 "hotel": CASES[case][0], "room_types": HOTELS[CASES[case][0]], "nights": CASES[case][1],
                 "shape": CASES[case][2], "cells": cell_counts[case], "response_bytes": body_bytes[case],
-                "request": summarize(request_ms[case]), "json_dumps": summarize(dumps_ms[case]),
-                "ratio_p50": round(percentile(request_ms[case], 50) / percentile(dumps_ms[case], 50), 2),
+                **against_json_dumps(request_ms[case], dumps_ms[case]),
             }
             for case in CASES
         },
@@ -339,58 +289,30 @@ async def split_in_process(url: str, hotel_ids: dict[str, int], runs: int, profi
     from sqlalchemy import text
 
     from app.api.inventory import CalendarRow
-    from app.api.schema import build_schema
     from app.api.types import RoomType
-    from app.auth import Principal, Role
-    from app.context import Context
-    from app.settings import Settings
     from db.calendar import load_inventory
-    from db.engine import create_engine, session_factory, transaction
+    from db.engine import transaction
 
-    settings = Settings(app_env="development", database_url=url, seed_demo=False,
-                        firebase_project_id=PROJECT_ID, firebase_auth_emulator_host=EMULATOR_HOST)
-    schema = build_schema(settings)
-    engine = create_engine(url, pool_size=2)
-    sessions = session_factory(engine)
+    app = InProcessApp(url)
     hotel_id = hotel_ids["H40"]
     start, end = START, START + timedelta(days=300)
-    principal = Principal(uid="bench", role=Role.ADMIN, agency_code=None)
-
-    def context() -> Context:
-        ctx = Context(settings=settings, sessions=sessions, verifier=None, broadcast=None)  # type: ignore[arg-type]
-        ctx.principal = principal
-        return ctx
 
     async def load() -> Any:
-        async with transaction(sessions) as session:
+        async with transaction(app.sessions) as session:
             await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
             return await load_inventory(session, hotel_id, start, end)
 
     async def execute(shape: str) -> Any:
-        result = await schema.execute(QUERIES[shape], variable_values=variables(hotel_ids, f"{shape}_12k"),
-                                      context_value=context())
-        if result.errors:
-            raise RuntimeError(result.errors)
-        return result
-
-    async def timed(fn: Any, n: int = runs) -> tuple[list[float], Any]:
-        out, value = [], None
-        for _ in range(2):
-            value = await fn()
-        for _ in range(n):
-            t0 = time.perf_counter_ns()
-            value = await fn()
-            out.append((time.perf_counter_ns() - t0) / 1e6)
-        return out, value
+        return await app.execute(QUERIES[shape], variables(hotel_ids, f"{shape}_12k"))
 
     try:
-        load_ms, snapshot = await timed(load)
+        load_ms, snapshot = await time_async(load, runs)
         now = datetime.now(timezone.utc)
 
         async def pipeline() -> Any:
             return snapshot.calendar(start, end, now)
 
-        pipeline_ms, rows = await timed(pipeline)
+        pipeline_ms, rows = await time_async(pipeline, runs)
         room_types = {rt.id: RoomType.from_row(rt) for rt in snapshot.room_types}
 
         async def build_cells() -> Any:
@@ -399,12 +321,12 @@ async def split_in_process(url: str, hotel_ids: dict[str, int], runs: int, profi
         async def build_series() -> Any:
             return [CalendarRow(room_type=room_types[rt], _row=row).series() for rt, row in rows.items()]
 
-        cells_obj_ms, _ = await timed(build_cells)
-        series_obj_ms, _ = await timed(build_series)
-        exec_cells_ms, result = await timed(lambda: execute("cells"))
-        exec_series_ms, result_series = await timed(lambda: execute("series"))
+        cells_obj_ms, _ = await time_async(build_cells, runs)
+        series_obj_ms, _ = await time_async(build_series, runs)
+        exec_cells_ms, result = await time_async(lambda: execute("cells"), runs)
+        exec_series_ms, result_series = await time_async(lambda: execute("series"), runs)
         data_cells = {"data": result.data}
-        dumps_cells_ms = [_time(lambda: json.dumps(data_cells, separators=SEPARATORS)) for _ in range(runs)]
+        dumps_cells_ms = repeat_ms(lambda: json.dumps(data_cells, separators=SEPARATORS), runs, warmup=0)
 
         p = {name: percentile(v, 50) for name, v in (
             ("load", load_ms), ("pipeline", pipeline_ms), ("cells_objects", cells_obj_ms),
@@ -425,129 +347,29 @@ async def split_in_process(url: str, hotel_ids: dict[str, int], runs: int, profi
                 p["execute_series"] - p["load"] - p["pipeline"] - p["series_objects"], 2),
         }
         if profile:
-            split["profile"] = await _profile(lambda: execute("cells"))
+            split["profile"] = await profile_self_time(lambda: execute("cells"), "calendar_http", html=True)
         return split
     finally:
-        await engine.dispose()
-
-
-def _time(fn: Any) -> float:
-    t0 = time.perf_counter_ns()
-    fn()
-    return (time.perf_counter_ns() - t0) / 1e6
-
-
-async def _profile(run: Any, n: int = 5) -> dict[str, Any]:
-    try:
-        from pyinstrument import Profiler
-    except ImportError:
-        return {"error": "pyinstrument is not installed (.venv/bin/pip install pyinstrument)"}
-    profiler = Profiler(interval=0.001, async_mode="disabled")
-    profiler.start()
-    for _ in range(n):
-        await run()
-    session = profiler.stop()
-    text_path = RESULTS_DIR / "calendar_http.profile.txt"
-    text_path.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
-    (RESULTS_DIR / "calendar_http.profile.html").write_text(profiler.output_html())
-
-    by_package: dict[str, float] = {}
-    by_function: dict[str, float] = {}
-
-    def walk(frame: Any, parent: tuple[str, str]) -> None:
-        # Self time shows up as synthetic "[self]" children without a file: their parent's.
-        if frame.file_path:
-            key = (_package(frame.file_path), f"{frame.function}  {frame.file_path_short}:{frame.line_no}")
-        else:
-            key = parent
-        own = frame.time - sum(child.time for child in frame.children)
-        by_package[key[0]] = by_package.get(key[0], 0.0) + own
-        by_function[key[1]] = by_function.get(key[1], 0.0) + own
-        for child in frame.children:
-            walk(child, key)
-
-    root = session.root_frame()
-    if root is not None:
-        walk(root, ("(unknown)", "(unknown)"))
-    total = sum(by_package.values()) or 1.0
-    return {
-        "runs": n,
-        "self_time_share_by_package": {k: round(v / total, 3) for k, v in
-                                       sorted(by_package.items(), key=lambda kv: -kv[1])},
-        "top_functions_by_self_time": {k: round(v / total, 3) for k, v in
-                                       sorted(by_function.items(), key=lambda kv: -kv[1])[:25]},
-        "text": str(text_path.relative_to(PROJECT_ROOT)),
-        "html": str((RESULTS_DIR / "calendar_http.profile.html").relative_to(PROJECT_ROOT)),
-    }
-
-
-def _package(path: str) -> str:
-    path = path.replace("\\", "/")
-    if "site-packages/" in path:
-        return path.split("site-packages/", 1)[1].split("/", 1)[0]
-    for ours in ("app", "db", "domain", "bench"):
-        if f"/{ours}/" in path and str(PROJECT_ROOT) in path:
-            return f"(ours) {ours}"
-    if path.startswith("<string>"):
-        return "(generated: dataclass __init__ etc.)"
-    if path.startswith("<"):
-        return "(builtins)"
-    return "(stdlib) " + Path(path).stem
+        await app.dispose()
 
 
 # --- main ----------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.calendar_http", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=15, help="timed requests per case (default 15)")
-    parser.add_argument("--warmup", type=int, default=5, help="warm-up requests per case (default 5)")
-    parser.add_argument("--seed", type=int, default=20260501)
-    parser.add_argument("--profile", action="store_true", help="pyinstrument profile of the 12k cells query")
-    parser.add_argument("--keep-db", action="store_true", help="do not drop the throwaway database")
-    args = parser.parse_args(argv)
-
-    from app.auth import make_emulator_token
-    from db import migrate
-    from db.scratch import create_scratch_database, drop_scratch_database
+    args = http_bench_arguments(argv, "bench.calendar_http", __doc__, runs=15, profiled="the 12k cells query")
 
     rnd = random.Random(args.seed)
-    server, source = server_url()
-    url = asyncio.run(create_scratch_database(server, "staysync_bench"))
-    name = make_url(url).database
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     log_path = RESULTS_DIR / "calendar_http.server.log"
-    print(f"PostgreSQL: {source}; throwaway database {name}", flush=True)
+    with scratch_database(keep=args.keep_db) as (url, source):
+        seeded = run_seed(seed(url, rnd))
 
-    process = None
-    try:
-        migrate.upgrade(url)
-        t0 = time.perf_counter()
-        seeded = asyncio.run(seed(url, rnd))
-        print(f"seeded {seeded.counts} in {time.perf_counter() - t0:.1f} s", flush=True)
-
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        process = start_server(url, port, log_path)
-        wait_ready(base, process)
-        print(f"server: staysync serve --no-migrate on {base} (pid {process.pid}, 1 worker)", flush=True)
-        token = make_emulator_token(role="admin", project_id=PROJECT_ID, lifetime_s=6 * 3600)
-        try:
-            http = measure_http(base, token, seeded.hotel_ids, args.runs, args.warmup, rnd)
-        except httpx.TransportError:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server (pid {process.pid}) exited with {process.returncode} during the "
-                                   f"measurement; see {log_path.relative_to(PROJECT_ROOT)}") from None
-            raise
-        stop_server(process)
-        process = None
+        with running_server(url, log_path, staysync_command()) as (base, process):
+            print(f"server: staysync serve --no-migrate on {base} (pid {process.pid}, 1 worker)", flush=True)
+            http = measure_http(base, admin_token(), seeded.hotel_ids, args.runs, args.warmup, rnd)
 
         split = asyncio.run(split_in_process(url, seeded.hotel_ids, max(5, args.runs // 2), args.profile))
-    finally:
-        if process is not None:
-            stop_server(process)
-        if not args.keep_db:
-            asyncio.run(drop_scratch_database(url))
 
     cases = http["cases"]
 
@@ -581,17 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     ] + [["=> GraphQL execution (cells) = execute - load - pipeline - objects", split["graphql_execution_cells_p50_ms"], ""],
          ["=> GraphQL execution (series)", split["graphql_execution_series_p50_ms"], ""]]))
     if "profile" in split:
-        prof = split["profile"]
-        if "error" in prof:
-            print(f"\nprofile: {prof['error']}")
-        else:
-            print(f"\nprofile ({prof['runs']} runs of the 12k cells query), self time by package:")
-            print(table(["package", "share"], [[k, f"{v:.1%}"] for k, v in
-                                               list(prof["self_time_share_by_package"].items())[:12]]))
-            print("top functions by self time:")
-            print(table(["function", "share"], [[k, f"{v:.1%}"] for k, v in
-                                                list(prof["top_functions_by_self_time"].items())[:15]]))
-            print(f"full tree: {prof['text']} / {prof['html']}")
+        print_profile(split["profile"], "the 12k cells query")
     print()
     print("targets (the contract shape, rows { cells { ... } }):")
     print(targets_table(targets))

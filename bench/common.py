@@ -1,21 +1,35 @@
-"""Shared helpers: timing, percentiles, targets, tables and the JSON results file."""
+"""Shared helpers: timing, percentiles, targets, tables and the JSON results file; for the benches
+that query the app over HTTP, the throwaway database, the server subprocess, the interleaved
+request timing with its json.dumps comparator, the app executed in-process and its profile."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import os
 import platform
+import random
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import httpx
+from sqlalchemy.engine import make_url
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
+
+EMULATOR_HOST = "127.0.0.1:9099"
+PROJECT_ID = "staysync-bench"
+SEPARATORS = (",", ":")  # what Strawberry's encode_json uses for the response body
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -120,3 +134,295 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
+
+
+# --- a throwaway database and the app server over HTTP -------------------------------------------
+
+SeedResult = TypeVar("SeedResult")
+
+
+def http_bench_arguments(argv: list[str] | None, module: str, doc: str, runs: int, profiled: str) -> argparse.Namespace:
+    """The options of a bench that queries the app over HTTP; `profiled` names what --profile profiles."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=runs, help=f"timed requests per case (default {runs})")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up requests per case (default 5)")
+    parser.add_argument("--seed", type=int, default=20260501)
+    parser.add_argument("--profile", action="store_true", help=f"pyinstrument profile of {profiled}")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the throwaway database")
+    return parser.parse_args(argv)
+
+
+def run_seed(seeding: Awaitable[SeedResult]) -> SeedResult:
+    """The result of a bench's seed coroutine (whose `.counts` are printed with the time it took)."""
+    t0 = time.perf_counter()
+    seeded = asyncio.run(seeding)
+    print(f"seeded {seeded.counts} in {time.perf_counter() - t0:.1f} s", flush=True)  # type: ignore[attr-defined]
+    return seeded
+
+
+
+def server_url() -> tuple[str, str]:
+    for name in ("BENCH_DATABASE_URL", "TEST_DATABASE_URL"):
+        if os.environ.get(name):
+            return os.environ[name], name
+    from db.embedded import start_embedded
+
+    return start_embedded(PROJECT_ROOT / ".data" / "bench", database="postgres"), "embedded (.data/bench)"
+
+
+@contextmanager
+def scratch_database(keep: bool = False) -> Iterator[tuple[str, str]]:
+    """A migrated throwaway database: (its URL, where its PostgreSQL came from); dropped on leaving
+    unless `keep`."""
+    from db import migrate
+    from db.scratch import create_scratch_database, drop_scratch_database
+
+    server, source = server_url()
+    url = asyncio.run(create_scratch_database(server, "staysync_bench"))
+    print(f"PostgreSQL: {source}; throwaway database {make_url(url).database}", flush=True)
+    try:
+        migrate.upgrade(url)
+        yield url, source
+    finally:
+        if not keep:
+            asyncio.run(drop_scratch_database(url))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(url: str, port: int, log_path: Path, launcher: Sequence[str],
+                 extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`<launcher> serve --no-migrate` on 127.0.0.1:`port`, one worker, on the database at `url`."""
+    env = {**os.environ, "DATABASE_URL": url, "SEED_DEMO": "0", "APP_ENV": "development",
+           "FIREBASE_AUTH_EMULATOR_HOST": EMULATOR_HOST, "FIREBASE_PROJECT_ID": PROJECT_ID,
+           "BROADCAST_URL": "memory://", "WEB_CONCURRENCY": "1", **(extra_env or {})}
+    command = [*launcher, "serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    log = log_path.open("wb")
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}; see its log")
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the server did not become ready in time")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def running_server(url: str, log_path: Path, launcher: Sequence[str],
+                   extra_env: Mapping[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A ready server (see start_server): (its base URL, its process); stopped on leaving. A
+    transport error inside, when the server has died, is reported as its death."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = start_server(url, port, log_path, launcher, extra_env)
+    try:
+        wait_ready(base, process)
+        yield base, process
+    except httpx.TransportError:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server (pid {process.pid}) exited with {process.returncode} during the "
+                               f"measurement; see {log_path.relative_to(PROJECT_ROOT)}") from None
+        raise
+    finally:
+        stop_server(process)
+
+
+def admin_token() -> str:
+    from app.auth import make_emulator_token
+
+    return make_emulator_token(role="admin", project_id=PROJECT_ID, lifetime_s=6 * 3600)
+
+
+def time_graphql_cases(
+    client: httpx.Client,
+    cases: Sequence[str],
+    body: Callable[[str], dict[str, Any]],
+    runs: int,
+    warmup: int,
+    rnd: random.Random,
+    check: Callable[[str, bytes, dict[str, Any]], None],
+    after_round: Callable[[bool], None] | None = None,
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """(request ms, json.dumps ms) per case over `runs` rounds after `warmup` ones, the cases
+    shuffled each round so drift hits them alike. A request is timed until its body is fully read;
+    the comparator is `json.dumps` (with the server's separators) of that very response's decoded
+    JSON, timed right after it. `check(case, body, payload)` sees each warm-up response;
+    `after_round(timed)` runs after each round."""
+    request_ms: dict[str, list[float]] = {case: [] for case in cases}
+    dumps_ms: dict[str, list[float]] = {case: [] for case in cases}
+    for round_no in range(warmup + runs):
+        order = list(cases)
+        rnd.shuffle(order)
+        for case in order:
+            request = body(case)
+            t0 = time.perf_counter_ns()
+            response = client.post("/graphql", json=request)
+            content = response.content
+            elapsed = (time.perf_counter_ns() - t0) / 1e6
+            response.raise_for_status()
+            payload = json.loads(content)
+            t0 = time.perf_counter_ns()
+            json.dumps(payload, separators=SEPARATORS)
+            dumped = (time.perf_counter_ns() - t0) / 1e6
+            if round_no < warmup:
+                check(case, content, payload)
+                continue
+            request_ms[case].append(elapsed)
+            dumps_ms[case].append(dumped)
+        if after_round is not None:
+            after_round(round_no >= warmup)
+    return request_ms, dumps_ms
+
+
+def against_json_dumps(request_ms: Sequence[float], dumps_ms: Sequence[float]) -> dict[str, Any]:
+    """A case's request and json.dumps summaries, and their ratio at p50."""
+    return {"request": summarize(request_ms), "json_dumps": summarize(dumps_ms),
+            "ratio_p50": round(percentile(request_ms, 50) / percentile(dumps_ms, 50), 2)}
+
+
+# --- the app in this process: no HTTP, no auth ---------------------------------------------------
+
+
+class InProcessApp:
+    """The app's GraphQL schema executed in this process as an admin, on an engine of its own."""
+
+    def __init__(self, url: str) -> None:
+        from app.api.schema import build_schema
+        from app.auth import Principal, Role
+        from app.settings import Settings
+        from db.engine import create_engine, session_factory
+
+        self.settings = Settings(app_env="development", database_url=url, seed_demo=False,
+                                 firebase_project_id=PROJECT_ID, firebase_auth_emulator_host=EMULATOR_HOST)
+        self.schema = build_schema(self.settings)
+        self.engine = create_engine(url, pool_size=2)
+        self.sessions = session_factory(self.engine)
+        self.principal = Principal(uid="bench", role=Role.ADMIN, agency_code=None)
+
+    def context(self) -> Any:
+        from app.context import Context
+
+        ctx = Context(settings=self.settings, sessions=self.sessions, verifier=None, broadcast=None)  # type: ignore[arg-type]
+        ctx.principal = self.principal
+        return ctx
+
+    async def execute(self, query: str, variables: dict[str, Any]) -> Any:
+        """The execution result; raises on GraphQL errors."""
+        result = await self.schema.execute(query, variable_values=variables, context_value=self.context())
+        if result.errors:
+            raise RuntimeError(result.errors)
+        return result
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def time_async(fn: Callable[[], Awaitable[Any]], runs: int) -> tuple[list[float], Any]:
+    """Milliseconds of `runs` awaits of fn() after two untimed ones, and the last result."""
+    out, value = [], None
+    for _ in range(2):
+        value = await fn()
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        value = await fn()
+        out.append((time.perf_counter_ns() - t0) / 1e6)
+    return out, value
+
+
+async def profile_self_time(run: Callable[[], Awaitable[Any]], name: str, html: bool = False,
+                            n: int = 5) -> dict[str, Any]:
+    """A pyinstrument profile of `n` awaits of run(): self time shares by package and by function;
+    the full tree in results/<name>.profile.txt (and .html)."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        return {"error": "pyinstrument is not installed (.venv/bin/pip install pyinstrument)"}
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler.start()
+    for _ in range(n):
+        await run()
+    session = profiler.stop()
+    text_path = RESULTS_DIR / f"{name}.profile.txt"
+    text_path.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    html_path = RESULTS_DIR / f"{name}.profile.html"
+    if html:
+        html_path.write_text(profiler.output_html())
+
+    by_package: dict[str, float] = {}
+    by_function: dict[str, float] = {}
+
+    def walk(frame: Any, parent: tuple[str, str]) -> None:
+        # Self time shows up as synthetic "[self]" children without a file: their parent's.
+        if frame.file_path:
+            key = (_package(frame.file_path), f"{frame.function}  {frame.file_path_short}:{frame.line_no}")
+        else:
+            key = parent
+        own = frame.time - sum(child.time for child in frame.children)
+        by_package[key[0]] = by_package.get(key[0], 0.0) + own
+        by_function[key[1]] = by_function.get(key[1], 0.0) + own
+        for child in frame.children:
+            walk(child, key)
+
+    root = session.root_frame()
+    if root is not None:
+        walk(root, ("(unknown)", "(unknown)"))
+    total = sum(by_package.values()) or 1.0
+    return {
+        "runs": n,
+        "self_time_share_by_package": {k: round(v / total, 3) for k, v in
+                                       sorted(by_package.items(), key=lambda kv: -kv[1])},
+        "top_functions_by_self_time": {k: round(v / total, 3) for k, v in
+                                       sorted(by_function.items(), key=lambda kv: -kv[1])[:25]},
+        "text": str(text_path.relative_to(PROJECT_ROOT)),
+        **({"html": str(html_path.relative_to(PROJECT_ROOT))} if html else {}),
+    }
+
+
+def print_profile(profile: dict[str, Any], what: str) -> None:
+    """The shares of a profile_self_time() result, `what` naming the profiled query."""
+    if "error" in profile:
+        print(f"\nprofile: {profile['error']}")
+        return
+    print(f"\nprofile ({profile['runs']} runs of {what}), self time by package:")
+    print(table(["package", "share"], [[k, f"{v:.1%}"] for k, v in
+                                       list(profile["self_time_share_by_package"].items())[:12]]))
+    print("top functions by self time:")
+    print(table(["function", "share"], [[k, f"{v:.1%}"] for k, v in
+                                        list(profile["top_functions_by_self_time"].items())[:15]]))
+    print("full tree: " + " / ".join(profile[k] for k in ("text", "html") if k in profile))
+
+
+def _package(path: str) -> str:
+    path = path.replace("\\", "/")
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0]
+    for ours in ("app", "db", "domain", "bench"):
+        if f"/{ours}/" in path and str(PROJECT_ROOT) in path:
+            return f"(ours) {ours}"
+    if path.startswith("<string>"):
+        return "(generated: dataclass __init__ etc.)"
+    if path.startswith("<"):
+        return "(builtins)"
+    return "(stdlib) " + Path(path).stem

@@ -25,29 +25,40 @@ profile of it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import random
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy.engine import make_url
 
-from bench.calendar_http import _package, free_port, server_url, stop_server, wait_ready
-from bench.common import PROJECT_ROOT, RESULTS_DIR, percentile, summarize, table, target, targets_table, write_results
-
-EMULATOR_HOST = "127.0.0.1:9099"
-PROJECT_ID = "staysync-bench"
-SEPARATORS = (",", ":")  # what Strawberry's encode_json uses for the response body
+from bench.common import (
+    PROJECT_ROOT,
+    RESULTS_DIR,
+    SEPARATORS,
+    InProcessApp,
+    admin_token,
+    against_json_dumps,
+    http_bench_arguments,
+    percentile,
+    print_profile,
+    profile_self_time,
+    repeat_ms,
+    run_seed,
+    running_server,
+    scratch_database,
+    summarize,
+    table,
+    target,
+    targets_table,
+    time_async,
+    time_graphql_cases,
+    write_results,
+)
 
 START = date.today() + timedelta(days=30)  # a month ahead: no release cut-off has passed
 CONTRACT_NIGHTS = 400
@@ -213,16 +224,10 @@ async def seed(url: str, rnd: random.Random) -> Seeded:
 # --- the server ----------------------------------------------------------------------------------
 
 
-def start_server(url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    """`python -m app.cli serve` from the project root, importing this checkout's code (PYTHONPATH):
-    the `staysync` console script imports wherever the editable install points."""
-    env = {**os.environ, "DATABASE_URL": url, "SEED_DEMO": "0", "APP_ENV": "development",
-           "FIREBASE_AUTH_EMULATOR_HOST": EMULATOR_HOST, "FIREBASE_PROJECT_ID": PROJECT_ID,
-           "BROADCAST_URL": "memory://", "WEB_CONCURRENCY": "1", "PYTHONPATH": str(PROJECT_ROOT)}
-    command = [sys.executable, "-m", "app.cli", "serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1"]
-    log = log_path.open("wb")
-    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+# `python -m app.cli serve` from the project root, importing this checkout's code (PYTHONPATH): the
+# `staysync` console script imports wherever the editable install points.
+SERVER_LAUNCHER = [sys.executable, "-m", "app.cli"]
+SERVER_ENV = {"PYTHONPATH": str(PROJECT_ROOT)}
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -268,36 +273,22 @@ def check_payload(case: str, payload: dict[str, Any]) -> dict[str, int]:
 
 def measure_http(base: str, token: str, big_block_id: int, runs: int, warmup: int,
                  rnd: random.Random) -> dict[str, Any]:
-    request_ms: dict[str, list[float]] = {case: [] for case in CASES}
-    dumps_ms: dict[str, list[float]] = {case: [] for case in CASES}
     body_bytes: dict[str, int] = {}
     shapes: dict[str, dict[str, int]] = {}
+
+    def body(case: str) -> dict[str, Any]:
+        return {"query": CASES[case][2], "variables": variables(case, big_block_id)}
+
+    def check(case: str, content: bytes, payload: dict[str, Any]) -> None:
+        shapes[case] = check_payload(case, payload)
+        body_bytes[case] = len(content)
+
     with httpx.Client(base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"}) as client:
-        for round_no in range(warmup + runs):
-            order = list(CASES)
-            rnd.shuffle(order)
-            for case in order:
-                body = {"query": CASES[case][2], "variables": variables(case, big_block_id)}
-                t0 = time.perf_counter_ns()
-                response = client.post("/graphql", json=body)
-                content = response.content
-                elapsed = (time.perf_counter_ns() - t0) / 1e6
-                response.raise_for_status()
-                payload = json.loads(content)
-                t0 = time.perf_counter_ns()
-                json.dumps(payload, separators=SEPARATORS)
-                dumped = (time.perf_counter_ns() - t0) / 1e6
-                if round_no < warmup:
-                    shapes[case] = check_payload(case, payload)
-                    body_bytes[case] = len(content)
-                    continue
-                request_ms[case].append(elapsed)
-                dumps_ms[case].append(dumped)
+        request_ms, dumps_ms = time_graphql_cases(client, list(CASES), body, runs, warmup, rnd, check)
     return {
         case: {
             "blocks": CASES[case][0], "nights": CASES[case][1], **shapes[case], "response_bytes": body_bytes[case],
-            "request": summarize(request_ms[case]), "json_dumps": summarize(dumps_ms[case]),
-            "ratio_p50": round(percentile(request_ms[case], 50) / percentile(dumps_ms[case], 50), 2),
+            **against_json_dumps(request_ms[case], dumps_ms[case]),
         }
         for case in CASES
     }
@@ -312,31 +303,13 @@ async def in_process(url: str, big_block_id: int, runs: int, profile: bool) -> d
 
     from app.api.hardblocks import block_grid
     from app.api.loaders import Loaders
-    from app.api.schema import build_schema
-    from app.auth import Principal, Role
-    from app.context import Context
-    from app.settings import Settings
     from db import models
-    from db.engine import create_engine, session_factory
 
-    settings = Settings(app_env="development", database_url=url, seed_demo=False,
-                        firebase_project_id=PROJECT_ID, firebase_auth_emulator_host=EMULATOR_HOST)
-    schema = build_schema(settings)
-    engine = create_engine(url, pool_size=2)
-    sessions = session_factory(engine)
-    principal = Principal(uid="bench", role=Role.ADMIN, agency_code=None)
-
-    def context() -> Context:
-        ctx = Context(settings=settings, sessions=sessions, verifier=None, broadcast=None)  # type: ignore[arg-type]
-        ctx.principal = principal
-        return ctx
+    app = InProcessApp(url)
+    engine, sessions = app.engine, app.sessions
 
     async def execute(case: str) -> Any:
-        result = await schema.execute(CASES[case][2], variable_values=variables(case, big_block_id),
-                                      context_value=context())
-        if result.errors:
-            raise RuntimeError(result.errors)
-        return result
+        return await app.execute(CASES[case][2], variables(case, big_block_id))
 
     statements: list[str] = []
 
@@ -365,31 +338,17 @@ async def in_process(url: str, big_block_id: int, runs: int, profile: bool) -> d
         async def load() -> Any:
             return await Loaders(sessions).block_grid.load_many(keys)
 
-        async def timed(fn: Any) -> tuple[list[float], Any]:
-            out, value = [], None
-            for _ in range(2):
-                value = await fn()
-            for _ in range(runs):
-                t0 = time.perf_counter_ns()
-                value = await fn()
-                out.append((time.perf_counter_ns() - t0) / 1e6)
-            return out, value
-
-        load_ms, loaded = await timed(load)
+        load_ms, loaded = await time_async(load, runs)
         now = models.utcnow()
 
         async def compute() -> Any:
             return [block_grid(data, b.id, b.start_date, b.end_date, now, data.bookings)
                     for b, data in zip(rows, loaded)]
 
-        compute_ms, _ = await timed(compute)
-        execute_ms, result = await timed(lambda: execute("200x30"))
+        compute_ms, _ = await time_async(compute, runs)
+        execute_ms, result = await time_async(lambda: execute("200x30"), runs)
         payload = {"data": result.data}
-        dumps_ms = []
-        for _ in range(runs):
-            t0 = time.perf_counter_ns()
-            json.dumps(payload, separators=SEPARATORS)
-            dumps_ms.append((time.perf_counter_ns() - t0) / 1e6)
+        dumps_ms = repeat_ms(lambda: json.dumps(payload, separators=SEPARATORS), runs, warmup=0)
         p = {name: percentile(v, 50) for name, v in (("load", load_ms), ("compute", compute_ms),
                                                       ("execute", execute_ms))}
         split = {
@@ -402,102 +361,28 @@ async def in_process(url: str, big_block_id: int, runs: int, profile: bool) -> d
         }
         out: dict[str, Any] = {"statements": counts, "statements_of_last_case": sample_statements, "split": split}
         if profile:
-            out["profile"] = await _profile(lambda: execute("200x30"))
+            out["profile"] = await profile_self_time(lambda: execute("200x30"), "hardblock_grid")
         return out
     finally:
-        await engine.dispose()
-
-
-async def _profile(run: Any, n: int = 5) -> dict[str, Any]:
-    try:
-        from pyinstrument import Profiler
-    except ImportError:
-        return {"error": "pyinstrument is not installed (.venv/bin/pip install pyinstrument)"}
-    profiler = Profiler(interval=0.001, async_mode="disabled")
-    profiler.start()
-    for _ in range(n):
-        await run()
-    session = profiler.stop()
-    text_path = RESULTS_DIR / "hardblock_grid.profile.txt"
-    text_path.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
-    by_package: dict[str, float] = {}
-    by_function: dict[str, float] = {}
-
-    def walk(frame: Any, parent: tuple[str, str]) -> None:
-        if frame.file_path:
-            key = (_package(frame.file_path), f"{frame.function}  {frame.file_path_short}:{frame.line_no}")
-        else:
-            key = parent
-        own = frame.time - sum(child.time for child in frame.children)
-        by_package[key[0]] = by_package.get(key[0], 0.0) + own
-        by_function[key[1]] = by_function.get(key[1], 0.0) + own
-        for child in frame.children:
-            walk(child, key)
-
-    root = session.root_frame()
-    if root is not None:
-        walk(root, ("(unknown)", "(unknown)"))
-    total = sum(by_package.values()) or 1.0
-    return {
-        "runs": n,
-        "self_time_share_by_package": {k: round(v / total, 3) for k, v in
-                                       sorted(by_package.items(), key=lambda kv: -kv[1])},
-        "top_functions_by_self_time": {k: round(v / total, 3) for k, v in
-                                       sorted(by_function.items(), key=lambda kv: -kv[1])[:25]},
-        "text": str(text_path.relative_to(PROJECT_ROOT)),
-    }
+        await app.dispose()
 
 
 # --- main ----------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.hardblock_grid", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=20, help="timed requests per case (default 20)")
-    parser.add_argument("--warmup", type=int, default=5, help="warm-up requests per case (default 5)")
-    parser.add_argument("--seed", type=int, default=20260501)
-    parser.add_argument("--profile", action="store_true", help="pyinstrument profile of the 200x30 query")
-    parser.add_argument("--keep-db", action="store_true", help="do not drop the throwaway database")
-    args = parser.parse_args(argv)
-
-    from app.auth import make_emulator_token
-    from db import migrate
-    from db.scratch import create_scratch_database, drop_scratch_database
+    args = http_bench_arguments(argv, "bench.hardblock_grid", __doc__, runs=20, profiled="the 200x30 query")
 
     rnd = random.Random(args.seed)
-    server, source = server_url()
-    url = asyncio.run(create_scratch_database(server, "staysync_bench"))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     log_path = RESULTS_DIR / "hardblock_grid.server.log"
-    print(f"PostgreSQL: {source}; throwaway database {make_url(url).database}", flush=True)
+    with scratch_database(keep=args.keep_db) as (url, source):
+        seeded = run_seed(seed(url, rnd))
 
-    process = None
-    try:
-        migrate.upgrade(url)
-        t0 = time.perf_counter()
-        seeded = asyncio.run(seed(url, rnd))
-        print(f"seeded {seeded.counts} in {time.perf_counter() - t0:.1f} s", flush=True)
-
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        process = start_server(url, port, log_path)
-        wait_ready(base, process)
-        print(f"server: python -m app.cli serve --no-migrate on {base} (pid {process.pid}, 1 worker)", flush=True)
-        token = make_emulator_token(role="admin", project_id=PROJECT_ID, lifetime_s=6 * 3600)
-        try:
-            cases = measure_http(base, token, seeded.big_block_id, args.runs, args.warmup, rnd)
-        except httpx.TransportError:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}; see {log_path}") from None
-            raise
-        stop_server(process)
-        process = None
+        with running_server(url, log_path, SERVER_LAUNCHER, SERVER_ENV) as (base, process):
+            print(f"server: python -m app.cli serve --no-migrate on {base} (pid {process.pid}, 1 worker)", flush=True)
+            cases = measure_http(base, admin_token(), seeded.big_block_id, args.runs, args.warmup, rnd)
         local = asyncio.run(in_process(url, seeded.big_block_id, max(5, args.runs // 2), args.profile))
-    finally:
-        if process is not None:
-            stop_server(process)
-        if not args.keep_db:
-            asyncio.run(drop_scratch_database(url))
 
     statements = local["statements"]
     targets = [
@@ -523,17 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                                           if isinstance(v, dict)]
                 + [["=> GraphQL execution = execute - read - slots", split["graphql_execution_p50_ms"], ""]]))
     if "profile" in local:
-        prof = local["profile"]
-        if "error" in prof:
-            print(f"\nprofile: {prof['error']}")
-        else:
-            print(f"\nprofile ({prof['runs']} runs of the 200x30 query), self time by package:")
-            print(table(["package", "share"], [[k, f"{v:.1%}"] for k, v in
-                                               list(prof["self_time_share_by_package"].items())[:12]]))
-            print("top functions by self time:")
-            print(table(["function", "share"], [[k, f"{v:.1%}"] for k, v in
-                                                list(prof["top_functions_by_self_time"].items())[:15]]))
-            print(f"full tree: {prof['text']}")
+        print_profile(local["profile"], "the 200x30 query")
     print()
     print(targets_table(targets))
     path = write_results("hardblock_grid", {

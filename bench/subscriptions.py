@@ -45,8 +45,20 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.calendar_http import free_port, server_url, stop_server, wait_ready
-from bench.common import PROJECT_ROOT, RESULTS_DIR, percentile, summarize, table, target, targets_table, write_results
+from bench.common import (
+    PROJECT_ROOT,
+    RESULTS_DIR,
+    free_port,
+    percentile,
+    server_url,
+    stop_server,
+    summarize,
+    table,
+    target,
+    targets_table,
+    wait_ready,
+    write_results,
+)
 
 EMULATOR_HOST = "127.0.0.1:9099"
 PROJECT_ID = "staysync-bench"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import make_emulator_token
 
@@ -44,3 +48,18 @@ def data(result: dict[str, Any]) -> dict[str, Any]:
     """The `data` of a result that must have no errors."""
     assert not result.get("errors"), result["errors"]
     return result["data"]
+
+
+@contextmanager
+def captured_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements `engine` sends while the block runs, in order (the list fills as they go)."""
+    statements: list[str] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: PLR0913
+        statements.append(statement)
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        yield statements
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", capture)

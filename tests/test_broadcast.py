@@ -232,35 +232,32 @@ async def test_a_failing_backend_is_retried_and_subscribers_resync(caplog):
     assert caplog.text.count("lost its connection (OSError: backend unreachable)") == 2
 
 
-async def _restart_mid_stream(broadcast: Broadcast, stop: Any, start: Any) -> None:
-    async with broadcast.subscribe("inv") as subscriber:
-        await broadcast.publish("inv", "before")
-        assert (await next_event(subscriber)).message == "before"
+async def _restart_mid_stream(server: DedicatedPostgres | RedisServer) -> None:
+    """A subscriber across a restart of the broadcast's server gets a resync, then the messages
+    published after it."""
+    broadcast = Broadcast(server.url, health_check_s=0.5, max_backoff_s=0.5)
+    await broadcast.connect()
+    try:
+        async with broadcast.subscribe("inv") as subscriber:
+            await broadcast.publish("inv", "before")
+            assert (await next_event(subscriber)).message == "before"
 
-        await asyncio.to_thread(stop)
-        await eventually(lambda: not broadcast.connected, "the listener to notice the outage")
-        await asyncio.to_thread(start)
+            await asyncio.to_thread(server.stop)
+            await eventually(lambda: not broadcast.connected, "the listener to notice the outage")
+            await asyncio.to_thread(server.start)
 
-        assert (await next_event(subscriber)).resync
-        assert broadcast.reconnects == 1
-        await broadcast.publish("inv", "after")
-        assert (await next_event(subscriber)).message == "after"
+            assert (await next_event(subscriber)).resync
+            assert broadcast.reconnects == 1
+            await broadcast.publish("inv", "after")
+            assert (await next_event(subscriber)).message == "after"
+    finally:
+        await broadcast.disconnect()
 
 
 async def test_postgres_restart_reconnects_and_resyncs(dedicated_postgres):
-    broadcast = Broadcast(dedicated_postgres.url, health_check_s=0.5, max_backoff_s=0.5)
-    await broadcast.connect()
-    try:
-        await _restart_mid_stream(broadcast, dedicated_postgres.stop, dedicated_postgres.start)
-    finally:
-        await broadcast.disconnect()
+    await _restart_mid_stream(dedicated_postgres)
 
 
 @requires_redis
 async def test_redis_restart_reconnects_and_resyncs(redis_server):
-    broadcast = Broadcast(redis_server.url, health_check_s=0.5, max_backoff_s=0.5)
-    await broadcast.connect()
-    try:
-        await _restart_mid_stream(broadcast, redis_server.stop, redis_server.start)
-    finally:
-        await broadcast.disconnect()
+    await _restart_mid_stream(redis_server)

@@ -8,7 +8,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, NewType
+from typing import Annotated, Any
 
 import strawberry
 from aiodataloader import DataLoader
@@ -22,7 +22,7 @@ from app.api.errors import InvalidInput, InvalidInputError, InvalidTransitionErr
 from app.api.hardblocks import Hardblock, HardblockSlot
 from app.api.ids import decode_id
 from app.api.permissions import STAFF, Info
-from app.api.types import Money, MoneyInput, RoomType, load_room_type
+from app.api.types import Money, MoneyInput, RoomType, Series, load_room_type
 from app.context import Context
 from app.publish import publish_inventory_change
 from db import audit, models
@@ -195,25 +195,6 @@ class CalendarCell:
             if await info.context.may_see(block.agency_id):
                 visible.append(slot)
         return visible
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _reject_input(value: Any) -> Any:
-    raise ValueError("Series is an output-only scalar")
-
-
-# A whole list as one scalar: graphql-core completes it once instead of once per night, which is
-# what lets a 50 x 365 grid serialise at close to json.dumps speed (see bench/calendar_http.py).
-Series = NewType("Series", list)
-SERIES_SCALAR = strawberry.scalar(
-    name="Series",
-    description="A JSON array with one entry per night of the calendar, in date order.",
-    serialize=_identity,
-    parse_value=_reject_input,
-)
 
 
 @strawberry.type(description="A row's numbers as parallel arrays, one entry per night: the compact "

@@ -26,10 +26,10 @@ from app.api.booking_mutations import BookingMutation, BookingQuery
 from app.api.catalog import CatalogMutation, CatalogQuery
 from app.api.hardblock_mutations import HardblockMutation, HardblockQuery
 from app.api.errors import HANDLERS
-from app.api.inventory import SERIES_SCALAR, InventoryMutation, Series
+from app.api.inventory import InventoryMutation
 from app.api.permissions import AUTHENTICATED, Info, require_principal
 from app.api.subscriptions import Subscription
-from app.api.types import Role, Viewer
+from app.api.types import SERIES_SCALAR, Role, Series, Viewer
 from app.settings import Settings
 
 

@@ -265,29 +265,61 @@ async def _own_agency(context: Context, principal: Principal) -> int | None:
     return -1 if own is None else own
 
 
-async def _entity_changes(info: Info, channel: str, key: str, pk: int | None, loader_name: str, what: str):
-    """Rows of `channel`'s changed entities (one, or all) that the caller may see, re-read."""
+@dataclass(frozen=True)
+class _EntityFeed:
+    """A subscription to one kind of entity (a booking group, a hardblock) changing."""
+
+    channel: str
+    type_name: str  # of the optional global ID argument
+    key: str  # the argument's name, and the entity's id in a published message
+    loader_name: str
+    what: str  # "booking group": in errors and the description
+    noun: str  # "group": in the description
+    from_row: Callable[[Any], Any]
+
+    @property
+    def description(self) -> str:
+        return (f"The {self.what}, re-read, each time a committed write changes it; without `{self.key}`, every "
+                f"{self.noun} the caller may see. Agents receive only their agency's {self.noun}s. Without "
+                f"`{self.key}`, a subscriber that may have missed changes gets an error with code RESYNC and the "
+                "stream ends.")
+
+
+_BOOKING_GROUP_FEED = _EntityFeed(
+    channel=BOOKING_GROUPS_CHANNEL, type_name="BookingGroup", key="groupId", loader_name="booking_group",
+    what="booking group", noun="group", from_row=BookingGroup.from_row,
+)
+_HARDBLOCK_FEED = _EntityFeed(
+    channel=HARDBLOCKS_CHANNEL, type_name="Hardblock", key="hardblockId", loader_name="hardblock",
+    what="hardblock", noun="block", from_row=Hardblock.from_row,
+)
+
+
+async def _entity_changes(info: Info, feed: _EntityFeed, entity_id: strawberry.ID | None):
+    """The changed entities of `feed` (the one of `entity_id`, or all) that the caller may see,
+    re-read."""
+    pk = _optional_id(entity_id, feed.type_name, feed.key)
     context = info.context
     assert context.principal is not None  # the permission class ran
     own = await _own_agency(context, context.principal)
-    async with context.broadcast.subscribe(channel) as subscriber:
+    async with context.broadcast.subscribe(feed.channel) as subscriber:
         async for event in subscriber:
             if event.resync:
                 if pk is None:
-                    raise _resync_required(what)
+                    raise _resync_required(feed.what)
                 target = pk  # one entity: its current state is the resync
             else:
                 message = _parse(event)
-                if message is None or (pk is not None and message.get(key) != pk):
+                if message is None or (pk is not None and message.get(feed.key) != pk):
                     continue
                 if own is not None and message.get("agencyId") != own:
                     continue  # another agency's: not even read
-                target = message.get(key)
+                target = message.get(feed.key)
             context.fresh_loaders()
-            row = await getattr(context.loaders, loader_name).load(target)
+            row = await getattr(context.loaders, feed.loader_name).load(target)
             if row is None or (own is not None and row.agency_id != own):
                 continue
-            yield row
+            yield feed.from_row(row)
 
 
 def _optional_id(value: strawberry.ID | None, type_name: str, argument: str) -> int | None:
@@ -360,32 +392,20 @@ class Subscription:
                     continue
                 yield await _read_change(context, watch, hotel, *touched, version, event)
 
-    @strawberry.subscription(
-        permission_classes=AUTHENTICATED,
-        description="The booking group, re-read, each time a committed write changes it; without `groupId`, "
-        "every group the caller may see. Agents receive only their agency's groups. Without `groupId`, a "
-        "subscriber that may have missed changes gets an error with code RESYNC and the stream ends.",
-    )
+    @strawberry.subscription(permission_classes=AUTHENTICATED, description=_BOOKING_GROUP_FEED.description)
     async def booking_group_changed(
         self, info: Info, group_id: strawberry.ID | None = None
     ) -> AsyncGenerator[BookingGroup, None]:
-        pk = _optional_id(group_id, "BookingGroup", "groupId")
-        changes = _entity_changes(info, BOOKING_GROUPS_CHANNEL, "groupId", pk, "booking_group", "booking group")
+        changes = _entity_changes(info, _BOOKING_GROUP_FEED, group_id)
         async with aclosing(changes):  # unsubscribes even when closed at our own `yield`
-            async for row in changes:
-                yield BookingGroup.from_row(row)
+            async for group in changes:
+                yield group
 
-    @strawberry.subscription(
-        permission_classes=AUTHENTICATED,
-        description="The hardblock, re-read, each time a committed write changes it; without `hardblockId`, "
-        "every block the caller may see. Agents receive only their agency's blocks. Without `hardblockId`, a "
-        "subscriber that may have missed changes gets an error with code RESYNC and the stream ends.",
-    )
+    @strawberry.subscription(permission_classes=AUTHENTICATED, description=_HARDBLOCK_FEED.description)
     async def hardblock_changed(
         self, info: Info, hardblock_id: strawberry.ID | None = None
     ) -> AsyncGenerator[Hardblock, None]:
-        pk = _optional_id(hardblock_id, "Hardblock", "hardblockId")
-        changes = _entity_changes(info, HARDBLOCKS_CHANNEL, "hardblockId", pk, "hardblock", "hardblock")
-        async with aclosing(changes):
-            async for row in changes:
-                yield Hardblock.from_row(row)
+        changes = _entity_changes(info, _HARDBLOCK_FEED, hardblock_id)
+        async with aclosing(changes):  # as above
+            async for block in changes:
+                yield block

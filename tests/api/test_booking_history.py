@@ -12,7 +12,7 @@ from db import models
 from db.calendar import load_inventory, load_stay_inventory
 from tests.api.test_bookings import book, cancel, confirm, count, item, setup
 from tests.api.test_calendar import START, insert_booking, insert_hardblock, record
-from tests.support import data
+from tests.support import captured_statements, data
 
 TRAIL = """
 query($id: ID!) { node(id: $id) { ... on BookingGroup {
@@ -137,20 +137,10 @@ async def test_the_write_path_reads_the_same_inventory_as_load_inventory(gql, se
 
 async def test_create_booking_statements(gql, sessions):
     """The critical section is three round trips after the lock: read, write, commit."""
-    from sqlalchemy import event as sa_event
-
     hotel, ids, agencies = await setup(gql)
     engine = gql.http._transport.app.state.runtime.engine
-    statements: list[str] = []
-
-    def log(conn, cursor, statement, parameters, context, executemany):  # noqa: PLR0913
-        statements.append(statement)
-
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", log)
-    try:
+    with captured_statements(engine) as statements:
         group = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]), item(ids["SUP"], rooms=2))
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", log)
     assert group["__typename"] == "BookingGroup"
     mutation = statements[:next(i for i, s in enumerate(statements) if s.lstrip().startswith("WITH new_group")) + 1]
     locked = next(i for i, s in enumerate(mutation) if "pg_advisory_xact_lock" in s)
@@ -162,20 +152,10 @@ async def test_create_booking_statements(gql, sessions):
 
 
 async def test_a_request_already_sold_out_does_not_queue_on_the_lock(gql):
-    from sqlalchemy import event as sa_event
-
     hotel, ids, agencies = await setup(gql, allotment=2)
     assert (await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], rooms=2)))["__typename"] == "BookingGroup"
     engine = gql.http._transport.app.state.runtime.engine
-    statements: list[str] = []
-
-    def log(conn, cursor, statement, parameters, context, executemany):  # noqa: PLR0913
-        statements.append(statement)
-
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", log)
-    try:
+    with captured_statements(engine) as statements:
         late = await book(gql, agencies["BLUEWAVE"], item(ids["STD"]))
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", log)
     assert late["__typename"] == "SoldOut"
     assert not any("pg_advisory_xact_lock" in s for s in statements)

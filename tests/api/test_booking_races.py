@@ -12,6 +12,7 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -114,6 +115,16 @@ async def test_the_last_rooms_are_never_sold_twice(gql, http, sessions):
     assert column(cal, "STD", "overcommitted") == [0, 0]
 
 
+@contextmanager
+def inventory_lock_disabled() -> Iterator[None]:
+    """The inventory lock off inside the block, on again whatever happens: the races it prevents show."""
+    db.inventory.locking_enabled = False
+    try:
+        yield
+    finally:
+        db.inventory.locking_enabled = True
+
+
 async def test_without_the_inventory_lock_the_same_race_overbooks(gql, http, sessions, monkeypatch):
     """Proves the race above is real: without the lock, the same requests sell rooms twice.
 
@@ -129,11 +140,8 @@ async def test_without_the_inventory_lock_the_same_race_overbooks(gql, http, ses
         return snapshot
 
     monkeypatch.setattr(booking_mutations, "load_stay_inventory", slow_read)
-    db.inventory.locking_enabled = False
-    try:
+    with inventory_lock_disabled():
         outcomes, held, hotel = await race_for_the_last_rooms(gql, http, sessions)
-    finally:
-        db.inventory.locking_enabled = True
     assert held > LEFT, outcomes
     assert sum(outcomes.values()) == RACERS  # no errors either way: it is the check that fails
     cal = await calendar(gql, hotel["id"], end=START + timedelta(days=1))

@@ -6,13 +6,11 @@ import random
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
-from sqlalchemy import event as sa_event
-
 from app.api.ids import decode_id, to_global_id
 from db import models
 from domain import AllotmentEvent, ContractTerms, EventKind, Money, compute_calendar
 from tests.api.test_catalog import UPSERT_CONTRACT, contract_input, make_hotel
-from tests.support import data
+from tests.support import captured_statements, data
 
 START = date.today() + timedelta(days=60)  # well before any release cut-off
 END = START + timedelta(days=10)
@@ -311,18 +309,9 @@ async def test_calendar_statement_count_does_not_grow(gql, sessions):
 async def measure_app(gql, hotel, days):
     """Statements the app's own engine runs for one deep calendar query."""
     app = gql.http._transport.app  # the ASGI app under test
-    engine = app.state.runtime.engine
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: PLR0913
-        statements.append(statement)
-
     variables = {"id": hotel["id"], "from": START.isoformat(), "to": (START + timedelta(days=days)).isoformat()}
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with captured_statements(app.state.runtime.engine) as statements:
         result = await gql(CALENDAR_DEEP, variables)
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
     data(result)
     return len(statements)
 

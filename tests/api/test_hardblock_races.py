@@ -9,9 +9,8 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-import db.inventory
 from app.api import booking_mutations, hardblock_mutations
-from tests.api.test_booking_races import http, post, server  # noqa: F401  (fixtures)
+from tests.api.test_booking_races import http, inventory_lock_disabled, post, server  # noqa: F401  (fixtures)
 from tests.api.test_bookings import CREATE, booking_input, item, setup
 from tests.api.test_calendar import START, calendar, column, d
 from tests.api.test_hardblocks import AMEND, CREATE_BLOCK, GRID, RELEASE, block_input
@@ -76,11 +75,8 @@ async def test_an_amendment_racing_bookings_never_leaves_the_block_below_them(gq
 
 async def test_without_the_lock_bookings_overrun_the_block(gql, http, monkeypatch):
     slow_reads(monkeypatch)
-    db.inventory.locking_enabled = False
-    try:
+    with inventory_lock_disabled():
         amended, booked, slots = await shrink_while_booking(gql, http)
-    finally:
-        db.inventory.locking_enabled = True
     assert slots[0]["booked"] > slots[0]["size"], (amended, booked, slots[0])
 
 
@@ -134,9 +130,6 @@ async def test_a_new_block_and_pool_bookings_never_share_the_last_rooms(gql, htt
 
 async def test_without_the_lock_a_new_block_oversells_the_pool(gql, http, monkeypatch):
     slow_reads(monkeypatch)
-    db.inventory.locking_enabled = False
-    try:
+    with inventory_lock_disabled():
         blocked, booked, cell = await block_racing_the_pool(gql, http)
-    finally:
-        db.inventory.locking_enabled = True
     assert cell["overcommitted"] > 0, (blocked, booked, cell)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from app.api.hardblock_mutations import record_releases
@@ -15,7 +14,7 @@ from app.context import Context
 from db import models
 from tests.api.test_bookings import CREATE, audit_actions, book, booking_input, cancel, item, setup
 from tests.api.test_calendar import START, calendar, column, d
-from tests.support import data
+from tests.support import captured_statements, data
 
 BLOCK_FIELDS = """
   id reference status from to rooms releaseDays releasedAt agency { code } roomType { code }
@@ -364,6 +363,29 @@ async def test_the_grid_covers_any_range_and_the_overlay_only_the_cells_it_touch
     assert data(await gql(GRID, {"id": block["id"], "from": d(3), "to": d(3)}))["node"]["grid"] == []
 
 
+SERIES = """
+query($id: ID!, $overlay: HardblockAmendmentInput) { node(id: $id) { ... on Hardblock {
+  grid(overlay: $overlay) { date size booked available released releaseAt rate { amount currency } proposedSize }
+  gridSeries(overlay: $overlay) { dates size booked available released releaseAt rate currency proposedSize }
+} } }
+"""
+
+
+async def test_the_series_shape_carries_the_same_numbers_as_the_slots(gql):
+    hotel, ids, agencies = await setup(gql, allotment=5)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=3)
+    await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], offset=1, nights=1, rooms=2, hardblock_id=block["id"]))
+    await mutate(gql, RELEASE_NIGHTS, "releaseHardblockNights", id=block["id"], dates=[d(2)])
+    overlay = {"hardblockId": block["id"], "changes": [{"from": d(0), "to": d(1), "rooms": 4}]}
+    node = data(await gql(SERIES, {"id": block["id"], "overlay": overlay}))["node"]
+    slots, series = node["grid"], node["gridSeries"]
+    assert series["dates"] == [s["date"] for s in slots] == [d(0), d(1), d(2)]
+    for field in ("size", "booked", "available", "released", "releaseAt", "proposedSize"):
+        assert series[field] == [s[field] for s in slots], field
+    assert series["rate"] == [s["rate"]["amount"] for s in slots] and series["currency"] == "EUR"
+    assert (series["booked"], series["released"], series["proposedSize"]) == ([0, 2, 0], [0, 0, 3], [4, None, None])
+
+
 async def test_grid_statements_do_not_grow_with_blocks_or_nights(gql, app):
     hotel, ids, agencies = await setup(gql, allotment=50)
     first = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=1, nights=1)
@@ -381,21 +403,13 @@ async def test_grid_statements_do_not_grow_with_blocks_or_nights(gql, app):
 
 
 DEEP_GRID = """{ hardblocks(first: 50) { edges { node { reference amendments { id }
-  grid { date size booked available released releaseAt rate { amount } bookings { rooms group { reference } } } } } } }"""
+  grid { date size booked available released releaseAt rate { amount } bookings { rooms group { reference } } }
+  gridSeries { dates size available } } } } }"""
 
 
 async def grid_statements(gql, app):
-    engine = app.state.runtime.engine
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: PLR0913
-        statements.append(statement)
-
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with captured_statements(app.state.runtime.engine) as statements:
         data(await gql(DEEP_GRID))
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
     return len(statements)
 
 
