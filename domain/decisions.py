@@ -214,14 +214,14 @@ def preview_amendment(
 
 
 def extension(slots: Sequence[HardblockSlot], nights: int, fallback_rooms: int) -> tuple[dt.date, dt.date, int]:
-    """The change adding `nights` nights after a block's last night (`slots`: its whole span),
-    at the size of its last night with rooms (`fallback_rooms` when it has none)."""
+    """The change adding `nights` nights after a block's last night with rooms (`slots`: its whole
+    span), at that night's size (`fallback_rooms`, after the span, when no night has rooms)."""
     if nights <= 0:
         raise InvalidInput("nights", "must be positive")
     sized = [slot for slot in slots if slot.size > 0]
-    rooms = sized[-1].size if sized else fallback_rooms
-    start = slots[-1].date + dt.timedelta(days=1)
-    return start, start + dt.timedelta(days=nights), rooms
+    last = sized[-1] if sized else None
+    start = (last or slots[-1]).date + dt.timedelta(days=1)
+    return start, start + dt.timedelta(days=nights), last.size if last else fallback_rooms
 
 
 def returned_rooms(

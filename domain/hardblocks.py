@@ -18,9 +18,13 @@ class HardblockStatus(StrEnum):
     RELEASED = "RELEASED"
 
 
+MAX_RELEASE_DAYS = 365
+
+
 def release_at(night: date, release_days: int) -> datetime:
-    """When a block's unsold rooms on `night` return to the pool on their own."""
-    return midnight_utc(night - timedelta(days=release_days))
+    """When a block's unsold rooms on `night` return to the pool on their own (never before the
+    first representable day, whatever dates a caller asks about)."""
+    return midnight_utc(date.fromordinal(max(night.toordinal() - release_days, 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,6 @@ def check_hardblock(start: date, end: date, rooms: int, release_days: int) -> In
         return problem
     if rooms <= 0:
         return InvalidInput("rooms", "must be positive")
-    if release_days < 0:
-        return InvalidInput("releaseDays", "must not be negative")
+    if not 0 <= release_days <= MAX_RELEASE_DAYS:
+        return InvalidInput("releaseDays", f"must be 0 to {MAX_RELEASE_DAYS}")
     return None

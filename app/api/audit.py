@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from app.api.ids import decode_any, to_global_id
 from app.api.pagination import paginate
 from app.api.permissions import STAFF, Info
+from app.api.types import node_pk
 from db import models
 
 
@@ -46,7 +47,7 @@ class AuditEntry(relay.Node):
         principal = info.context.principal
         if principal is None or not principal.is_staff:
             return [None for _ in node_ids]
-        pks = [int(i) for i in node_ids if str(i).isdigit()]
+        pks = [pk for pk in map(node_pk, node_ids) if pk is not None]
         async with info.context.sessions() as session:
             rows = (await session.execute(select(models.AuditEntry).where(models.AuditEntry.id.in_(pks)))).scalars()
             found = {str(row.id): cls.from_row(row) for row in rows}

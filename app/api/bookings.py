@@ -13,7 +13,9 @@ from strawberry import relay
 
 from app.api.audit import AuditEntry, audit_trail
 from app.api.permissions import Info
-from app.api.types import Agency, Hotel, Money, RoomType, load_agency, load_hotel, load_room_type
+from app.api.types import (
+    Agency, Hotel, Money, RoomType, load_agency, load_hotel, load_room_type, node_pk,
+)
 from db import models
 from domain import BookingStatus as DomainBookingStatus
 from domain import effective_status
@@ -37,7 +39,7 @@ def _status(status: str, expires_at: datetime | None) -> BookingStatus:
 
 async def visible_rows(info: Info, loader: Any, node_ids: Iterable[str]) -> list[Any]:
     """Rows for `node_ids`, None where missing or belonging to an agency the caller may not see."""
-    pks = [int(i) if str(i).isdigit() else 0 for i in node_ids]
+    pks = [node_pk(i) or 0 for i in node_ids]
     rows = await loader.load_many(pks)
     return [row if row is not None and await info.context.may_see(row.agency_id) else None for row in rows]
 

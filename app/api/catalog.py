@@ -15,7 +15,7 @@ from app.api.errors import InvalidInput, InvalidInputError, NotFound, NotFoundEr
 from app.api.ids import decode_id
 from app.api.pagination import paginate
 from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info
-from app.api.types import Agency, Hotel, Money, MoneyInput, RoomType, load_hotel, load_room_type
+from app.api.types import Agency, Hotel, Money, MoneyInput, RoomType, load_hotel, load_room_type, node_pk
 from db import audit, models
 from db.engine import transaction
 from app.publish import publish_inventory_change
@@ -118,7 +118,7 @@ class Contract(relay.Node):
         principal = info.context.principal
         if principal is None or not principal.is_staff:
             return [None for _ in node_ids]
-        pks = [int(i) for i in node_ids if str(i).isdigit()]
+        pks = [pk for pk in map(node_pk, node_ids) if pk is not None]
         async with info.context.sessions() as session:
             rows = (await session.execute(select(models.Contract).where(models.Contract.id.in_(pks)))).scalars()
             found = {str(row.id): cls.from_row(row) for row in rows}

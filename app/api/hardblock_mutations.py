@@ -59,7 +59,9 @@ from db.inventory import LockTimeout as LockTimeoutError
 from db.inventory import bump_version, lock_room_types
 from db.queries import rows_by_id
 from domain import (
+    AllotmentEvent,
     AmendmentPreview,
+    BookingLine,
     CalendarRow,
     HardblockTerms,
     SlotConflict,
@@ -71,6 +73,7 @@ from domain import (
     nights,
     preview_amendment,
     preview_change,
+    proposed_amendments,
     returned_rooms,
     utc_today,
 )
@@ -149,17 +152,36 @@ def _check_reason(reason: str | None) -> str:
 def _check_changes(input: HardblockAmendmentInput) -> list[Change]:
     if not 1 <= len(input.changes) <= MAX_CHANGES:
         raise InvalidInputError("changes", f"an amendment has 1 to {MAX_CHANGES} changes, got {len(input.changes)}")
+    today = utc_today(models.utcnow())
     changes = []
     for i, change in enumerate(input.changes):
         if change.from_ >= change.to:
             raise InvalidInputError(f"changes[{i}].to", f"changes[{i}].to must be after from "
                                     "(ranges are half-open over nights)")
+        if change.from_ < today:
+            raise InvalidInputError(f"changes[{i}].from", f"changes[{i}].from {change.from_.isoformat()} is in "
+                                    "the past")
         if not 0 <= change.rooms <= MAX_ROOMS:
             raise InvalidInputError(f"changes[{i}].rooms", f"changes[{i}].rooms must be 0 to {MAX_ROOMS} "
                                     "(0 removes the nights)")
         changes.append((change.from_, change.to, change.rooms))
     _check_span(min(c[0] for c in changes), max(c[1] for c in changes), "changes")
     return changes
+
+
+def _check_block_span(block: models.Hardblock, changes: list[Change]) -> None:
+    """The span the block would have: its nights now and the ones the changes give rooms."""
+    held = [c for c in changes if c[2] > 0]
+    _check_span(min([block.start_date, *(c[0] for c in held)]), max([block.end_date, *(c[1] for c in held)]),
+                "changes")
+
+
+def _fit_span(block: models.Hardblock, terms: HardblockTerms, events: Sequence[AllotmentEvent],
+              bookings: Sequence[BookingLine], now: datetime) -> None:
+    """Set the stored span to what the block holds after a change: its base nights and every night
+    with rooms or bookings (so lookups by night find it, and a reverted extension shrinks it)."""
+    slots = compute_hardblock_slots(terms, events, bookings, None, None, now)
+    block.start_date, block.end_date = slots[0].date, slots[-1].date + ONE_NIGHT
 
 
 def _block_pk(id: strawberry.ID, type_name: str = "Hardblock") -> int:
@@ -269,9 +291,10 @@ async def _apply_amendment(
 ) -> _Touched:
     """Decide and record an amendment of a block whose lock the caller holds."""
     _active(block, "amend")
+    _check_block_span(block, changes)
     state = await _state(session, block, min(c[0] for c in changes), max(c[1] for c in changes))
-    preview = preview_amendment(state.terms, changes, state.snapshot.events, state.snapshot.booking_lines,
-                                state.pool, state.now)
+    events, lines = state.snapshot.events, state.snapshot.booking_lines
+    preview = preview_amendment(state.terms, changes, events, lines, state.pool, state.now)
     room_type = next(rt for rt in state.snapshot.room_types if rt.id == block.room_type_id)
     _raise_conflicts(preview, state.pool, block, room_type, _grow_past_release)
     before = _block_snapshot(block)
@@ -287,11 +310,10 @@ async def _apply_amendment(
         )
         for start, end, rooms in changes
     ])
-    # The stored span covers every night the block holds rooms on (load_inventory relies on it).
-    held = [c for c in changes if c[2] > 0]
-    if held:
-        block.start_date = min(block.start_date, *(c[0] for c in held))
-        block.end_date = max(block.end_date, *(c[1] for c in held))
+    proposed = proposed_amendments(state.terms, changes, events, state.now)
+    touched = {night for start, end, _ in changes for night in nights(start, end)}
+    regrown = dataclasses.replace(state.terms, released_nights=state.terms.released_nights - touched)
+    _fit_span(block, regrown, [*events, *proposed], lines, state.now)
     await session.flush()
     audit.record(session, context.actor, action, "Hardblock", block.id, before=before, after={
         **_block_snapshot(block), "amendment_id": amendment.id, "reason": reason,
@@ -375,11 +397,16 @@ async def _bulk(
             blocks = await rows_by_id(session, models.Hardblock, [pk for pk in pks if pk is not None])
             visible = {pk: b for pk, b in blocks.items() if own is None or b.agency_id == own}
             await lock_room_types(session, {b.room_type_id for b in visible.values()}, context.settings.lock_timeout_ms)
+            seen: set[int] = set()
             for id, pk in zip(ids, pks):
                 block = visible.get(pk) if pk is not None else None
                 if block is None:
                     results.append(as_user_error(NotFoundError("no hardblock with that id", id)))
                     continue
+                if block.id in seen:
+                    results.append(as_user_error(InvalidInputError("ids", f"{id} is listed more than once")))
+                    continue
+                seen.add(block.id)
                 try:
                     async with session.begin_nested():
                         await session.refresh(block)
@@ -525,6 +552,7 @@ class HardblockMutation:
                 .values(voided_at=state.now, voided_by=context.actor.uid).execution_options(synchronize_session=False)
             )
             amendment.reverted_at = state.now
+            _fit_span(block, after_terms, after_events, state.snapshot.booking_lines, state.now)
             await session.flush()
             audit.record(session, context.actor, "hardblock.amendment_reverted", "Hardblock", block.id,
                          before={"amendment_id": pk, "reverted_at": None},
@@ -606,6 +634,7 @@ class HardblockMutation:
             async with context.sessions() as session:
                 block = await _visible_block(session, context, pk, input.hardblock_id)
                 _active(block, "amend")
+                _check_block_span(block, changes)
                 state = await _state(session, block, min(c[0] for c in changes), max(c[1] for c in changes))
         except (InvalidInputError, NotFoundError, InvalidTransitionError) as error:
             return HardblockAmendmentPreview(feasible=False, slots=[], error=as_user_error(error))

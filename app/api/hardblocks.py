@@ -18,7 +18,9 @@ from app.api.bookings import Booking, visible_rows
 from app.api.errors import InvalidInputError, UserError
 from app.api.ids import decode_id
 from app.api.permissions import Info
-from app.api.types import Agency, Hotel, Money, RoomType, Series, load_agency, load_hotel, load_room_type
+from app.api.types import (
+    Agency, Hotel, Money, RoomType, Series, load_agency, load_hotel, load_room_type, node_pk,
+)
 from db import models
 from db.hardblocks import BlockGridData
 from domain import (
@@ -284,7 +286,7 @@ class HardblockAmendment(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
-        pks = [int(i) if str(i).isdigit() else 0 for i in node_ids]
+        pks = [node_pk(i) or 0 for i in node_ids]
         rows = await info.context.loaders.hardblock_amendment.load_many(pks)
         blocks = await info.context.loaders.hardblock.load_many([row.hardblock_id if row else 0 for row in rows])
         return [cls.from_row(row) if row and block and await info.context.may_see(block.agency_id) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from strawberry import relay
 
 from app.api.errors import InvalidInputError
+from app.api.types import node_pk
 
 
 def to_global_id(type_name: str, pk: int) -> str:
@@ -14,9 +15,10 @@ def to_global_id(type_name: str, pk: int) -> str:
 def decode_id(value: str, type_name: str, field: str) -> int:
     try:
         global_id = relay.GlobalID.from_id(value)
-        if global_id.type_name != type_name:
+        pk = node_pk(global_id.node_id)
+        if global_id.type_name != type_name or pk is None:
             raise ValueError
-        return int(global_id.node_id)
+        return pk
     except (ValueError, relay.GlobalIDValueError):
         raise InvalidInputError(field, f"{field} must be the id of a {type_name}, got {value!r}") from None
 
@@ -24,6 +26,9 @@ def decode_id(value: str, type_name: str, field: str) -> int:
 def decode_any(value: str, field: str) -> tuple[str, int]:
     try:
         global_id = relay.GlobalID.from_id(value)
-        return global_id.type_name, int(global_id.node_id)
+        pk = node_pk(global_id.node_id)
+        if pk is None:
+            raise ValueError
+        return global_id.type_name, pk
     except (ValueError, relay.GlobalIDValueError):
         raise InvalidInputError(field, f"{field} is not a valid id: {value!r}") from None

@@ -22,7 +22,7 @@ from app.api.errors import InvalidInput, InvalidInputError, InvalidTransitionErr
 from app.api.hardblocks import Hardblock, HardblockSlot
 from app.api.ids import decode_id
 from app.api.permissions import STAFF, Info
-from app.api.types import Money, MoneyInput, RoomType, Series, load_room_type
+from app.api.types import Money, MoneyInput, RoomType, Series, load_room_type, node_pk
 from app.context import Context
 from app.publish import publish_inventory_change
 from db import audit, models
@@ -333,7 +333,7 @@ class AllotmentEvent(relay.Node):
         principal = info.context.principal
         if principal is None or not principal.is_staff:  # the supplier's log: staff only
             return [None for _ in node_ids]
-        pks = [int(i) for i in node_ids if str(i).isdigit()]
+        pks = [pk for pk in map(node_pk, node_ids) if pk is not None]
         async with info.context.sessions() as session:
             rows = await session.execute(select(models.AllotmentEvent).where(models.AllotmentEvent.id.in_(pks)))
             found = {str(row.id): cls.from_row(row) for row in rows.scalars()}
@@ -416,6 +416,11 @@ class InventoryMutation:
             event = await session.get(models.AllotmentEvent, pk)
             if event is None:
                 raise NotFoundError("no allotment event with that id", id)
+            if event.kind == EventKind.BLOCK_AMENDMENT.value:
+                # Voiding one event of an amendment would resize the block unchecked.
+                raise InvalidTransitionError("BLOCK_AMENDMENT events are reverted a whole amendment at a time "
+                                             "with revertHardblockAmendment, which checks the pool and the "
+                                             "block's bookings", status="BLOCK_AMENDMENT")
             await lock_room_types(session, [event.room_type_id], context.settings.lock_timeout_ms)
             await session.refresh(event, with_for_update=True)  # a concurrent void may have won
             if event.voided_at is not None:

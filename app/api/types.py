@@ -42,8 +42,22 @@ class Role(enum.Enum):
     AGENT = "agent"
 
 
+# Primary keys are PostgreSQL integers: anything outside them names nothing (and must not reach
+# a query, where asyncpg would refuse to encode it).
+MAX_PK = 2**31 - 1
+
+
+def node_pk(node_id: object) -> int | None:
+    """The primary key a node id's number stands for, or None when it cannot be one."""
+    text = str(node_id)
+    if not text.isdigit():
+        return None
+    pk = int(text)
+    return pk if 0 < pk <= MAX_PK else None
+
+
 def _pks(node_ids: Iterable[str]) -> list[int | None]:
-    return [int(i) if str(i).isdigit() else None for i in node_ids]
+    return [node_pk(i) for i in node_ids]
 
 
 async def _resolve(info: Info, loader: Any, node_ids: Iterable[str], build: Any) -> list[Any]:

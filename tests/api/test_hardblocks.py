@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from app.api.hardblock_mutations import record_releases
-from app.api.ids import decode_id
+from app.api.ids import decode_id, to_global_id
 from app.context import Context
 from db import models
 from tests.api.test_bookings import CREATE, audit_actions, book, booking_input, cancel, item, setup
@@ -466,3 +466,52 @@ async def test_agents_see_and_touch_only_their_agencys_blocks(gql):
     assert [r["__typename"] for r in bulk] == ["NotFound", "Hardblock"]
     foreign = await book(gql, None, item(ids["STD"], hardblock_id=theirs["id"]), role="agent", agency="SUNTRAVEL")
     assert (foreign["__typename"], foreign["field"]) == ("InvalidInput", "items[0].hardblockId")
+
+
+# --- edges ---------------------------------------------------------------------------------------
+
+
+VOID = "mutation($id: ID!) { voidAllotmentEvent(id: $id) { __typename ... on InvalidTransition { status message } } }"
+
+
+async def test_an_amendment_is_reverted_whole_never_by_voiding_one_of_its_events(gql, sessions):
+    hotel, ids, agencies = await setup(gql, allotment=5)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=4, nights=1)
+    await amend(gql, block["id"], (0, 1, 1))
+    async with sessions() as session:
+        event_id = (await session.execute(select(models.AllotmentEvent.id))).scalar_one()
+    refused = data(await gql(VOID, {"id": to_global_id("AllotmentEvent", event_id)}))["voidAllotmentEvent"]
+    assert (refused["__typename"], refused["status"]) == ("InvalidTransition", "BLOCK_AMENDMENT")
+    assert await blocked(gql, hotel, days=1) == [1]
+
+
+async def test_reverting_an_extension_shrinks_the_span_and_the_next_extension_leaves_no_gap(gql):
+    hotel, ids, agencies = await setup(gql, allotment=5)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2)
+    [extended] = await mutate(gql, BULK_EXTEND, "bulkExtendHardblocks", ids=[block["id"]], n=2)
+    assert (extended["to"], sizes(extended)) == (d(5), [2] * 5)
+    [extension] = await amendments(gql, block["id"])
+    reverted = await mutate(gql, REVERT, "revertHardblockAmendment", id=extension["id"])
+    assert (reverted["from"], reverted["to"], sizes(reverted)) == (d(0), d(3), [2, 2, 2])
+    await amend(gql, block["id"], (2, 3, 0))  # the last night removed: the span keeps the base nights
+    [again] = await mutate(gql, BULK_EXTEND, "bulkExtendHardblocks", ids=[block["id"]], n=1)
+    assert (again["to"], sizes(again)) == (d(3), [2, 2, 2])  # continues after the last night with rooms
+    assert await blocked(gql, hotel, days=4) == [2, 2, 2, 0]
+
+
+async def test_out_of_range_input_is_refused_not_crashed_on(gql):
+    hotel, ids, agencies = await setup(gql)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2, release_days=2)
+    far = await amend(gql, block["id"], (400, 401, 1))
+    assert (far["__typename"], far["field"]) == ("InvalidInput", "changes")
+    past = await amend(gql, block["id"], (-100, -99, 0))
+    assert (past["__typename"], past["field"]) == ("InvalidInput", "changes[0].from")
+    huge = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], release_days=1_000_000)
+    assert (huge["__typename"], huge["field"]) == ("InvalidInput", "releaseDays")
+    ancient = data(await gql(GRID, {"id": block["id"], "from": "0001-01-01", "to": "0001-01-03"}))["node"]["grid"]
+    assert [s["size"] for s in ancient] == [0, 0]
+    too_big = to_global_id("Hardblock", 99999999999999999999)
+    assert data(await gql(RELEASE, {"id": too_big}))["releaseHardblock"]["__typename"] == "NotFound"
+    assert data(await gql("query($id: ID!) { node(id: $id) { id } }", {"id": too_big}))["node"] is None
+    twice = await mutate(gql, BULK_RELEASE, "bulkReleaseHardblocks", ids=[block["id"], block["id"]])
+    assert [(r["__typename"], r.get("field")) for r in twice] == [("Hardblock", None), ("InvalidInput", "ids")]

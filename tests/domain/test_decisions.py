@@ -205,7 +205,7 @@ def test_reverting_an_amendment_is_previewed_between_two_states():
 def test_an_extension_continues_at_the_size_of_the_last_night_with_rooms():
     terms = block(start=0, end=3, rooms=2)
     slots = compute_hardblock_slots(terms, [amend(5, 1, 1, 2, 4), amend(6, 1, 2, 3, 0)], [], None, None, NOW)
-    assert extension(slots, 2, terms.rooms) == (d(3), d(5), 4)
+    assert extension(slots, 2, terms.rooms) == (d(2), d(4), 4)  # after the last night with rooms
     emptied = compute_hardblock_slots(terms, [amend(5, 1, 0, 3, 0)], [], None, None, NOW)
     assert extension(emptied, 1, terms.rooms) == (d(3), d(4), 2)
     with pytest.raises(InvalidInput) as raised:

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -17,6 +17,8 @@ from tests.domain.factories import NOW, amend, block, d, increase
 def test_a_night_releases_at_midnight_utc_release_days_before_it():
     assert release_at(d(10), 3) == datetime.combine(d(7), datetime.min.time(), tzinfo=UTC)
     assert block(release_days=3).release_at(d(10)) == release_at(d(10), 3)
+    # asked about the first nights there are, it stops at the first day rather than overflow
+    assert release_at(date(1, 1, 2), 5) == datetime(1, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +54,8 @@ def test_releasing_nights_adds_to_those_already_released():
 
 @pytest.mark.parametrize(
     ("start", "end", "rooms", "release_days", "field"),
-    [(0, 3, 1, 0, None), (3, 3, 1, 0, "to"), (0, 3, 0, 0, "rooms"), (0, 3, 2, -1, "releaseDays")],
+    [(0, 3, 1, 0, None), (3, 3, 1, 0, "to"), (0, 3, 0, 0, "rooms"), (0, 3, 2, -1, "releaseDays"),
+     (0, 3, 2, 365, None), (0, 3, 2, 366, "releaseDays")],
 )
 def test_check_hardblock(start, end, rooms, release_days, field):
     problem = check_hardblock(d(start), d(end), rooms, release_days)
