@@ -13,7 +13,9 @@ from app.api import booking_mutations, hardblock_mutations
 from tests.api.test_booking_races import http, inventory_lock_disabled, post, server  # noqa: F401  (fixtures)
 from tests.api.test_bookings import CREATE, booking_input, item, setup
 from tests.api.test_calendar import START, calendar, column, d
-from tests.api.test_hardblocks import AMEND, CREATE_BLOCK, GRID, RELEASE, block_input
+from tests.api.test_hardblocks import (
+    AMEND, AMENDMENTS, BULK_EXTEND, CREATE_BLOCK, GRID, RELEASE, RELEASE_NIGHTS, REVERT, block_input,
+)
 
 BOOKERS = 30
 
@@ -133,3 +135,40 @@ async def test_without_the_lock_a_new_block_oversells_the_pool(gql, http, monkey
     with inventory_lock_disabled():
         blocked, booked, cell = await block_racing_the_pool(gql, http)
     assert cell["overcommitted"] > 0, (blocked, booked, cell)
+
+
+async def block_writes_racing_pool_bookings(gql, http) -> list[tuple[int, int, int, int]]:
+    """Every other block write that takes rooms from the pool or gives them back, racing pool
+    bookings for the same nights; returns (hardblocked, held, available, overcommitted) per night."""
+    hotel, ids, agencies = await setup(gql, allotment=12)
+    made = [await post(http, CREATE_BLOCK, {"input": block_input(agencies[code], ids["STD"], nights=2, rooms=3)})
+            for code in ("SUNTRAVEL", "BLUEWAVE")]
+    first, second = (m["createHardblock"]["id"] for m in made)
+    grown = await post(http, AMEND, {"input": {"hardblockId": first, "changes": [{"from": d(0), "to": d(2),
+                                                                                   "rooms": 1}]}})
+    assert grown["amendHardblock"]["__typename"] == "Hardblock"
+    amendment = (await post(http, AMENDMENTS, {"id": first}))["node"]["amendments"][0]["id"]
+
+    writes = [
+        post(http, BULK_EXTEND, {"ids": [second, first], "n": 2}),  # nights 2-3 at 3 and 1 rooms
+        post(http, REVERT, {"id": amendment}),  # the first block back to 3 rooms on nights 0-1
+        post(http, RELEASE_NIGHTS, {"id": second, "dates": [d(0)]}),  # 3 rooms back on night 0
+    ]
+    bookings = [post(http, CREATE, {"input": booking_input(None, item(ids["STD"], nights=4))},
+                     role="agent", agency="SUNTRAVEL") for _ in range(12)]
+    await asyncio.gather(*writes, *bookings)
+    cal = await calendar(gql, hotel["id"], end=START + timedelta(days=4))
+    return list(zip(*(column(cal, "STD", name) for name in ("hardblocked", "held", "available", "overcommitted"))))
+
+
+async def test_extending_reverting_and_releasing_blocks_racing_pool_bookings_never_overcommit(gql, http):
+    for hardblocked, held, available, overcommitted in await block_writes_racing_pool_bookings(gql, http):
+        assert overcommitted == 0
+        assert hardblocked + held + available == 12
+
+
+async def test_without_the_lock_those_writes_oversell_the_pool(gql, http, monkeypatch):
+    slow_reads(monkeypatch)
+    with inventory_lock_disabled():
+        cells = await block_writes_racing_pool_bookings(gql, http)
+    assert any(overcommitted for *_, overcommitted in cells), cells
