@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from strawberry import relay
 
 from app.api.errors import InvalidInput, InvalidInputError, NotFound, NotFoundError
-from app.api.ids import decode_id
+from app.api.ids import decode_id, filter_pk
 from app.api.pagination import paginate
 from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info
 from app.api.types import Agency, Hotel, Money, MoneyInput, RoomType, load_hotel, load_room_type, node_pk
@@ -198,7 +198,7 @@ class CatalogQuery:
     ) -> relay.Connection[Contract]:
         statement = select(models.Contract)
         if hotel_id is not None:
-            statement = statement.where(models.Contract.hotel_id == decode_id(hotel_id, "Hotel", "hotelId"))
+            statement = statement.where(models.Contract.hotel_id == filter_pk(hotel_id, "Hotel"))
         if search and search.strip():
             query = func.websearch_to_tsquery("english", search.strip())
             statement = statement.where(models.Contract.search.op("@@")(query))

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
-from app.api.booking_mutations import _booking_agency, _own_agency_id
+from app.api.booking_mutations import _booking_agency, _own_agency_id, _scoped
 from app.api.errors import (
     BlockUnderflow,
     BlockUnderflowError,
@@ -45,7 +45,7 @@ from app.api.hardblocks import (
     HardblockSlotDiff,
     HardblockStatus,
 )
-from app.api.ids import decode_id
+from app.api.ids import decode_id, filter_pk
 from app.api.pagination import paginate
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.types import RoomType
@@ -655,12 +655,9 @@ class HardblockQuery:
         first: int | None = None, after: str | None = None,
     ) -> relay.Connection[Hardblock]:
         async with info.context.sessions() as session:
-            statement = select(models.Hardblock)
-            own = await _own_agency_id(session, info.context)
-            if own is not None:
-                statement = statement.where(models.Hardblock.agency_id == own)
+            statement = await _scoped(session, info.context, select(models.Hardblock), models.Hardblock.agency_id)
             if hotel_id is not None:
-                statement = statement.where(models.Hardblock.hotel_id == decode_id(hotel_id, "Hotel", "hotelId"))
+                statement = statement.where(models.Hardblock.hotel_id == filter_pk(hotel_id, "Hotel"))
             if status is not None:
                 statement = statement.where(models.Hardblock.status == status.value)
             return await paginate(session, statement, models.Hardblock.id, first=first, after=after,

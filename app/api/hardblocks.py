@@ -15,8 +15,8 @@ from strawberry import relay
 
 from app.api.audit import AuditEntry, audit_trail
 from app.api.bookings import Booking, visible_rows
-from app.api.errors import InvalidInputError, UserError
-from app.api.ids import decode_id
+from app.api.errors import UserError
+from app.api.ids import filter_pk
 from app.api.permissions import Info
 from app.api.types import (
     Agency, Hotel, Money, RoomType, Series, load_agency, load_hotel, load_room_type, node_pk,
@@ -115,7 +115,7 @@ class Hardblock(relay.Node):
                                extensions={"code": "BAD_USER_INPUT"})
         data = await info.context.loaders.block_grid.load((self.row.hotel_id, self.id, start, end))
         proposed = None
-        if overlay is not None and _pk_or_none(overlay.hardblock_id) == self.id:
+        if overlay is not None and filter_pk(overlay.hardblock_id, "Hardblock") == self.id:
             proposed = [(c.from_, c.to, c.rooms) for c in overlay.changes if c.from_ < c.to and c.rooms >= 0]
         visible = [row for row in data.bookings if await info.context.may_see(row.agency_id)] if with_bookings else []
         return block_grid(data, self.id, start, end, models.utcnow(), visible, proposed)
@@ -136,13 +136,6 @@ class Hardblock(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
         rows = await visible_rows(info, info.context.loaders.hardblock, node_ids)
         return [cls.from_row(row) if row else None for row in rows]
-
-
-def _pk_or_none(hardblock_id: strawberry.ID) -> int | None:
-    try:
-        return decode_id(hardblock_id, "Hardblock", "hardblockId")
-    except InvalidInputError:
-        return None
 
 
 def block_grid(

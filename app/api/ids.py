@@ -32,3 +32,12 @@ def decode_any(value: str, field: str) -> tuple[str, int]:
         return global_id.type_name, pk
     except (ValueError, relay.GlobalIDValueError):
         raise InvalidInputError(field, f"{field} is not a valid id: {value!r}") from None
+
+
+def filter_pk(value: str, type_name: str) -> int:
+    """The primary key a filter argument names; 0 (which matches nothing) for an id that is not a
+    `type_name`: a list filtered by an unknown id is empty, not an error."""
+    try:
+        return decode_id(value, type_name, "id")
+    except InvalidInputError:
+        return 0

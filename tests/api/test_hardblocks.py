@@ -515,3 +515,14 @@ async def test_out_of_range_input_is_refused_not_crashed_on(gql):
     assert data(await gql("query($id: ID!) { node(id: $id) { id } }", {"id": too_big}))["node"] is None
     twice = await mutate(gql, BULK_RELEASE, "bulkReleaseHardblocks", ids=[block["id"], block["id"]])
     assert [(r["__typename"], r.get("field")) for r in twice] == [("Hardblock", None), ("InvalidInput", "ids")]
+
+
+async def test_lists_filtered_by_an_unknown_id_are_empty_not_errors(gql):
+    hotel, ids, agencies = await setup(gql)
+    await create_block(gql, agencies["SUNTRAVEL"], ids["STD"])
+    for hotel_id, count in ((hotel["id"], 1), (ids["STD"], 0), ("nonsense", 0)):
+        blocks = data(await gql("query($h: ID) { hardblocks(hotelId: $h) { edges { node { id } } } }",
+                                {"h": hotel_id}))["hardblocks"]["edges"]
+        contracts = data(await gql("query($h: ID) { contracts(hotelId: $h) { edges { node { id } } } }",
+                                   {"h": hotel_id}))["contracts"]["edges"]
+        assert (len(blocks), len(contracts)) == (count, 2 * count)
