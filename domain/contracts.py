@@ -7,6 +7,8 @@ from domain.errors import InvalidInput
 from domain.money import Money, check_money
 from domain.nights import check_range
 
+MAX_RELEASE_DAYS = 365
+
 
 @dataclass(frozen=True, slots=True)
 class ContractTerms:
@@ -34,6 +36,6 @@ def check_contract(start: date, end: date, allotment: int, rate: Money, release_
         return problem
     if allotment < 0:
         return InvalidInput("allotment", "must not be negative")
-    if release_days < 0:
-        return InvalidInput("releaseDays", "must not be negative")
+    if not 0 <= release_days <= MAX_RELEASE_DAYS:
+        return InvalidInput("releaseDays", f"must be 0 to {MAX_RELEASE_DAYS}")
     return check_money(rate, "rate")

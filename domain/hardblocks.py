@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 
+from domain.contracts import MAX_RELEASE_DAYS
 from domain.errors import InvalidInput, InvalidTransition
 from domain.events import AllotmentEvent, EventKind
 from domain.nights import check_range, midnight_utc, nights
@@ -16,9 +17,6 @@ from domain.nights import check_range, midnight_utc, nights
 class HardblockStatus(StrEnum):
     ACTIVE = "ACTIVE"
     RELEASED = "RELEASED"
-
-
-MAX_RELEASE_DAYS = 365
 
 
 def release_at(night: date, release_days: int) -> datetime:

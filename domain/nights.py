@@ -13,9 +13,19 @@ def nights(start: date, end: date) -> Iterator[date]:
         yield start + timedelta(days=offset)
 
 
+# The nights the service deals in: contracts, events and blocks outside them are input errors
+# (they would only ever be typos, and far dates overflow date arithmetic).
+EARLIEST_NIGHT = date(2000, 1, 1)
+LATEST_NIGHT = date(2100, 1, 1)
+
+
 def check_range(start: date, end: date) -> InvalidInput | None:
     if start >= end:
         return InvalidInput("to", "must be after from (ranges are half-open over nights)")
+    if start < EARLIEST_NIGHT:
+        return InvalidInput("from", f"must be on or after {EARLIEST_NIGHT.isoformat()}")
+    if end > LATEST_NIGHT:
+        return InvalidInput("to", f"must be on or before {LATEST_NIGHT.isoformat()}")
     return None
 
 

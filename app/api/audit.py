@@ -9,6 +9,7 @@ from sqlalchemy import select, tuple_
 from strawberry import relay
 from strawberry.scalars import JSON
 
+from app.api.errors import InvalidInputError
 from app.api.ids import decode_any, to_global_id
 from app.api.pagination import paginate
 from app.api.permissions import STAFF, Info
@@ -78,7 +79,10 @@ class AuditQuery:
     ) -> relay.Connection[AuditEntry]:
         statement = select(models.AuditEntry)
         if entity_id is not None:
-            entity_type, pk = decode_any(entity_id, "entityId")
+            try:
+                entity_type, pk = decode_any(entity_id, "entityId")
+            except InvalidInputError:  # names nothing: nothing was audited about it
+                entity_type, pk = "", 0
             statement = statement.where(
                 models.AuditEntry.entity_type == entity_type, models.AuditEntry.entity_id == pk
             )

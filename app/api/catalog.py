@@ -16,10 +16,11 @@ from app.api.ids import decode_id, filter_pk
 from app.api.pagination import paginate
 from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info
 from app.api.types import Agency, Hotel, Money, MoneyInput, RoomType, load_hotel, load_room_type, node_pk
+from app.publish import publish_inventory_change
 from db import audit, models
 from db.engine import transaction
-from app.publish import publish_inventory_change
 from db.inventory import bump_version, lock_room_types
+from domain import check_range
 
 CODE = re.compile(r"^[A-Z0-9_-]{2,32}$")
 ROOM_TYPE_CODE = re.compile(r"^[A-Z0-9_-]{1,32}$")
@@ -63,6 +64,8 @@ def parse_money(value: MoneyInput, field: str) -> tuple[Decimal, str]:
 def check_nights(start: date, end: date, *, limit: int = MAX_CONTRACT_NIGHTS) -> None:
     if start >= end:
         raise InvalidInputError("to", f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
+    if problem := check_range(start, end):
+        raise InvalidInputError(problem.field, f"{problem.field} {problem.message}")
     if (end - start).days > limit:
         raise InvalidInputError("to", f"a range may span at most {limit} nights")
 

@@ -66,6 +66,7 @@ from domain import (
     HardblockTerms,
     SlotConflict,
     check_hardblock,
+    check_range,
     compute_hardblock_slots,
     diff_slots,
     effective_released_nights,
@@ -155,9 +156,8 @@ def _check_changes(input: HardblockAmendmentInput) -> list[Change]:
     today = utc_today(models.utcnow())
     changes = []
     for i, change in enumerate(input.changes):
-        if change.from_ >= change.to:
-            raise InvalidInputError(f"changes[{i}].to", f"changes[{i}].to must be after from "
-                                    "(ranges are half-open over nights)")
+        if problem := check_range(change.from_, change.to):
+            raise _domain_input_error(problem, f"changes[{i}].")
         if change.from_ < today:
             raise InvalidInputError(f"changes[{i}].from", f"changes[{i}].from {change.from_.isoformat()} is in "
                                     "the past")
@@ -253,8 +253,9 @@ def _raise_conflicts(preview: AmendmentPreview, pool: CalendarRow, block: models
     if under := preview.nights_with(SlotConflict.BLOCK_UNDERFLOW):
         raise BlockUnderflowError([diffs[d.date] for d in under])
     if short := preview.nights_with(SlotConflict.SOLD_OUT):
-        # Copies: SoldOut rolls the transaction back, which expires the session's rows.
-        block_copy = models.Hardblock(**block.model_dump())
+        # Copies: SoldOut rolls the transaction back, which expires the session's rows. A block
+        # being created asks the pool, so its shortfalls name no block.
+        block_copy = models.Hardblock(**block.model_dump()) if block.id is not None else None
         raise SoldOutError([
             Shortfall(room_type=RoomType.from_row(models.RoomType(**room_type.model_dump())), date=d.date,
                       requested=d.needed, available=pool.available[pool.index(d.date)], hardblock_row=block_copy)

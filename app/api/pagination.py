@@ -6,11 +6,9 @@ import base64
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import BigInteger, Select, false
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
-
-from app.api.errors import InvalidInputError
 
 T = TypeVar("T")
 
@@ -22,22 +20,22 @@ def encode_cursor(pk: int) -> str:
     return base64.urlsafe_b64encode(f"cursor:{pk}".encode()).decode()
 
 
-def decode_cursor(cursor: str) -> int:
+def decode_cursor(cursor: str, key: Any) -> int | None:
+    """The key after which a page starts; None for a string that is not one of our cursors
+    (including numbers the key's column cannot hold: they must never reach a query)."""
     try:
         kind, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind != "cursor":
-            raise ValueError
-        return int(pk)
     except (ValueError, UnicodeDecodeError):
-        raise InvalidInputError("after", f"not a cursor of this connection: {cursor!r}") from None
+        return None
+    largest = 2**63 - 1 if isinstance(key.type, BigInteger) else 2**31 - 1
+    if kind != "cursor" or not pk.isascii() or not pk.isdigit() or not 0 < int(pk) <= largest:
+        return None
+    return int(pk)
 
 
-def check_first(first: int | None) -> int:
-    if first is None:
-        return DEFAULT_PAGE
-    if not 0 <= first <= MAX_PAGE:
-        raise InvalidInputError("first", f"first must be between 0 and {MAX_PAGE}, got {first}")
-    return first
+def page_size(first: int | None) -> int:
+    """`first`, within [0, MAX_PAGE] (a larger request gets the largest page)."""
+    return DEFAULT_PAGE if first is None else min(max(first, 0), MAX_PAGE)
 
 
 async def paginate(
@@ -51,10 +49,13 @@ async def paginate(
     descending: bool = False,
 ) -> relay.Connection[T]:
     """Run `statement` (selecting one model) ordered by `key`, one page past `after`."""
-    limit = check_first(first)
+    limit = page_size(first)
     if after is not None:
-        last = decode_cursor(after)
-        statement = statement.where(key < last if descending else key > last)
+        last = decode_cursor(after, key)
+        if last is None:  # not a cursor of ours: nothing comes after it
+            statement = statement.where(false())
+        else:
+            statement = statement.where(key < last if descending else key > last)
     statement = statement.order_by(key.desc() if descending else key).limit(limit + 1)
     rows = list((await session.execute(statement)).scalars())
     page = rows[:limit]

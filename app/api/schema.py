@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from graphql.language import Node, StringValueNode
 from strawberry import relay
 from strawberry.extensions import (
+    SchemaExtension,
     AddValidationRules,
     DisableIntrospection,
     MaskErrors,
@@ -20,6 +23,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types.graphql import OperationType
 
 from app.api.audit import AuditQuery
 from app.api.booking_mutations import BookingMutation, BookingQuery
@@ -42,8 +46,8 @@ class CoreQuery:
         # app builds one schema per settings (tests build development and production ones).
         try:
             return await id.resolve_node(info, required=False)
-        except relay.GlobalIDValueError:  # a well-formed id of a type that is not a Node here
-            return None
+        except (relay.GlobalIDValueError, NotImplementedError):  # a well-formed id of a type that is not
+            return None  # a Node here (NotImplementedError: the Node interface itself)
 
     @strawberry.field(description="Who the caller is, as the token says.")
     def viewer(self, info: Info) -> Viewer:
@@ -82,6 +86,55 @@ class _ParserCache(ParserCache):
         yield
 
 
+NUL_MESSAGE = "text arguments must not contain the NUL character (U+0000)"
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(map(_holds_nul, value.values()))
+    if isinstance(value, list):
+        return any(map(_holds_nul, value))
+    return False
+
+
+class RejectNulCharacters(SchemaExtension):
+    """PostgreSQL text cannot hold U+0000: refuse it, in variables or in the document's string
+    literals, as a validation error before any resolver runs (or writes)."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        literal = document is not None and any(
+            "\x00" in node.value for node in _string_values(document)
+        )
+        if literal or _holds_nul(context.variables):
+            error = GraphQLError(NUL_MESSAGE, extensions={"code": "BAD_USER_INPUT"})
+            context.pre_execution_errors = [*(context.pre_execution_errors or []), error]
+        yield
+
+
+def _string_values(node: Any) -> Iterator[StringValueNode]:
+    if isinstance(node, StringValueNode):
+        yield node
+    elif isinstance(node, Node):
+        for name in node.keys:
+            child = getattr(node, name, None)
+            for item in child if isinstance(child, tuple | list) else (child,):
+                if isinstance(item, Node):
+                    yield from _string_values(item)
+
+
+class _Schema(strawberry.Schema):
+    async def execute(self, *args: Any, allowed_operation_types: Any = None, **kwargs: Any) -> Any:
+        # A subscription runs over a websocket (graphql-transport-ws). POSTed as a plain request
+        # it would execute once as a query and fail on its null root: answer 400 instead.
+        if allowed_operation_types is not None:
+            allowed_operation_types = set(allowed_operation_types) - {OperationType.SUBSCRIPTION}
+        return await super().execute(*args, allowed_operation_types=allowed_operation_types, **kwargs)
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     # Factories: Strawberry builds fresh extension instances per request. The caches are
     # module-level inside ParserCache/ValidationCache (functools.lru_cache), so they persist.
@@ -97,10 +150,11 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: _ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
+        RejectNulCharacters,  # after the cache, which replaces the validation errors it finds
     ]
     if settings.production:
         extensions += [DisableIntrospection, lambda: MaskErrors(should_mask_error=_mask)]
-    return strawberry.Schema(
+    return _Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

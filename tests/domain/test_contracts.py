@@ -20,6 +20,8 @@ def test_a_contract_covers_its_nights_half_open_while_active():
         ({"end": d(0)}, "to"),
         ({"allotment": -1}, "allotment"),
         ({"release_days": -1}, "releaseDays"),
+        ({"release_days": 365}, None),
+        ({"release_days": 366}, "releaseDays"),
         ({"rate": eur("-5")}, "rate.amount"),
         ({"rate": Money(Decimal(5), "usd")}, "rate.currency"),
     ],

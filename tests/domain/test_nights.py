@@ -16,6 +16,16 @@ def test_a_range_needs_at_least_one_night():
     assert problem is not None and problem.field == "to"
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [(date(2000, 1, 1), date(2100, 1, 1), None), (date(1999, 12, 31), date(2000, 1, 2), "from"),
+     (date(2099, 12, 31), date(2100, 1, 2), "to"), (date(1, 1, 1), date(9999, 12, 31), "from")],
+)
+def test_nights_stay_within_the_service_window(start, end, field):
+    problem = check_range(start, end)
+    assert (problem.field if problem else None) == field
+
+
 def test_today_is_taken_in_utc():
     late_evening_in_new_york = datetime(2026, 1, 1, 22, 0, tzinfo=timezone(timedelta(hours=-5)))
     assert utc_today(late_evening_in_new_york) == date(2026, 1, 2)
