@@ -10,6 +10,8 @@ from sqlalchemy import BigInteger, Select, false
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
+from app.api.types import bounded_int
+
 T = TypeVar("T")
 
 DEFAULT_PAGE = 50
@@ -28,9 +30,7 @@ def decode_cursor(cursor: str, key: Any) -> int | None:
     except (ValueError, UnicodeDecodeError):
         return None
     largest = 2**63 - 1 if isinstance(key.type, BigInteger) else 2**31 - 1
-    if kind != "cursor" or not pk.isascii() or not pk.isdigit() or not 0 < int(pk) <= largest:
-        return None
-    return int(pk)
+    return bounded_int(pk, largest) if kind == "cursor" else None
 
 
 def page_size(first: int | None) -> int:

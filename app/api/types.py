@@ -47,13 +47,17 @@ class Role(enum.Enum):
 MAX_PK = 2**31 - 1
 
 
+def bounded_int(text: str, largest: int) -> int | None:
+    """`text` as a whole number from 1 to `largest` (ASCII digits only), or None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(largest)):
+        return None
+    value = int(text)
+    return value if 0 < value <= largest else None
+
+
 def node_pk(node_id: object) -> int | None:
     """The primary key a node id's number stands for, or None when it cannot be one."""
-    text = str(node_id)
-    if not text.isdigit():
-        return None
-    pk = int(text)
-    return pk if 0 < pk <= MAX_PK else None
+    return bounded_int(str(node_id), MAX_PK)
 
 
 def _pks(node_ids: Iterable[str]) -> list[int | None]:

@@ -21,7 +21,8 @@ async def test_cursors_and_page_sizes_that_name_nothing_give_empty_pages(gql):
     await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]))
     query = "query($f: Int, $a: String) { bookingGroups(first: $f, after: $a) { edges { node { id } } } }"
     for first, after, count in ((None, cursor(2**31), 0), (None, cursor(-1), 0), (None, "junk", 0),
-                                (None, cursor("1_0"), 0), (-1, None, 0), (10_000, None, 1)):
+                                (None, cursor("1_0"), 0), (None, cursor("9" * 5000), 0), (None, cursor("²"), 0),
+                                (-1, None, 0), (10_000, None, 1)):
         edges = data(await gql(query, {"f": first, "a": after}))["bookingGroups"]["edges"]
         assert len(edges) == count, (first, after)
     audit = "query($a: String, $e: ID) { auditLog(after: $a, entityId: $e) { edges { node { id } } } }"
@@ -29,8 +30,10 @@ async def test_cursors_and_page_sizes_that_name_nothing_give_empty_pages(gql):
     assert data(await gql(audit, {"e": "x"}))["auditLog"]["edges"] == []
 
 
-async def test_the_node_interface_itself_is_no_node(gql):
-    assert data(await gql("query($id: ID!) { node(id: $id) { id } }", {"id": to_global_id("Node", 1)}))["node"] is None
+async def test_ids_that_name_nothing_resolve_to_null(gql):
+    for type_name, pk in (("Node", "1"), ("Hotel", "9" * 5000), ("Hotel", "²"), ("Hotel", str(2**31))):
+        node = data(await gql("query($id: ID!) { node(id: $id) { id } }", {"id": to_global_id(type_name, pk)}))
+        assert node["node"] is None, (type_name, pk)
 
 
 async def test_nul_characters_are_refused_before_anything_runs(gql):
