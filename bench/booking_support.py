@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.calendar_http import free_port, stop_server, wait_ready
+from bench.common import free_port, stop_server, wait_ready
 from bench.common import PROJECT_ROOT, RESULTS_DIR
 
 EMULATOR_HOST = "127.0.0.1:9099"

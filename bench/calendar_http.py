@@ -60,7 +60,6 @@ from bench.common import (
     time_graphql_cases,
     write_results,
 )
-from bench.common import free_port, stop_server, wait_ready  # noqa: F401  (bench.booking_support imports them from here)
 
 # Nights the calendar is asked for start here: a month ahead, so no release cut-off has passed.
 START = date.today() + timedelta(days=30)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field

@@ -12,7 +12,7 @@ from app.api.hardblock_mutations import record_releases
 from app.api.ids import decode_id, to_global_id
 from app.context import Context
 from db import models
-from tests.api.test_bookings import CREATE, audit_actions, book, booking_input, cancel, item, setup
+from tests.api.test_bookings import audit_actions, book, item, setup
 from tests.api.test_calendar import START, calendar, column, d
 from tests.support import captured_statements, data
 
