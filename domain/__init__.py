@@ -7,7 +7,6 @@ from domain.bookings import (
     BookingLine,
     BookingStatus,
     cancel_status,
-    check_booking_item,
     confirm_status,
     counts,
     effective_status,
@@ -40,15 +39,12 @@ from domain.errors import (
     NoRate,
     OutsideCalendar,
 )
-from domain.events import AllotmentEvent, EventKind, check_event, live_events, order_key, validate_event, void_event
+from domain.events import AllotmentEvent, EventKind, check_event, order_key
 from domain.hardblocks import (
-    HardblockStatus,
     HardblockTerms,
     check_hardblock,
     effective_released_nights,
     release_at,
-    release_block,
-    release_block_nights,
 )
 from domain.money import Money, check_money, is_currency_code, money_sum
 from domain.nights import check_range, midnight_utc, nights, utc_today
@@ -69,7 +65,6 @@ __all__ = [
     "DomainError",
     "EventKind",
     "HardblockSlot",
-    "HardblockStatus",
     "HardblockTerms",
     "InvalidInput",
     "InvalidTransition",
@@ -84,7 +79,6 @@ __all__ = [
     "SlotDiff",
     "block_shortfalls",
     "cancel_status",
-    "check_booking_item",
     "check_contract",
     "check_event",
     "check_hardblock",
@@ -99,7 +93,6 @@ __all__ = [
     "extension",
     "effective_status",
     "is_currency_code",
-    "live_events",
     "midnight_utc",
     "money_sum",
     "nights",
@@ -109,12 +102,8 @@ __all__ = [
     "preview_change",
     "proposed_amendments",
     "release_at",
-    "release_block",
-    "release_block_nights",
     "resolve",
     "returned_rooms",
     "stay_price",
     "utc_today",
-    "validate_event",
-    "void_event",
 ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from domain.errors import BookingExpired, InvalidInput, InvalidTransition
+from domain.errors import BookingExpired, InvalidTransition
 
 
 class BookingStatus(StrEnum):
@@ -67,11 +67,3 @@ def cancel_status(status: BookingStatus, expires_at: datetime | None, now: datet
     if current is BookingStatus.EXPIRED:
         raise InvalidTransition("booking group", current.value, "cancel")
     return BookingStatus.CANCELLED
-
-
-def check_booking_item(check_in: date, check_out: date, rooms: int) -> InvalidInput | None:
-    if check_in >= check_out:
-        return InvalidInput("checkOut", "must be after checkIn")
-    if rooms <= 0:
-        return InvalidInput("rooms", "must be positive")
-    return None

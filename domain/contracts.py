@@ -27,9 +27,6 @@ class ContractTerms:
     release_days: int
     active: bool = True
 
-    def covers(self, night: date) -> bool:
-        return self.active and self.start <= night < self.end
-
 
 def check_contract(start: date, end: date, allotment: int, rate: Money, release_days: int) -> InvalidInput | None:
     if problem := check_range(start, end):

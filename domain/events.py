@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from domain.errors import InvalidInput, InvalidTransition
+from domain.errors import InvalidInput
 from domain.money import Money, check_money
 from domain.nights import check_range
 
@@ -38,17 +36,6 @@ class AllotmentEvent:
 def order_key(event: AllotmentEvent) -> tuple[datetime, int]:
     """The total order of the log: effective time, then id. Later in this order wins."""
     return (event.effective_at, event.id)
-
-
-def live_events(events: Iterable[AllotmentEvent]) -> list[AllotmentEvent]:
-    """The events that count (voided ones are ignored entirely), in total order."""
-    return sorted((e for e in events if not e.voided), key=order_key)
-
-
-def void_event(event: AllotmentEvent) -> AllotmentEvent:
-    if event.voided:
-        raise InvalidTransition("allotment event", "voided", "void")
-    return dataclasses.replace(event, voided=True)
 
 
 # Which optional fields each kind takes, and the smallest quantity it accepts.
@@ -90,16 +77,3 @@ def check_event(
     if rate is not None:
         return InvalidInput("rate", f"is not used by {kind.value}")
     return None
-
-
-def validate_event(
-    kind: EventKind,
-    start: date,
-    end: date,
-    quantity: int | None = None,
-    rate: Money | None = None,
-    hardblock_id: int | None = None,
-) -> None:
-    """`check_event`, raising the problem as `InvalidInput`."""
-    if problem := check_event(kind, start, end, quantity, rate, hardblock_id):
-        raise problem

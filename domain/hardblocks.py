@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
 
 from domain.contracts import MAX_RELEASE_DAYS
-from domain.errors import InvalidInput, InvalidTransition
+from domain.errors import InvalidInput
 from domain.events import AllotmentEvent, EventKind
 from domain.nights import check_range, midnight_utc, nights
-
-
-class HardblockStatus(StrEnum):
-    ACTIVE = "ACTIVE"
-    RELEASED = "RELEASED"
 
 
 def release_at(night: date, release_days: int) -> datetime:
@@ -44,10 +37,6 @@ class HardblockTerms:
     released_at: datetime | None = None
     released_nights: frozenset[date] = frozenset()
 
-    @property
-    def status(self) -> HardblockStatus:
-        return HardblockStatus.ACTIVE if self.released_at is None else HardblockStatus.RELEASED
-
     def release_at(self, night: date) -> datetime:
         return release_at(night, self.release_days)
 
@@ -69,18 +58,6 @@ def effective_released_nights(
             if night in releases:
                 amended[night] = max(event.effective_at, amended.get(night, event.effective_at))
     return frozenset(night for night, at in releases.items() if night not in amended or at > amended[night])
-
-
-def release_block(block: HardblockTerms, now: datetime) -> HardblockTerms:
-    if block.released_at is not None:
-        raise InvalidTransition("hardblock", HardblockStatus.RELEASED.value, "release")
-    return dataclasses.replace(block, released_at=now)
-
-
-def release_block_nights(block: HardblockTerms, nights: frozenset[date]) -> HardblockTerms:
-    if block.released_at is not None:
-        raise InvalidTransition("hardblock", HardblockStatus.RELEASED.value, "release nights of")
-    return dataclasses.replace(block, released_nights=block.released_nights | nights)
 
 
 def check_hardblock(start: date, end: date, rooms: int, release_days: int) -> InvalidInput | None:

@@ -18,9 +18,6 @@ class Money:
     def times(self, factor: int) -> Money:
         return Money(self.amount * factor, self.currency)
 
-    def for_stay(self, rooms: int, nights: int) -> Money:
-        return Money(self.amount * rooms * nights, self.currency)
-
     def __add__(self, other: Money) -> Money:
         if other.currency != self.currency:
             raise CurrencyMismatch(self.currency, other.currency)

@@ -7,12 +7,11 @@ from domain import (
     BookingStatus,
     InvalidTransition,
     cancel_status,
-    check_booking_item,
     confirm_status,
     counts,
     effective_status,
 )
-from tests.domain.factories import NOW, d, hold
+from tests.domain.factories import NOW, hold
 
 HELD, CONFIRMED, CANCELLED, EXPIRED = (
     BookingStatus.HELD,
@@ -94,12 +93,3 @@ def test_cancel(status, expires_at, outcome):
     else:
         with pytest.raises(outcome):
             cancel_status(status, expires_at, NOW)
-
-
-@pytest.mark.parametrize(
-    ("check_in", "check_out", "rooms", "field"),
-    [(0, 1, 1, None), (0, 0, 1, "checkOut"), (2, 1, 1, "checkOut"), (0, 1, 0, "rooms"), (0, 1, -3, "rooms")],
-)
-def test_check_booking_item(check_in, check_out, rooms, field):
-    problem = check_booking_item(d(check_in), d(check_out), rooms)
-    assert (problem.field if problem else None) == field

@@ -3,13 +3,7 @@ from decimal import Decimal
 import pytest
 
 from domain import Money, check_contract
-from tests.domain.factories import contract, d, eur
-
-
-def test_a_contract_covers_its_nights_half_open_while_active():
-    terms = contract(start=0, end=3)
-    assert [terms.covers(d(i)) for i in (-1, 0, 2, 3)] == [False, True, True, False]
-    assert not contract(start=0, end=3, active=False).covers(d(1))
+from tests.domain.factories import d, eur
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,3 @@
-import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -7,15 +6,11 @@ import pytest
 from domain import (
     EventKind,
     InvalidInput,
-    InvalidTransition,
     Money,
     check_event,
-    live_events,
     order_key,
-    validate_event,
-    void_event,
 )
-from tests.domain.factories import d, eur, increase, rate_change
+from tests.domain.factories import d, eur, rate_change
 
 INC, RED, STOP, AMEND, RATE = (
     EventKind.INCREASE_ALLOTMENT,
@@ -73,17 +68,13 @@ def event_input(kind, start=0, end=2, **fields):
 @pytest.mark.parametrize("fields", VALID)
 def test_valid_event_inputs(fields):
     assert check_event(**event_input(**fields)) is None
-    validate_event(**event_input(**fields))
 
 
 @pytest.mark.parametrize(("fields", "field", "message"), INVALID)
 def test_invalid_event_inputs_name_the_field(fields, field, message):
     problem = check_event(**event_input(**fields))
     assert (problem.field, problem.message) == (field, message)
-    with pytest.raises(InvalidInput) as raised:
-        validate_event(**event_input(**fields))
-    assert (raised.value.field, raised.value.message) == (field, message)
-    assert str(raised.value) == f"{field}: {message}"
+    assert isinstance(problem, InvalidInput) and str(problem) == f"{field}: {message}"
 
 
 def test_the_total_order_is_effective_time_then_id():
@@ -94,15 +85,3 @@ def test_the_total_order_is_effective_time_then_id():
     assert sorted([late_low_id, tie_high_id, tie_low_id], key=order_key) == [tie_low_id, tie_high_id, late_low_id]
 
 
-def test_live_events_drop_the_voided_and_come_in_total_order():
-    first, second, third = increase(3, 0, 1, 1), increase(1, 0, 1, 1), increase(2, 0, 1, 1, voided=True)
-    assert live_events([first, second, third]) == [second, first]
-
-
-def test_voiding_marks_the_event_and_cannot_happen_twice():
-    event = increase(1, 0, 1, 1)
-    voided = void_event(event)
-    assert voided == dataclasses.replace(event, voided=True)
-    with pytest.raises(InvalidTransition) as raised:
-        void_event(voided)
-    assert (raised.value.entity, raised.value.state, raised.value.action) == ("allotment event", "voided", "void")

@@ -2,15 +2,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from domain import (
-    HardblockStatus,
-    InvalidTransition,
-    check_hardblock,
-    effective_released_nights,
-    release_at,
-    release_block,
-    release_block_nights,
-)
+from domain import check_hardblock, effective_released_nights, release_at
 from tests.domain.factories import NOW, amend, block, d, increase
 
 
@@ -33,23 +25,6 @@ def test_a_night_releases_at_midnight_utc_release_days_before_it():
 )
 def test_when_a_night_is_released(terms, now, released):
     assert terms.is_released(d(2), now) is released
-
-
-def test_releasing_a_block_is_one_way():
-    active = block()
-    assert active.status is HardblockStatus.ACTIVE
-    released = release_block(active, NOW)
-    assert (released.status, released.released_at) == (HardblockStatus.RELEASED, NOW)
-    with pytest.raises(InvalidTransition) as raised:
-        release_block(released, NOW)
-    assert raised.value.state == "RELEASED"
-    with pytest.raises(InvalidTransition):
-        release_block_nights(released, frozenset({d(1)}))
-
-
-def test_releasing_nights_adds_to_those_already_released():
-    once = release_block_nights(block(), frozenset({d(1)}))
-    assert release_block_nights(once, frozenset({d(3)})).released_nights == {d(1), d(3)}
 
 
 @pytest.mark.parametrize(
