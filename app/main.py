@@ -27,6 +27,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
+import db.inventory
 from app.api.booking_mutations import run_expiry_sweeper
 from app.api.hardblock_mutations import run_release_job
 from app.api.schema import build_schema
@@ -220,6 +221,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set; `staysync serve` starts an embedded PostgreSQL for you")
+    if settings.unsafe_disable_inventory_locks:  # benchmarks' comparator only; refused in production
+        log.warning("UNSAFE_DISABLE_INVENTORY_LOCKS is set: inventory writes skip their locks and can overbook")
+        db.inventory.locking_enabled = False
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -22,7 +22,8 @@ _LOCK = text(
     "SELECT pg_advisory_xact_lock(k) FROM setting, unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"
 )
 
-# A test-only switch (tests/test_races.py) proving the race tests fail without the lock.
+# Off only for the race tests (tests/api/test_*_races.py) and the benchmarks' comparator (UNSAFE_DISABLE_INVENTORY_LOCKS),
+# which prove the checks fail without the lock.
 locking_enabled = True
 
 

@@ -42,7 +42,6 @@ from app.api.pagination import paginate
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.types import RoomType
 from app.context import Context
-from app.settings import Settings
 from app.publish import publish_booking_group_change, publish_inventory_change
 from db import audit, models
 from db.bookings import (
@@ -307,20 +306,6 @@ async def _visible_scope(session: AsyncSession, context: Context, pk: int, group
     return scope
 
 
-async def _lock_room_types(session: AsyncSession, settings: Settings, room_type_ids: list[int]) -> None:
-    if settings.unsafe_disable_inventory_locks:  # benchmarks' comparator only; refused in production
-        global _warned_unlocked
-        if not _warned_unlocked:
-            log.warning("UNSAFE_DISABLE_INVENTORY_LOCKS is set: booking writes skip the inventory locks "
-                        "and can overbook")
-            _warned_unlocked = True
-        return
-    await lock_room_types(session, room_type_ids, settings.lock_timeout_ms)
-
-
-_warned_unlocked = False
-
-
 def _group_snapshot(group: models.BookingGroup) -> dict[str, Any]:
     return audit.snapshot(group, "reference", "status", "expires_at", "confirmed_at", "cancelled_at")
 
@@ -405,7 +390,7 @@ class BookingMutation:
             await decide()
             # The critical section, from the lock to the commit: three round trips (read, write,
             # commit). Everything that does not depend on availability happened above.
-            await _lock_room_types(session, settings, scope.room_type_ids)
+            await lock_room_types(session, scope.room_type_ids, settings.lock_timeout_ms)
             prices, now = await decide()
 
             group.created_at, group.expires_at = now, now + timedelta(minutes=settings.booking_expiry_minutes)
@@ -429,7 +414,7 @@ class BookingMutation:
         version = None
         async with transaction(context.sessions) as session:
             scope = await _visible_scope(session, context, pk, group_id)
-            await _lock_room_types(session, context.settings, scope.room_type_ids)
+            await lock_room_types(session, scope.room_type_ids, context.settings.lock_timeout_ms)
             group = await lock_group(session, pk)  # the state as of the lock: expiry may have won
             now = models.utcnow()
             try:
@@ -468,7 +453,7 @@ class BookingMutation:
         version = None
         async with transaction(context.sessions) as session:
             scope = await _visible_scope(session, context, pk, group_id)
-            await _lock_room_types(session, context.settings, scope.room_type_ids)
+            await lock_room_types(session, scope.room_type_ids, context.settings.lock_timeout_ms)
             group = await lock_group(session, pk)
             now = models.utcnow()
             try:

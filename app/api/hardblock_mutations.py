@@ -288,12 +288,14 @@ class _Touched:
 
 async def _apply_amendment(
     session: AsyncSession, context: Context, block: models.Hardblock, changes: list[Change], reason: str,
-    action: str = "hardblock.amended",
+    action: str = "hardblock.amended", state: _BlockState | None = None,
 ) -> _Touched:
-    """Decide and record an amendment of a block whose lock the caller holds."""
+    """Decide and record an amendment of a block whose lock the caller holds (on `state`, a read
+    the caller already took under that lock and covering the changes, if given)."""
     _active(block, "amend")
     _check_block_span(block, changes)
-    state = await _state(session, block, min(c[0] for c in changes), max(c[1] for c in changes))
+    if state is None:
+        state = await _state(session, block, min(c[0] for c in changes), max(c[1] for c in changes))
     events, lines = state.snapshot.events, state.snapshot.booking_lines
     preview = preview_amendment(state.terms, changes, events, lines, state.pool, state.now)
     room_type = next(rt for rt in state.snapshot.room_types if rt.id == block.room_type_id)
@@ -340,7 +342,8 @@ async def _release(session: AsyncSession, context: Context, block: models.Hardbl
 
 async def _extend(session: AsyncSession, context: Context, block: models.Hardblock, count: int) -> _Touched:
     _active(block, "extend")
-    state = await _state(session, block, block.start_date, block.end_date)
+    # One read for the decision and the amendment: the block and the nights it may grow into.
+    state = await _state(session, block, block.start_date, block.end_date + timedelta(days=count))
     slots = compute_hardblock_slots(state.terms, state.snapshot.events, state.snapshot.booking_lines,
                                     block.start_date, block.end_date, state.now)
     try:
@@ -349,7 +352,7 @@ async def _extend(session: AsyncSession, context: Context, block: models.Hardblo
         raise _domain_input_error(problem) from None
     _check_span(block.start_date, change[1], "nights")
     return await _apply_amendment(session, context, block, [change], f"extended by {count} nights",
-                                  "hardblock.extended")
+                                  "hardblock.extended", state)
 
 
 async def _publish(context: Context, touched: Sequence[_Touched], versions: dict[int, int]) -> None:
@@ -508,7 +511,8 @@ class HardblockMutation:
                 changes = returned_rooms(state.terms, slots, input.rooms, state.now)
             except DomainInvalidInput as problem:
                 raise InvalidInputError(problem.field, problem.message) from None
-            return await _apply_amendment(session, context, block, changes, reason, "hardblock.rooms_returned")
+            return await _apply_amendment(session, context, block, changes, reason, "hardblock.rooms_returned",
+                                          state)
 
         return await _one_block_write(context, input.hardblock_id, write)
 
