@@ -117,8 +117,7 @@ class Hardblock(relay.Node):
         proposed = None
         if overlay is not None and filter_pk(overlay.hardblock_id, "Hardblock") == self.id:
             proposed = [(c.from_, c.to, c.rooms) for c in overlay.changes if c.from_ < c.to and c.rooms >= 0]
-        visible = [row for row in data.bookings if await info.context.may_see(row.agency_id)] if with_bookings else []
-        return block_grid(data, self.id, start, end, models.utcnow(), visible, proposed)
+        return block_grid(data, self.id, start, end, models.utcnow(), data.bookings if with_bookings else [], proposed)
 
     @strawberry.field(description="What happened to the block (created, amended, rooms returned, released, "
                       "nights released by hand or at their release time, amendments reverted), oldest first.")
@@ -170,7 +169,7 @@ def block_grid(
         HardblockSlot(
             date=slot.date, size=slot.size, booked=slot.booked, available=slot.available, released=slot.released,
             release_at=slot.release_at, rate=Money.of(rate.amount, rate.currency) if rate else None,
-            proposed_size=sizes.get(slot.date), hardblock_id=hardblock_id,
+            proposed_size=sizes.get(slot.date), hardblock_id=hardblock_id, agency_id=terms.agency_id,
             booking_rows=tuple(by_night.get(slot.date, ())),
         )
         for slot, rate in zip(slots, rates)
@@ -315,6 +314,7 @@ class HardblockSlot:
         default=None, description="Set only by an amendment overlay, on the nights it touches."
     )
     hardblock_id: strawberry.Private[int]
+    agency_id: strawberry.Private[int]
     booking_rows: strawberry.Private[tuple[models.Booking, ...]] = ()
 
     @strawberry.field
@@ -322,13 +322,8 @@ class HardblockSlot:
         return Hardblock.from_row(await info.context.loaders.hardblock.load(self.hardblock_id))
 
     @strawberry.field(description="Bookings taking rooms from this block on this night.")
-    def bookings(self, info: Info) -> list[Booking]:
-        # Synchronous for staff, who see every agency's: an async resolver here sends every slot
-        # of a grid down graphql-core's awaitable path (most of a 6,000-slot grid's time).
-        principal = info.context.principal
-        if principal is not None and principal.is_staff:
-            return [Booking.from_row(row) for row in self.booking_rows]
-        return self._visible_bookings(info)  # type: ignore[return-value]  # graphql-core awaits it
-
-    async def _visible_bookings(self, info: Info) -> list[Booking]:
-        return [Booking.from_row(row) for row in self.booking_rows if await info.context.may_see(row.agency_id)]
+    def bookings(self) -> list[Booking]:
+        # Synchronous (an async resolver sends every slot of a grid down graphql-core's awaitable
+        # path): a block's bookings are its agency's, and a slot only reaches callers who may see
+        # its block (Hardblock.grid, CalendarCell.hardblocks).
+        return [Booking.from_row(row) for row in self.booking_rows]

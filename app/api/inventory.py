@@ -25,7 +25,7 @@ from app.api.types import Money, MoneyInput, RoomType, Series, load_room_type, n
 from app.context import Context
 from app.publish import publish_inventory_change
 from db import audit, models
-from db.calendar import InventorySnapshot, booking_line, load_inventory
+from db.calendar import InventorySnapshot, load_inventory
 from db.engine import transaction
 from db.inventory import bump_version, lock_room_types
 from domain import CalendarRow as PoolRow
@@ -60,8 +60,8 @@ class LoadedInventory:
     def bookings(self, key: tuple[int, date]) -> list[models.Booking]:
         if self._bookings is None:
             index: dict[tuple[int, date], list[models.Booking]] = defaultdict(list)
-            for row in self.snapshot.bookings:
-                if booking_line(row).counts(self.now):
+            for row, line in zip(self.snapshot.bookings, self.snapshot.booking_lines, strict=True):
+                if line.counts(self.now):
                     for night in nights(max(row.check_in, self.start), min(row.check_out, self.end)):
                         index[(row.room_type_id, night)].append(row)
             self._bookings = index
@@ -82,7 +82,7 @@ class LoadedInventory:
                         date=slot.date, size=slot.size, booked=slot.booked, available=slot.available,
                         released=slot.released, release_at=slot.release_at,
                         rate=Money.of(rate.amount, rate.currency) if rate else None,
-                        hardblock_id=block.id,
+                        hardblock_id=block.id, agency_id=block.agency_id,
                         booking_rows=tuple(b for b in self.bookings((block.room_type_id, slot.date))
                                            if b.hardblock_id == block.id),
                     ))
@@ -188,12 +188,7 @@ class CalendarCell:
     @strawberry.field(description="Hardblock slots on this night (agents: their own agency's only).")
     async def hardblocks(self, info: Info) -> list[HardblockSlot]:
         slots = await cell_loaders(info.context)[1].load((self.room_type.id, self.date))
-        visible = []
-        for slot in slots:
-            block = await info.context.loaders.hardblock.load(slot.hardblock_id)
-            if await info.context.may_see(block.agency_id):
-                visible.append(slot)
-        return visible
+        return [slot for slot in slots if await info.context.may_see(slot.agency_id)]
 
 
 @strawberry.type(description="A row's numbers as parallel arrays, one entry per night: the compact "
