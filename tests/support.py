@@ -52,14 +52,20 @@ def data(result: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def captured_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL statements `engine` sends while the block runs, in order (the list fills as they go)."""
+    """The SQL statements `engine` sends while the block runs, in order (the list fills as they
+    go), with "COMMIT" where a transaction commits (the driver sends that outside the cursor)."""
     statements: list[str] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: PLR0913
         statements.append(statement)
 
+    def commit(conn):
+        statements.append("COMMIT")
+
     sa_event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    sa_event.listen(engine.sync_engine, "commit", commit)
     try:
         yield statements
     finally:
         sa_event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        sa_event.remove(engine.sync_engine, "commit", commit)

@@ -171,10 +171,10 @@ async def test_concurrent_publishes_never_fail(broadcast):
 
 
 async def test_payloads_over_the_notify_limit_are_refused(broadcast):
-    with pytest.raises(PayloadTooLarge):
-        await broadcast.publish("big", "x" * MAX_PAYLOAD_BYTES)
+    almost = "x" * (MAX_PAYLOAD_BYTES - len('{"c":"big","m":""}'))
+    with pytest.raises(PayloadTooLarge):  # one byte over, envelope included
+        await broadcast.publish("big", almost + "x")
     async with broadcast.subscribe("big") as subscriber:
-        almost = "x" * (MAX_PAYLOAD_BYTES - len('{"c":"big","m":""}'))
         await broadcast.publish("big", almost)
         assert (await next_event(subscriber)).message == almost
 

@@ -142,9 +142,10 @@ async def test_create_booking_statements(gql, sessions):
     with captured_statements(engine) as statements:
         group = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]), item(ids["SUP"], rooms=2))
     assert group["__typename"] == "BookingGroup"
-    mutation = statements[:next(i for i, s in enumerate(statements) if s.lstrip().startswith("WITH new_group")) + 1]
-    locked = next(i for i, s in enumerate(mutation) if "pg_advisory_xact_lock" in s)
-    assert len(mutation) - locked - 1 == 2, mutation[locked:]  # the read and the write (then COMMIT)
+    locked = next(i for i, s in enumerate(statements) if "pg_advisory_xact_lock" in s)
+    critical = statements[locked + 1:statements.index("COMMIT", locked) + 1]
+    assert len(critical) == 3, critical  # the read, the write, the commit
+    assert critical[1].lstrip().startswith("WITH new_group") and critical[2] == "COMMIT"
     async with sessions() as session:
         rows = (await session.execute(select(models.Booking.rooms, func.count()).group_by(models.Booking.rooms)
                                       .order_by(models.Booking.rooms))).all()

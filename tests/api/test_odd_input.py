@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 from app.api.ids import to_global_id
+from app.api.pagination import page_size
 from tests.api.test_bookings import book, item, setup
 from tests.api.test_catalog import CREATE_AGENCY, UPSERT_CONTRACT, contract_input
 from tests.api.test_hardblocks import CREATE_BLOCK, block_input
@@ -25,6 +26,7 @@ async def test_cursors_and_page_sizes_that_name_nothing_give_empty_pages(gql):
                                 (-1, None, 0), (10_000, None, 1)):
         edges = data(await gql(query, {"f": first, "a": after}))["bookingGroups"]["edges"]
         assert len(edges) == count, (first, after)
+    assert (page_size(None), page_size(-5), page_size(10_000)) == (50, 0, 200)
     audit = "query($a: String, $e: ID) { auditLog(after: $a, entityId: $e) { edges { node { id } } } }"
     assert data(await gql(audit, {"a": cursor(2**63)}))["auditLog"]["edges"] == []
     assert data(await gql(audit, {"e": "x"}))["auditLog"]["edges"] == []
@@ -37,10 +39,9 @@ async def test_ids_that_name_nothing_resolve_to_null(gql):
 
 
 async def test_nul_characters_are_refused_before_anything_runs(gql):
-    for variables in ({"input": {"code": "NULA", "name": "a\x00b"}},):
-        result = await gql(CREATE_AGENCY, variables)
-        [error] = result["errors"]
-        assert error["extensions"]["code"] == "BAD_USER_INPUT" and "path" not in error
+    result = await gql(CREATE_AGENCY, {"input": {"code": "NULA", "name": "a\x00b"}})
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "path" not in error
     literal = await gql('mutation { createAgency(input: {code: "NULB", name: "a\\u0000b"}) { __typename } }')
     assert literal["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert data(await gql("{ agencies { code } }"))["agencies"] == []
