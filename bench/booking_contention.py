@@ -33,11 +33,10 @@ from bench.booking_support import (
     create_booking,
     held_rooms,
     app_servers,
-    scratch_database,
     seed_hotel,
     tokens,
 )
-from bench.common import PROJECT_ROOT, percentile, table, target, targets_table, write_results
+from bench.common import PROJECT_ROOT, percentile, scratch_database, table, target, targets_table, write_results
 
 TAKEN = 30  # rooms already sold on each race's room type
 

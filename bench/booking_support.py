@@ -8,10 +8,7 @@ drops it at the end.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,17 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy.engine import make_url
 
-from bench.common import free_port, stop_server, wait_ready
-from bench.common import PROJECT_ROOT, RESULTS_DIR
+from bench.common import PROJECT_ID, RESULTS_DIR, free_port, start_server, stop_server, wait_ready
 
-EMULATOR_HOST = "127.0.0.1:9099"
-PROJECT_ID = "staysync-bench"
 AGENCIES = ("BENCHA", "BENCHB")
 START = date.today() + timedelta(days=30)  # first bookable night: no release cut-off near
 
@@ -40,31 +32,6 @@ mutation($input: CreateBookingInput!) { createBooking(input: $input) {
   ... on UserError { code message }
 } }
 """
-
-
-def server_url() -> tuple[str, str]:
-    for name in ("BENCH_DATABASE_URL", "TEST_DATABASE_URL", "DATABASE_URL"):
-        if os.environ.get(name):
-            return os.environ[name], name
-    from db.embedded import start_embedded
-
-    return start_embedded(PROJECT_ROOT / ".data" / "bench", database="postgres"), "embedded (.data/bench)"
-
-
-@contextmanager
-def scratch_database() -> Iterator[tuple[str, str]]:
-    """A migrated throwaway database: (its URL, where the server came from)."""
-    from db import migrate
-    from db.scratch import create_scratch_database, drop_scratch_database
-
-    server, source = server_url()
-    url = asyncio.run(create_scratch_database(server, "staysync_bench"))
-    try:
-        migrate.upgrade(url)
-        print(f"PostgreSQL: {source}; throwaway database {make_url(url).database}", flush=True)
-        yield url, source
-    finally:
-        asyncio.run(drop_scratch_database(url))
 
 
 @dataclass
@@ -136,23 +103,14 @@ def app_servers(url: str, workers: int, name: str, *, locks: bool = True,
     """`workers` app processes (`staysync serve --no-migrate --workers 1`), each on its own free
     loopback port, sharing the one database. Two processes rather than `--workers 2` on one port
     so the client splits requests evenly and knows which process served each one."""
-    environment = {**os.environ, "DATABASE_URL": url, "SEED_DEMO": "0", "APP_ENV": "development",
-                   "FIREBASE_AUTH_EMULATOR_HOST": EMULATOR_HOST, "FIREBASE_PROJECT_ID": PROJECT_ID,
-                   "BROADCAST_URL": "memory://", "WEB_CONCURRENCY": "1", **(env or {})}
-    if not locks:
-        environment["UNSAFE_DISABLE_INVENTORY_LOCKS"] = "1"
-    script = Path(sys.executable).with_name("staysync")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
+    environment = {**(env or {}), **({} if locks else {"UNSAFE_DISABLE_INVENTORY_LOCKS": "1"})}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
     bases = []
     try:
         for n in range(workers):
             port = free_port()
-            log = (RESULTS_DIR / f"{name}.server{n}.log").open("wb")
-            processes.append(subprocess.Popen(
-                command + ["serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT))
+            processes.append(start_server(url, port, RESULTS_DIR / f"{name}.server{n}.log", extra_env=environment))
             bases.append(f"http://127.0.0.1:{port}")
         for base, process in zip(bases, processes):
             wait_ready(base, process)

@@ -43,11 +43,10 @@ from bench.booking_support import (
     booking_variables,
     client,
     create_booking,
-    scratch_database,
     seed_hotel,
     tokens,
 )
-from bench.common import PROJECT_ROOT, percentile, table, target, targets_table, write_results
+from bench.common import PROJECT_ROOT, percentile, scratch_database, table, target, targets_table, write_results
 
 NIGHTS = 365
 SPREAD_ROOM_TYPES = 50

@@ -32,7 +32,6 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -197,15 +196,6 @@ async def seed(url: str, rnd: random.Random) -> Seeded:
     return Seeded(hotel_ids, counts)
 
 
-# --- the server ----------------------------------------------------------------------------------
-
-
-def staysync_command() -> list[str]:
-    """The `staysync` console script beside this interpreter, else `python -m app.cli`."""
-    script = Path(sys.executable).with_name("staysync")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
-
-
 # --- measuring -----------------------------------------------------------------------------------
 
 
@@ -364,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_database(keep=args.keep_db) as (url, source):
         seeded = run_seed(seed(url, rnd))
 
-        with running_server(url, log_path, staysync_command()) as (base, process):
+        with running_server(url, log_path) as (base, process):
             print(f"server: staysync serve --no-migrate on {base} (pid {process.pid}, 1 worker)", flush=True)
             http = measure_http(base, admin_token(), seeded.hotel_ids, args.runs, args.warmup, rnd)
 

@@ -194,7 +194,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(url: str, port: int, log_path: Path, launcher: Sequence[str],
+# `python -m app.cli` run from the project root serves this checkout's code, whatever tree the
+# virtualenv's editable install (and so its `staysync` script) points at.
+APP_LAUNCHER = (sys.executable, "-m", "app.cli")
+
+
+def start_server(url: str, port: int, log_path: Path, launcher: Sequence[str] = APP_LAUNCHER,
                  extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """`<launcher> serve --no-migrate` on 127.0.0.1:`port`, one worker, on the database at `url`."""
     env = {**os.environ, "DATABASE_URL": url, "SEED_DEMO": "0", "APP_ENV": "development",
@@ -230,7 +235,7 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_server(url: str, log_path: Path, launcher: Sequence[str],
+def running_server(url: str, log_path: Path, launcher: Sequence[str] = APP_LAUNCHER,
                    extra_env: Mapping[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A ready server (see start_server): (its base URL, its process); stopped on leaving. A
     transport error inside, when the server has died, is reported as its death."""

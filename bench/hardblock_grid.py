@@ -225,15 +225,6 @@ async def seed(url: str, rnd: random.Random) -> Seeded:
         await engine.dispose()
 
 
-# --- the server ----------------------------------------------------------------------------------
-
-
-# `python -m app.cli serve` from the project root, importing this checkout's code (PYTHONPATH): the
-# `staysync` console script imports wherever the editable install points.
-SERVER_LAUNCHER = [sys.executable, "-m", "app.cli"]
-SERVER_ENV = {"PYTHONPATH": str(PROJECT_ROOT)}
-
-
 # --- measuring -----------------------------------------------------------------------------------
 
 
@@ -390,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_database(keep=args.keep_db) as (url, source):
         seeded = run_seed(seed(url, rnd))
 
-        with running_server(url, log_path, SERVER_LAUNCHER, SERVER_ENV) as (base, process):
+        with running_server(url, log_path) as (base, process):
             print(f"server: python -m app.cli serve --no-migrate on {base} (pid {process.pid}, 1 worker)", flush=True)
             cases = measure_http(base, admin_token(), seeded.big_block_id, args.runs, args.warmup, rnd)
         local = asyncio.run(in_process(url, seeded.big_block_id, max(5, args.runs // 2), args.profile))

@@ -46,11 +46,14 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from bench.common import (
+    PROJECT_ID,
     PROJECT_ROOT,
     RESULTS_DIR,
+    admin_token,
     free_port,
     percentile,
     server_url,
+    start_server,
     stop_server,
     summarize,
     table,
@@ -60,8 +63,6 @@ from bench.common import (
     write_results,
 )
 
-EMULATOR_HOST = "127.0.0.1:9099"
-PROJECT_ID = "staysync-bench"
 START = date.today() + timedelta(days=30)
 SUBSCRIPTION = """
 subscription($hotelId: ID!, $from: Date!, $to: Date!, $roomTypeIds: [ID!]) {
@@ -80,22 +81,6 @@ mutation($input: UpsertContractInput!) { upsertContract(input: $input) { __typen
 RECORD = """
 mutation($input: AllotmentEventInput!) { recordAllotmentEvent(input: $input) { __typename } }
 """
-
-
-def token() -> str:
-    from app.auth import make_emulator_token
-
-    return make_emulator_token(role="admin", project_id=PROJECT_ID, lifetime_s=6 * 3600)
-
-
-def start_server(url: str, broadcast_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": url, "SEED_DEMO": "0", "APP_ENV": "development",
-           "FIREBASE_AUTH_EMULATOR_HOST": EMULATOR_HOST, "FIREBASE_PROJECT_ID": PROJECT_ID,
-           "BROADCAST_URL": broadcast_url, "WEB_CONCURRENCY": "1"}
-    # `-m` from the project root: the code of this checkout, whatever the venv's editable install points at.
-    command = [sys.executable, "-m", "app.cli", "serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log_path.open("wb"),
-                            stderr=subprocess.STDOUT)
 
 
 async def gql(http: httpx.AsyncClient, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -403,7 +388,7 @@ def cpu_seconds(pid: int) -> float:
 
 async def run_backend(base: str, port: int, server_pid: int, subscribers: int, events: int, warmup: int,
                       processes: int, scopes: int, profile: Path | None = None) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token()}"}
+    headers = {"Authorization": f"Bearer {admin_token()}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, trust_env=False, timeout=60) as http:
         hotel_id, std = await seed(http)
         clients = Clients(processes)
@@ -551,8 +536,8 @@ def main(argv: list[str] | None = None) -> int:
             migrate.upgrade(url)
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            process = start_server(url, "memory://" if backend == "memory" else url, port,
-                                   RESULTS_DIR / f"subscriptions.{backend}.server.log")
+            process = start_server(url, port, RESULTS_DIR / f"subscriptions.{backend}.server.log",
+                                   extra_env={"BROADCAST_URL": "memory://" if backend == "memory" else url})
             wait_ready(base, process)
             print(f"{backend}: server on {base} (pid {process.pid}, 1 worker, database {make_url(url).database}); "
                   f"{args.subscribers} subscribers over {args.client_processes} client processes", flush=True)
