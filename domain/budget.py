@@ -170,7 +170,9 @@ def compute_hardblock_slots(
     """The block's slots on [start, end). A missing bound defaults to the block's own span:
     its original nights plus every night its amendments or bookings give it rooms on."""
     today = utc_today(now).toordinal()
-    amendments = _amendments_by_block(events).get(block.id, [])
+    # This block's only: callers ask block by block about a snapshot holding every block's events.
+    amendments = sorted((e for e in events if e.kind is EventKind.BLOCK_AMENDMENT and e.hardblock_id == block.id
+                         and not e.voided), key=order_key)
     mine = [b for b in bookings if b.hardblock_id == block.id and b.counts(now)]
     if start is None or end is None:
         lo, hi = _hull(block, amendments, mine)
