@@ -23,6 +23,7 @@ run: $(STAMP)
 	$(BIN)/staysync serve
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest --cov=domain --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=100
 
 schema: $(STAMP)

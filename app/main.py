@@ -28,13 +28,14 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 import db.inventory
-from app.api.booking_mutations import run_expiry_sweeper
-from app.api.hardblock_mutations import run_release_job
+from app.api.context import Context
 from app.api.schema import build_schema
 from app.api.subscriptions import SharedData, SharedResultsExecutor
 from app.auth import FirebaseVerifier
 from app.broadcast import Broadcast
-from app.context import Context
+from app.services.changes import OutboxRelay
+from app.services.context import Services
+from app.services.jobs import run_expiry_sweeper, run_release_job
 from app.settings import Settings, get_settings
 from db import migrate
 from db.engine import create_engine, session_factory
@@ -54,6 +55,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     verifier: FirebaseVerifier
     broadcast: Broadcast
+    services: Services
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
@@ -169,11 +171,7 @@ class GraphQLApp(GraphQL):
     async def get_context(self, request: Any, response: Any = None) -> Context:
         runtime: Runtime = self._app.state.runtime
         context = Context(
-            settings=runtime.settings,
-            sessions=runtime.sessions,
-            verifier=runtime.verifier,
-            broadcast=runtime.broadcast,
-            request=request,
+            services=runtime.services, verifier=runtime.verifier, broadcast=runtime.broadcast, request=request,
             response=response,
         )
         supplied = request.headers.get("x-request-id", "")
@@ -231,15 +229,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         broadcast = Broadcast(settings.broadcast_url, queue_size=settings.broadcast_queue_size)
         await broadcast.connect()
         verifier = FirebaseVerifier(settings)
-        app.state.runtime = runtime = Runtime(settings, engine, session_factory(engine), verifier, broadcast)
+        sessions = session_factory(engine)
+        services = Services(settings, sessions, OutboxRelay(sessions, broadcast.publish))
+        app.state.runtime = Runtime(settings, engine, sessions, verifier, broadcast, services)
         if settings.app_env != "test":  # a test process builds many apps; it keeps its own GC
             _tune_gc()
-        # The background writers: the expiry sweeper and the hardblock release job. Tests run them
-        # themselves (a background writer would make them nondeterministic).
+        # The background writers: the outbox relay, the expiry sweeper and the hardblock release
+        # job. Tests run them themselves (a background writer would make them nondeterministic).
         jobs = [] if settings.app_env == "test" else [
-            asyncio.create_task(job(Context(settings=settings, sessions=runtime.sessions, verifier=verifier,
-                                            broadcast=broadcast)))
-            for job in (run_expiry_sweeper, run_release_job)
+            asyncio.create_task(services.relay.run()),
+            *(asyncio.create_task(job(services)) for job in (run_expiry_sweeper, run_release_job)),
         ]
         try:
             yield

@@ -241,11 +241,9 @@ class SeedError(RuntimeError):
     pass
 
 
-class _NoBroadcast:
-    """Nobody subscribes to a seed: its writes' after-commit messages go nowhere."""
-
-    async def publish(self, channel: str, message: str) -> None:
-        return None
+async def _no_broadcast(channel: str, message: str) -> None:
+    """Nobody subscribes to a seed: its writes' after-commit messages go nowhere (their outbox
+    rows are relayed by the server's relay when it runs)."""
 
 
 class _Api:
@@ -254,16 +252,18 @@ class _Api:
     def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
         from app.api.schema import build_schema
         from app.auth import Principal, Role
+        from app.services.changes import OutboxRelay
+        from app.services.context import Services
 
         self.schema = build_schema(settings)
-        self.settings, self.sessions = settings, sessions
+        self.services = Services(settings, sessions, OutboxRelay(sessions, _no_broadcast))
         self.principal = Principal(uid=SEED_UID, role=Role.ADMIN, agency_code=None)
 
     async def __call__(self, document: str, expect: str, **variables: Any) -> Any:
-        from app.context import Context
+        from app.api.context import Context
 
-        context = Context(settings=self.settings, sessions=self.sessions, verifier=None,  # type: ignore[arg-type]
-                          broadcast=_NoBroadcast(), principal=self.principal)  # type: ignore[arg-type]
+        context = Context(services=self.services, verifier=None, broadcast=None,  # type: ignore[arg-type]
+                          principal=self.principal)
         result = await self.schema.execute(document, variable_values=variables, context_value=context)
         if result.errors:
             raise SeedError(f"demo data: {result.errors[0].message}")

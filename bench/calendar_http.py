@@ -278,7 +278,7 @@ async def split_in_process(url: str, hotel_ids: dict[str, int], runs: int, profi
     from sqlalchemy import text
 
     from app.api.inventory import CalendarRow
-    from app.api.types import RoomType
+    from app.api.catalog import RoomType
     from db.calendar import load_inventory
     from db.engine import transaction
 

@@ -310,6 +310,10 @@ def against_json_dumps(request_ms: Sequence[float], dumps_ms: Sequence[float]) -
 # --- the app in this process: no HTTP, no auth ---------------------------------------------------
 
 
+async def _discard(channel: str, message: str) -> None:
+    """Read-only benchmarks publish nothing; a write's messages would go nowhere."""
+
+
 class InProcessApp:
     """The app's GraphQL schema executed in this process as an admin, on an engine of its own."""
 
@@ -327,9 +331,12 @@ class InProcessApp:
         self.principal = Principal(uid="bench", role=Role.ADMIN, agency_code=None)
 
     def context(self) -> Any:
-        from app.context import Context
+        from app.api.context import Context
+        from app.services.changes import OutboxRelay
+        from app.services.context import Services
 
-        ctx = Context(settings=self.settings, sessions=self.sessions, verifier=None, broadcast=None)  # type: ignore[arg-type]
+        services = Services(self.settings, self.sessions, OutboxRelay(self.sessions, _discard))
+        ctx = Context(services=services, verifier=None, broadcast=None)  # type: ignore[arg-type]
         ctx.principal = self.principal
         return ctx
 

@@ -303,7 +303,7 @@ async def in_process(url: str, big_block_id: int, runs: int, profile: bool) -> d
     from sqlalchemy import event as sa_event
     from sqlalchemy import select
 
-    from app.api.hardblocks import block_grid
+    from app.services.reads import block_grid
     from app.api.loaders import Loaders
     from db import models
 

@@ -10,25 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
-from db.inventory import bump_version, lock_room_types
+from db.inventory import lock_room_types
+from db.outbox import BUMP_VERSION, CHANGE_TOPIC, change_parameters, change_payload
 from db.models import SALE_ORDER_NUMBER_SEQ, Booking, BookingGroup, IdempotencyKey
-
-
-@dataclass(frozen=True, slots=True)
-class InventoryChange:
-    """A committed change of one hotel's inventory, for subscribers (published after commit)."""
-
-    hotel_id: int
-    version: int
-    room_type_ids: list[int]
-    start: date
-    end: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +35,9 @@ class HoldItem:
     currency: str
 
 
-@dataclass(frozen=True, slots=True)
-class GroupScope:
-    """What a group's bookings touch: the locks to take and the cells that change."""
-
-    hotel_id: int
-    room_type_ids: list[int]
-    start: date
-    end: date
+# What a group's bookings touch: (hotel id, sorted room type ids, first night, day after the last
+# night). Bookings never change hotel, room type or nights, so it is safe to read before the lock.
+Footprint = tuple[int, list[int], date, date]
 
 
 async def claim_idempotency_key(
@@ -101,12 +87,14 @@ _INSERT_HOLD = text(
     "), keyed AS ("
     "  UPDATE idempotency_key SET group_id = new_group.id FROM new_group"
     "  WHERE idempotency_key.scope = :key_scope AND idempotency_key.key = :key"
-    "), version AS ("
-    "  INSERT INTO inventory_version (hotel_id, version) VALUES (:hotel_id, 1)"
-    "  ON CONFLICT (hotel_id) DO UPDATE SET version = inventory_version.version + 1 RETURNING version"
+    f"), version AS ({BUMP_VERSION}"
+    "), change AS ("
+    f"  INSERT INTO outbox (topic, payload) SELECT '{CHANGE_TOPIC}', "
+    + change_payload("jsonb_build_array(jsonb_build_array(new_group.id, CAST(:agency_id AS integer)))")
+    + "  FROM new_group, version RETURNING id"
     ") "
-    "SELECT new_group.id, version.version FROM new_group, version"
-).bindparams(bindparam("after", type_=JSONB))
+    "SELECT new_group.id, version.version, change.id AS change_id FROM new_group, version, change"
+).bindparams(bindparam("after", type_=JSONB), bindparam("blocks", type_=JSONB))
 
 
 async def insert_hold(
@@ -116,20 +104,23 @@ async def insert_hold(
     actor: audit.Actor,
     audit_after: dict,
     idempotency: tuple[str, str],
-    hotel_id: int,
-) -> int:
+    footprint: Footprint,
+) -> tuple[int, int]:
     """Write a new HELD group in one statement: the group, its bookings (in order), its
-    `booking_group.created` audit entry, its idempotency key's link, and the hotel's version bump
-    (last, as `bump_version` asks). Sets `group.id`; returns the new inventory version.
+    `booking_group.created` audit entry, its idempotency key's link, the hotel's version bump
+    (last, as `bump_version` asks) and the change's outbox row. Sets `group.id`; returns the new
+    inventory version and the outbox row's id.
 
     The whole write is one round trip because it runs inside the critical section, where every
     round trip is time the room types' advisory locks are held.
     """
     scope, key = idempotency
+    hotel_id, room_type_ids, start, end = footprint
     row = (await (await session.connection()).execute(_INSERT_HOLD, {
+        **change_parameters(hotel_id, room_type_ids, start, end, (), ()),
         "reference": group.reference, "agency_id": group.agency_id, "status": group.status,
         "guest_name": group.guest_name, "expires_at": group.expires_at, "created_by": group.created_by,
-        "created_at": group.created_at, "hotel_id": hotel_id,
+        "created_at": group.created_at,
         "room_type_ids": [b.room_type_id for b in bookings], "hardblock_ids": [b.hardblock_id for b in bookings],
         "check_ins": [b.check_in for b in bookings], "check_outs": [b.check_out for b in bookings],
         "rooms": [b.rooms for b in bookings], "totals": [b.total_amount for b in bookings],
@@ -138,23 +129,18 @@ async def insert_hold(
         "request_id": actor.request_id, "after": audit_after, "key_scope": scope, "key": key,
     })).one()
     group.id = row.id
-    return int(row.version)
+    return int(row.version), int(row.change_id)
 
 
-async def group_scope(session: AsyncSession, group_id: int) -> GroupScope | None:
-    """The (immutable) room types and nights of a group's bookings: safe to read before the lock."""
+async def group_footprint(session: AsyncSession, group_id: int) -> Footprint | None:
     rows = (await session.execute(
         select(Booking.hotel_id, Booking.room_type_id, Booking.check_in, Booking.check_out)
         .where(Booking.group_id == group_id)
     )).all()
     if not rows:
         return None
-    return GroupScope(
-        hotel_id=rows[0].hotel_id,
-        room_type_ids=sorted({row.room_type_id for row in rows}),
-        start=min(row.check_in for row in rows),
-        end=max(row.check_out for row in rows),
-    )
+    return (rows[0].hotel_id, sorted({row.room_type_id for row in rows}), min(row.check_in for row in rows),
+            max(row.check_out for row in rows))
 
 
 async def lock_group(session: AsyncSession, group_id: int) -> BookingGroup:
@@ -216,9 +202,9 @@ _LAPSED = text(
 
 async def expire_lapsed_holds(
     session: AsyncSession, now: datetime, lock_timeout_ms: int, *, limit: int = 200
-) -> tuple[list[tuple[int, int]], list[InventoryChange]]:
-    """One sweep: mark up to `limit` lapsed holds EXPIRED. Safe with several workers.
-    Returns the expired (group id, agency id) pairs and the inventory changes per hotel.
+) -> list[tuple[BookingGroup, list[Any]]]:
+    """One sweep: mark up to `limit` lapsed holds EXPIRED. Safe with several workers. Returns
+    each expired group with its bookings' (hotel_id, room_type_id, check_in, check_out) rows.
 
     The candidates are read without locks, then their room types are locked (sorted), and only
     then are the groups re-read FOR UPDATE SKIP LOCKED, still HELD and lapsed: the same lock
@@ -226,7 +212,7 @@ async def expire_lapsed_holds(
     """
     candidates = (await session.execute(_LAPSED, {"now": now, "limit": limit})).all()
     if not candidates:
-        return [], []
+        return []
     await lock_room_types(session, {row.room_type_id for row in candidates}, lock_timeout_ms)
     groups = list((await session.execute(
         select(BookingGroup)
@@ -239,23 +225,6 @@ async def expire_lapsed_holds(
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     )).scalars())
-    if not groups:
-        return [], []
-    await mark_expired(session, groups, audit.SYSTEM)
-
-    expired = {group.id for group in groups}
-    touched: dict[int, list] = {}
-    for row in candidates:
-        if row.group_id in expired:
-            touched.setdefault(row.hotel_id, []).append(row)
-    changes = []
-    for hotel_id in sorted(touched):
-        rows = touched[hotel_id]
-        changes.append(InventoryChange(
-            hotel_id=hotel_id,
-            version=await bump_version(session, hotel_id),
-            room_type_ids=sorted({row.room_type_id for row in rows}),
-            start=min(row.check_in for row in rows),
-            end=max(row.check_out for row in rows),
-        ))
-    return sorted((group.id, group.agency_id) for group in groups), changes
+    if groups:
+        await mark_expired(session, groups, audit.SYSTEM)
+    return [(group, [row for row in candidates if row.group_id == group.id]) for group in groups]

@@ -409,3 +409,19 @@ class SyncRun(SQLModel, table=True):
         sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     )
     error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A committed change waiting to reach subscribers: written in the change's own transaction,
+    so a crash between commit and publish loses nothing (app.services.changes relays it)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_pending", "id", postgresql_where=text("sent_at IS NULL")),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    topic: str = Field(sa_column=Column(String(64), nullable=False))
+    payload: dict = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = _created_at()
+    sent_at: datetime | None = _timestamp()

@@ -10,9 +10,33 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
-from db.models import Agency, AllotmentEvent, Booking, HardblockAmendment, RoomType, SaleOrder
+from db.models import (
+    Agency,
+    AllotmentEvent,
+    AuditEntry,
+    Booking,
+    BookingGroup,
+    Contract,
+    Hardblock,
+    HardblockAmendment,
+    Hotel,
+    RoomType,
+    SaleOrder,
+)
 
 Row = TypeVar("Row", bound=SQLModel)
+
+# Primary keys are PostgreSQL integers: anything outside them names nothing (and must not reach
+# a query, where asyncpg would refuse to encode it).
+MAX_PK = 2**31 - 1
+
+
+def bounded_int(text: str, largest: int) -> int | None:
+    """`text` as a whole number from 1 to `largest` (ASCII digits only), or None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(largest)):
+        return None
+    value = int(text)
+    return value if 0 < value <= largest else None
 
 
 async def rows_by_id(session: AsyncSession, model: type[Row], ids: Sequence[int]) -> dict[int, Row]:
@@ -57,3 +81,18 @@ async def amendments_by_block(session: AsyncSession, block_ids: Sequence[int]) -
 
 async def events_by_amendment(session: AsyncSession, amendment_ids: Sequence[int]) -> dict[int, list[AllotmentEvent]]:
     return await rows_grouped_by(session, AllotmentEvent.amendment_id, amendment_ids, AllotmentEvent.id)
+
+
+def _by_id(model: type[Row]) -> Any:
+    async def fetch(session: AsyncSession, ids: Sequence[int]) -> dict[int, Row]:
+        return await rows_by_id(session, model, ids)
+
+    return fetch
+
+
+# Batch reads by primary key, per table name: what the API's loaders are built from.
+BY_ID = {
+    model.__tablename__: _by_id(model)  # type: ignore[attr-defined]
+    for model in (Agency, Hotel, RoomType, Booking, BookingGroup, SaleOrder, Hardblock, HardblockAmendment,
+                  AllotmentEvent, Contract, AuditEntry)
+}

@@ -41,6 +41,7 @@ from domain.errors import (
 )
 from domain.events import AllotmentEvent, EventKind, check_event, order_key
 from domain.hardblocks import (
+    HardblockStatus,
     HardblockTerms,
     check_hardblock,
     effective_released_nights,
@@ -65,6 +66,7 @@ __all__ = [
     "DomainError",
     "EventKind",
     "HardblockSlot",
+    "HardblockStatus",
     "HardblockTerms",
     "InvalidInput",
     "InvalidTransition",

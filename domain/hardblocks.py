@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 
 from domain.contracts import MAX_RELEASE_DAYS
 from domain.errors import InvalidInput
 from domain.events import AllotmentEvent, EventKind
 from domain.nights import check_range, midnight_utc, nights
+
+
+class HardblockStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    RELEASED = "RELEASED"
 
 
 def release_at(night: date, release_days: int) -> datetime:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import uvicorn
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import make_emulator_token
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 EMULATOR_HOST = "127.0.0.1:9099"
 PROJECT_ID = "staysync-test"
@@ -69,3 +76,70 @@ def captured_statements(engine: AsyncEngine) -> Iterator[list[str]]:
     finally:
         sa_event.remove(engine.sync_engine, "before_cursor_execute", capture)
         sa_event.remove(engine.sync_engine, "commit", commit)
+
+
+class LiveServer:
+    """The app under a real uvicorn (lifespan on) on a free loopback port, in a thread with its own
+    event loop. A context manager: it starts on entry (once uvicorn has started) and stops on exit.
+
+    `overrides` update a copy of `settings`; `backlog` is the listening socket's backlog.
+    """
+
+    def __init__(self, settings: Settings, *, backlog: int = 2048, **overrides: Any) -> None:
+        from app.main import create_app
+
+        self.app = create_app(settings.model_copy(update=overrides))
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.http_url, self.ws_url = f"http://127.0.0.1:{self.port}", f"ws://127.0.0.1:{self.port}/graphql"
+        self._server = uvicorn.Server(uvicorn.Config(self.app, lifespan="on", log_level="warning", backlog=backlog))
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=f"uvicorn-{self.port}", daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self._thread.start()
+        try:
+            for _ in range(1000):
+                if self._server.started or not self._thread.is_alive():
+                    break
+                threading.Event().wait(0.01)
+            assert self._server.started, "uvicorn did not start"
+        except BaseException:
+            self.close()
+            raise
+
+    def _run(self) -> None:
+        # like asyncio.run: when uvicorn returns, leftover tasks are cancelled and the loop closed
+        asyncio.set_event_loop(self.loop)
+        with asyncio.Runner(loop_factory=lambda: self.loop) as runner:
+            runner.run(self._server.serve(sockets=[self._sock]))
+
+    @property
+    def broadcast(self) -> Any:
+        return self.app.state.runtime.broadcast
+
+    async def call(self, coroutine: Any) -> Any:
+        """Run a coroutine on the server's own loop (its broadcast lives there)."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+    def close(self) -> None:
+        self._server.should_exit = True
+        if self._thread.ident is not None:
+            self._thread.join(timeout=15)
+        self._sock.close()
+        if not self.loop.is_running() and not self.loop.is_closed():
+            self.loop.close()  # never started (the thread closes its loop itself)
+
+
+def live_server(settings: Settings, **overrides: Any) -> LiveServer:
+    """`with live_server(settings, **overrides) as server:`, the same as `with LiveServer(...)`."""
+    return LiveServer(settings, **overrides)

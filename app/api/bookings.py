@@ -1,10 +1,9 @@
-"""Booking groups, their bookings and sale orders (read side)."""
+"""Booking groups, their bookings and sale orders: the types, the lists, and createBooking,
+confirmBooking and cancelBooking over the use cases of app.services.bookings."""
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,50 +11,51 @@ import strawberry
 from strawberry import relay
 
 from app.api.audit import AuditEntry, audit_trail
-from app.api.permissions import Info
-from app.api.types import (
-    Agency, Hotel, Money, RoomType, load_agency, load_hotel, load_room_type, node_pk,
+from app.api.catalog import Agency, Hotel, RoomType, load_agency, load_hotel, load_room_type
+from app.api.errors import (
+    BookingExpired,
+    IdempotencyConflict,
+    InvalidInput,
+    InvalidTransition,
+    LockTimeout,
+    NotFound,
+    SoldOut,
 )
-from db import models
-from domain import BookingStatus as DomainBookingStatus
+from app.api.ids import decode_id, decode_optional, target_pk
+from app.api.pagination import connection
+from app.api.permissions import AUTHENTICATED, Info
+from app.api.types import BookingStatus, LoadedNode, Money, agency_scoped, related
+from app.services import bookings
 from domain import effective_status
 
 if TYPE_CHECKING:
-    from app.api.hardblocks import Hardblock
-
-
-@strawberry.enum
-class BookingStatus(enum.Enum):
-    HELD = "HELD"
-    CONFIRMED = "CONFIRMED"
-    CANCELLED = "CANCELLED"
-    EXPIRED = "EXPIRED"
+    from db.models import Booking as BookingRow
+    from db.models import BookingGroup as BookingGroupRow
+    from db.models import SaleOrder as SaleOrderRow
+else:
+    BookingRow = BookingGroupRow = SaleOrderRow = Any
 
 
 def _status(status: str, expires_at: datetime | None) -> BookingStatus:
     """A hold past its expiry reads as EXPIRED at once, before the sweeper records it."""
-    return BookingStatus(effective_status(DomainBookingStatus(status), expires_at, models.utcnow()).value)
-
-
-async def visible_rows(info: Info, loader: Any, node_ids: Iterable[str]) -> list[Any]:
-    """Rows for `node_ids`, None where missing or belonging to an agency the caller may not see."""
-    pks = [node_pk(i) or 0 for i in node_ids]
-    rows = await loader.load_many(pks)
-    return [row if row is not None and await info.context.may_see(row.agency_id) else None for row in rows]
+    return effective_status(BookingStatus(status), expires_at, datetime.now(UTC))
 
 
 @strawberry.type
-class Booking(relay.Node):
+class Booking(LoadedNode, relay.Node):
     id: relay.NodeID[int]
     check_in: date
     check_out: date
     rooms: int
     status: BookingStatus
     total: Money
-    row: strawberry.Private[models.Booking]
+    row: strawberry.Private[BookingRow]
+
+    loader = "booking"
+    visible = agency_scoped
 
     @staticmethod
-    def from_row(row: models.Booking) -> Booking:
+    def from_row(row: BookingRow) -> Booking:
         return Booking(
             id=row.id, check_in=row.check_in, check_out=row.check_out, rooms=row.rooms,
             status=_status(row.status, row.expires_at), total=Money.of(row.total_amount, row.currency), row=row,
@@ -74,31 +74,25 @@ class Booking(relay.Node):
         return await load_room_type(info, self.row.room_type_id)
 
     @strawberry.field(description="The hardblock the rooms come from; null for pool bookings.")
-    async def hardblock(self, info: Info) -> Annotated[Hardblock, strawberry.lazy("app.api.hardblocks")] | None:
-        from app.api.hardblocks import Hardblock
-
-        if self.row.hardblock_id is None:
-            return None
-        return Hardblock.from_row(await info.context.loaders.hardblock.load(self.row.hardblock_id))
-
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
-        rows = await visible_rows(info, info.context.loaders.booking, node_ids)
-        return [cls.from_row(row) if row else None for row in rows]
+    async def hardblock(self, info: Info) -> Annotated[Hardblock, strawberry.lazy("app.api.hardblocks")] | None:  # noqa: F821
+        return await related(info, "Hardblock", self.row.hardblock_id)
 
 
 @strawberry.type
-class BookingGroup(relay.Node):
+class BookingGroup(LoadedNode, relay.Node):
     id: relay.NodeID[int]
     reference: str
     status: BookingStatus
     expires_at: datetime | None
     guest_name: str
     created_at: datetime
-    row: strawberry.Private[models.BookingGroup]
+    row: strawberry.Private[BookingGroupRow]
+
+    loader = "booking_group"
+    visible = agency_scoped
 
     @staticmethod
-    def from_row(row: models.BookingGroup) -> BookingGroup:
+    def from_row(row: BookingGroupRow) -> BookingGroup:
         return BookingGroup(
             id=row.id, reference=row.reference, status=_status(row.status, row.expires_at),
             expires_at=row.expires_at, guest_name=row.guest_name, created_at=row.created_at, row=row,
@@ -133,24 +127,22 @@ class BookingGroup(relay.Node):
             entities.append(("SaleOrder", order.id))
         return await audit_trail(info, entities)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
-        rows = await visible_rows(info, info.context.loaders.booking_group, node_ids)
-        return [cls.from_row(row) if row else None for row in rows]
-
 
 @strawberry.type
-class SaleOrder(relay.Node):
+class SaleOrder(LoadedNode, relay.Node):
     id: relay.NodeID[int]
     number: str
     status: str
     total: Money
     confirmed_at: datetime
     cancelled_at: datetime | None
-    row: strawberry.Private[models.SaleOrder]
+    row: strawberry.Private[SaleOrderRow]
+
+    loader = "sale_order"
+    visible = agency_scoped
 
     @staticmethod
-    def from_row(row: models.SaleOrder) -> SaleOrder:
+    def from_row(row: SaleOrderRow) -> SaleOrder:
         return SaleOrder(
             id=row.id, number=row.number, status=row.status, total=Money.of(row.total_amount, row.currency),
             confirmed_at=row.confirmed_at, cancelled_at=row.cancelled_at, row=row,
@@ -164,7 +156,103 @@ class SaleOrder(relay.Node):
     async def agency(self, info: Info) -> Agency:
         return await load_agency(info, self.row.agency_id)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
-        rows = await visible_rows(info, info.context.loaders.sale_order, node_ids)
-        return [cls.from_row(row) if row else None for row in rows]
+
+# --- inputs and results --------------------------------------------------------------------------
+
+
+@strawberry.input
+class BookingItemInput:
+    room_type_id: strawberry.ID
+    check_in: date
+    check_out: date = strawberry.field(description="The day after the last night.")
+    rooms: int
+    hardblock_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Book from this hardblock of the agency instead of the pool."
+    )
+
+
+@strawberry.input
+class CreateBookingInput:
+    idempotency_key: str = strawberry.field(
+        description="Chosen by the client, scoped to the agency: a retry returns the first result."
+    )
+    agency_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Required for admins and operators; agents book for their own agency."
+    )
+    guest_name: str
+    items: list[BookingItemInput]
+
+
+CreateBookingResult = Annotated[
+    BookingGroup | SoldOut | InvalidInput | IdempotencyConflict | LockTimeout,
+    strawberry.union("CreateBookingResult"),
+]
+ConfirmBookingResult = Annotated[
+    SaleOrder | BookingExpired | InvalidTransition | NotFound | LockTimeout,
+    strawberry.union("ConfirmBookingResult"),
+]
+CancelBookingResult = Annotated[
+    BookingGroup | InvalidTransition | NotFound | InvalidInput | LockTimeout, strawberry.union("CancelBookingResult")
+]
+
+
+def _item(index: int, item: BookingItemInput) -> bookings.BookingItem:
+    field = f"items[{index}]."
+    return bookings.BookingItem(
+        room_type_id=decode_id(item.room_type_id, "RoomType", f"{field}roomTypeId"), check_in=item.check_in,
+        check_out=item.check_out, rooms=item.rooms,
+        hardblock_id=decode_optional(item.hardblock_id, "Hardblock", f"{field}hardblockId"),
+    )
+
+
+@strawberry.type
+class BookingMutation:
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="Hold rooms for 1 to 20 items, all or none, until `expiresAt`. Never sells a room "
+        "twice: decided under the room types' inventory locks on a fresh read.",
+    )
+    async def create_booking(self, info: Info, input: CreateBookingInput) -> CreateBookingResult:
+        request = bookings.NewBooking(
+            idempotency_key=input.idempotency_key, guest_name=input.guest_name,
+            items=[_item(i, item) for i, item in enumerate(input.items)],
+            agency_id=decode_optional(input.agency_id, "Agency", "agencyId"),
+        )
+        return BookingGroup.from_row(await bookings.create_booking(info.context.services, info.context.caller, request))
+
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="Turn a HELD, unexpired group CONFIRMED and create its sale order at the prices frozen "
+        "when the rooms were held. Idempotent: a CONFIRMED group returns its sale order.",
+    )
+    async def confirm_booking(self, info: Info, group_id: strawberry.ID) -> ConfirmBookingResult:
+        pk = target_pk(group_id, "BookingGroup")
+        order = await bookings.confirm_booking(info.context.services, info.context.caller, pk, group_id)
+        return SaleOrder.from_row(order)
+
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="Release a HELD or CONFIRMED group's rooms (its sale order is cancelled too). "
+        "Idempotent: a CANCELLED group is returned as is.",
+    )
+    async def cancel_booking(self, info: Info, group_id: strawberry.ID, reason: str | None = None) -> CancelBookingResult:
+        pk = target_pk(group_id, "BookingGroup")
+        group = await bookings.cancel_booking(info.context.services, info.context.caller, pk, reason, group_id)
+        return BookingGroup.from_row(group)
+
+
+@strawberry.type
+class BookingQuery:
+    @strawberry.field(permission_classes=AUTHENTICATED, description="Newest first; agents see their own "
+                      "agency's groups only.")
+    async def booking_groups(
+        self, info: Info, status: BookingStatus | None = None, first: int | None = None, after: str | None = None
+    ) -> relay.Connection[BookingGroup]:
+        page = await bookings.booking_groups(info.context.services, info.context.caller, status, first, after)
+        return connection(page, BookingGroup.from_row)
+
+    @strawberry.field(permission_classes=AUTHENTICATED, description="Newest first; agents see their own "
+                      "agency's sale orders only.")
+    async def sale_orders(self, info: Info, first: int | None = None, after: str | None = None) -> relay.Connection[SaleOrder]:
+        page = await bookings.sale_orders(info.context.services, info.context.caller, first, after)
+        return connection(page, SaleOrder.from_row)

@@ -1,80 +1,125 @@
-"""Admin setup: agencies, hotels with their room types, and supplier contracts."""
+"""The catalogue's types (agencies, hotels, room types, contracts), the viewer, and their admin
+mutations."""
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from sqlalchemy import func, select
 from strawberry import relay
 
-from app.api.errors import InvalidInput, InvalidInputError, NotFound, NotFoundError
+from app.api.errors import InvalidInput, NotFound
 from app.api.ids import decode_id, filter_pk
-from app.api.pagination import paginate
-from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info
-from app.api.types import Agency, Hotel, Money, MoneyInput, RoomType, load_hotel, load_room_type, node_pk
-from app.publish import publish_inventory_change
-from db import audit, models
-from db.engine import transaction
-from db.inventory import bump_version, lock_room_types
-from domain import check_range
+from app.api.pagination import connection
+from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info, require_principal
+from app.api.types import LoadedNode, Money, MoneyInput, Role, schema_type, staff_only
+from app.services import catalog, inventory
 
-CODE = re.compile(r"^[A-Z0-9_-]{2,32}$")
-ROOM_TYPE_CODE = re.compile(r"^[A-Z0-9_-]{1,32}$")
-CURRENCY = re.compile(r"^[A-Z]{3}$")
-MAX_CONTRACT_NIGHTS = 3 * 366
-
-
-def _code(value: str, field: str, *, shortest: int = 2) -> str:
-    """Codes are case-insensitive identifiers, stored upper-case."""
-    code = value.strip().upper()
-    pattern = CODE if shortest == 2 else ROOM_TYPE_CODE
-    if not pattern.match(code):
-        raise InvalidInputError(
-            field, f"{field} must be {shortest} to 32 characters of A-Z, 0-9, '_' or '-', got {value!r}"
-        )
-    return code
+if TYPE_CHECKING:
+    from db.models import Agency as AgencyRow
+    from db.models import Contract as ContractRow
+    from db.models import Hotel as HotelRow
+    from db.models import RoomType as RoomTypeRow
+else:
+    AgencyRow = ContractRow = HotelRow = RoomTypeRow = Any
 
 
-def _name(value: str, field: str = "name") -> str:
-    name = value.strip()
-    if not name or len(name) > 200:
-        raise InvalidInputError(field, f"{field} must be 1 to 200 characters")
-    return name
-
-
-def parse_money(value: MoneyInput, field: str) -> tuple[Decimal, str]:
-    try:
-        amount = Decimal(value.amount.strip())
-    except InvalidOperation:
-        raise InvalidInputError(f"{field}.amount", f"{field}.amount must be a decimal string such as \"120.00\"") from None
-    if not amount.is_finite() or amount < 0:
-        raise InvalidInputError(f"{field}.amount", f"{field}.amount must be zero or more")
-    if amount.as_tuple().exponent < -2 or amount >= Decimal("1e10"):  # type: ignore[operator]
-        raise InvalidInputError(f"{field}.amount", f"{field}.amount allows at most 2 decimals and 10 integer digits")
-    currency = value.currency.strip().upper()
-    if not CURRENCY.match(currency):
-        raise InvalidInputError(f"{field}.currency", f"{field}.currency must be an ISO 4217 code such as EUR")
-    return amount, currency
-
-
-def check_nights(start: date, end: date, *, limit: int = MAX_CONTRACT_NIGHTS) -> None:
-    if start >= end:
-        raise InvalidInputError("to", f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
-    if problem := check_range(start, end):
-        raise InvalidInputError(problem.field, f"{problem.field} {problem.message}")
-    if (end - start).days > limit:
-        raise InvalidInputError("to", f"a range may span at most {limit} nights")
-
-
-# --- types -------------------------------------------------------------------------------------
+async def _own_agency_only(info: Info, row: Any) -> bool:
+    principal = info.context.principal
+    return principal is not None and (principal.is_staff or principal.agency_code == row.code)
 
 
 @strawberry.type
-class Contract(relay.Node):
+class Agency(LoadedNode, relay.Node):
+    id: relay.NodeID[int]
+    code: str
+    name: str
+
+    loader = "agency"
+    visible = _own_agency_only
+
+    @staticmethod
+    def from_row(row: AgencyRow) -> Agency:
+        return Agency(id=row.id, code=row.code, name=row.name)
+
+
+@strawberry.type
+class RoomType(LoadedNode, relay.Node):
+    id: relay.NodeID[int]
+    code: str
+    name: str
+    hotel_id: strawberry.Private[int]
+
+    loader = "room_type"
+
+    @strawberry.field
+    async def hotel(self, info: Info) -> Hotel:
+        return await load_hotel(info, self.hotel_id)
+
+    @staticmethod
+    def from_row(row: RoomTypeRow) -> RoomType:
+        return RoomType(id=row.id, code=row.code, name=row.name, hotel_id=row.hotel_id)
+
+
+@strawberry.type
+class Hotel(LoadedNode, relay.Node):
+    id: relay.NodeID[int]
+    code: str
+    name: str
+
+    loader = "hotel"
+
+    @strawberry.field
+    async def room_types(self, info: Info) -> list[RoomType]:
+        rows = await info.context.loaders.room_types_by_hotel.load(self.id)
+        return [RoomType.from_row(row) for row in rows]
+
+    @strawberry.field(description="Pool availability per room type and night over [from, to).")
+    async def calendar(
+        self,
+        info: Info,
+        from_: Annotated[date, strawberry.argument(name="from")],
+        to: date,
+        room_type_ids: list[strawberry.ID] | None = None,
+    ) -> Annotated[Calendar, strawberry.lazy("app.api.inventory")]:  # noqa: F821
+        return await schema_type(info, "Calendar").read(info, self.id, from_, to, room_type_ids)
+
+    @staticmethod
+    def from_row(row: HotelRow) -> Hotel:
+        return Hotel(id=row.id, code=row.code, name=row.name)
+
+
+@strawberry.type
+class Viewer:
+    uid: str
+    role: Role
+    agency_code: strawberry.Private[str | None]
+
+    @strawberry.field(description="The agency an agent acts for; null for admins and operators.")
+    async def agency(self, info: Info) -> Agency | None:
+        if self.agency_code is None:
+            return None
+        row = await catalog.agency_by_code(info.context.services, self.agency_code)
+        return Agency.from_row(row) if row is not None and await _own_agency_only(info, row) else None
+
+
+# The parents of bookings, blocks, contracts and events, through the request's loaders. Only
+# called from an entity the caller may already see, so the agency needs no further check.
+async def load_agency(info: Info, pk: int) -> Agency:
+    return Agency.from_row(await info.context.loaders.agency.load(pk))
+
+
+async def load_hotel(info: Info, pk: int) -> Hotel:
+    return Hotel.from_row(await info.context.loaders.hotel.load(pk))
+
+
+async def load_room_type(info: Info, pk: int) -> RoomType:
+    return RoomType.from_row(await info.context.loaders.room_type.load(pk))
+
+
+@strawberry.type
+class Contract(LoadedNode, relay.Node):
     id: relay.NodeID[int]
     external_id: str
     from_: date = strawberry.field(name="from", description="First night.")
@@ -89,6 +134,9 @@ class Contract(relay.Node):
     hotel_id: strawberry.Private[int]
     room_type_id: strawberry.Private[int]
 
+    loader = "contract"
+    visible = staff_only  # contracts carry the wholesaler's buying terms
+
     @strawberry.field
     async def hotel(self, info: Info) -> Hotel:
         return await load_hotel(info, self.hotel_id)
@@ -98,34 +146,13 @@ class Contract(relay.Node):
         return await load_room_type(info, self.room_type_id)
 
     @staticmethod
-    def from_row(row: models.Contract) -> Contract:
+    def from_row(row: ContractRow) -> Contract:
         return Contract(
-            id=row.id,
-            external_id=row.external_id,
-            from_=row.start_date,
-            to=row.end_date,
-            allotment=row.allotment,
-            rate=Money.of(row.rate_amount, row.currency),
-            release_days=row.release_days,
-            status=row.status,
-            terms=row.terms,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            hotel_id=row.hotel_id,
+            id=row.id, external_id=row.external_id, from_=row.start_date, to=row.end_date, allotment=row.allotment,
+            rate=Money.of(row.rate_amount, row.currency), release_days=row.release_days, status=row.status,
+            terms=row.terms, created_at=row.created_at, updated_at=row.updated_at, hotel_id=row.hotel_id,
             room_type_id=row.room_type_id,
         )
-
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: list[str], required: bool = False) -> list[Contract | None]:
-        # Contracts carry the wholesaler's buying terms: staff only.
-        principal = info.context.principal
-        if principal is None or not principal.is_staff:
-            return [None for _ in node_ids]
-        pks = [pk for pk in map(node_pk, node_ids) if pk is not None]
-        async with info.context.sessions() as session:
-            rows = (await session.execute(select(models.Contract).where(models.Contract.id.in_(pks)))).scalars()
-            found = {str(row.id): cls.from_row(row) for row in rows}
-        return [found.get(str(i)) for i in node_ids]
 
 
 @strawberry.input
@@ -169,26 +196,15 @@ UpsertHotelResult = Annotated[Hotel | InvalidInput, strawberry.union("UpsertHote
 UpsertContractResult = Annotated[Contract | InvalidInput | NotFound, strawberry.union("UpsertContractResult")]
 
 
-# --- queries -----------------------------------------------------------------------------------
-
-
 @strawberry.type
 class CatalogQuery:
     @strawberry.field(permission_classes=AUTHENTICATED, description="Agents see their own agency only.")
     async def agencies(self, info: Info) -> list[Agency]:
-        principal = info.context.principal
-        statement = select(models.Agency).order_by(models.Agency.code)
-        if principal is not None and not principal.is_staff:
-            statement = statement.where(models.Agency.code == principal.agency_code)
-        async with info.context.sessions() as session:
-            rows = (await session.execute(statement)).scalars().all()
-        return [Agency.from_row(row) for row in rows]
+        return [Agency.from_row(row) for row in await catalog.agencies(info.context.services, info.context.caller)]
 
     @strawberry.field(permission_classes=AUTHENTICATED)
     async def hotels(self, info: Info) -> list[Hotel]:
-        async with info.context.sessions() as session:
-            rows = (await session.execute(select(models.Hotel).order_by(models.Hotel.code))).scalars().all()
-        return [Hotel.from_row(row) for row in rows]
+        return [Hotel.from_row(row) for row in await catalog.hotels(info.context.services)]
 
     @strawberry.field(permission_classes=STAFF, description="Full-text `search` over the contract terms.")
     async def contracts(
@@ -199,83 +215,23 @@ class CatalogQuery:
         first: int | None = None,
         after: str | None = None,
     ) -> relay.Connection[Contract]:
-        statement = select(models.Contract)
-        if hotel_id is not None:
-            statement = statement.where(models.Contract.hotel_id == filter_pk(hotel_id, "Hotel"))
-        if search and search.strip():
-            query = func.websearch_to_tsquery("english", search.strip())
-            statement = statement.where(models.Contract.search.op("@@")(query))
-        async with info.context.sessions() as session:
-            return await paginate(
-                session, statement, models.Contract.id, first=first, after=after, node=Contract.from_row
-            )
-
-
-# --- mutations ---------------------------------------------------------------------------------
-
-
-async def _hotel_row(session, hotel_id: int) -> models.Hotel:
-    hotel = await session.get(models.Hotel, hotel_id)
-    if hotel is None:
-        raise NotFoundError("no hotel with that id", str(hotel_id))
-    return hotel
+        hotel_pk = None if hotel_id is None else filter_pk(hotel_id, "Hotel")
+        page = await inventory.contracts(info.context.services, hotel_pk, search, first, after)
+        return connection(page, Contract.from_row)
 
 
 @strawberry.type
 class CatalogMutation:
     @strawberry.mutation(permission_classes=ADMIN)
     async def create_agency(self, info: Info, input: CreateAgencyInput) -> CreateAgencyResult:
-        code, name = _code(input.code, "code"), _name(input.name)
-        async with transaction(info.context.sessions) as session:
-            existing = (
-                await session.execute(select(models.Agency).where(models.Agency.code == code))
-            ).scalar_one_or_none()
-            if existing is not None:
-                if existing.name != name:
-                    raise InvalidInputError("code", f"agency {code} already exists (as {existing.name!r})")
-                return Agency.from_row(existing)  # a retry: nothing to do
-            agency = models.Agency(code=code, name=name)
-            session.add(agency)
-            await session.flush()
-            audit.record(session, info.context.actor, "agency.created", "Agency", agency.id,
-                         after=audit.snapshot(agency, "code", "name"))
-        return Agency.from_row(agency)
+        row = await catalog.create_agency(info.context.services, info.context.caller, input.code, input.name)
+        return Agency.from_row(row)
 
     @strawberry.mutation(permission_classes=ADMIN)
     async def upsert_hotel(self, info: Info, input: UpsertHotelInput) -> UpsertHotelResult:
-        code, name = _code(input.code, "code"), _name(input.name)
-        wanted: dict[str, str] = {}
-        for index, room_type in enumerate(input.room_types):
-            rt_code = _code(room_type.code, f"roomTypes[{index}].code", shortest=1)
-            if rt_code in wanted:
-                raise InvalidInputError(f"roomTypes[{index}].code", f"room type {rt_code} is listed twice")
-            wanted[rt_code] = _name(room_type.name, f"roomTypes[{index}].name")
-
-        async with transaction(info.context.sessions) as session:
-            hotel = (await session.execute(select(models.Hotel).where(models.Hotel.code == code))).scalar_one_or_none()
-            current: dict[str, models.RoomType] = {}
-            if hotel is None:
-                hotel = models.Hotel(code=code, name=name)
-                session.add(hotel)
-                await session.flush()
-                before = None
-            else:
-                rows = await session.execute(select(models.RoomType).where(models.RoomType.hotel_id == hotel.id))
-                current = {row.code: row for row in rows.scalars()}
-                before = _hotel_snapshot(hotel, current.values())
-                hotel.name = name
-            for rt_code, rt_name in wanted.items():
-                if rt_code in current:
-                    current[rt_code].name = rt_name
-                else:
-                    current[rt_code] = models.RoomType(hotel_id=hotel.id, code=rt_code, name=rt_name)
-                    session.add(current[rt_code])
-            await session.flush()
-            after = _hotel_snapshot(hotel, current.values())
-            if after != before:
-                action = "hotel.created" if before is None else "hotel.updated"
-                audit.record(session, info.context.actor, action, "Hotel", hotel.id, before=before, after=after)
-        return Hotel.from_row(hotel)
+        spec = catalog.HotelSpec(input.code, input.name, [catalog.RoomTypeSpec(rt.code, rt.name)
+                                                          for rt in input.room_types])
+        return Hotel.from_row(await catalog.upsert_hotel(info.context.services, info.context.caller, spec))
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -283,69 +239,15 @@ class CatalogMutation:
         "in availability at once (shown as overcommitted if they fall below what is sold).",
     )
     async def upsert_contract(self, info: Info, input: UpsertContractInput) -> UpsertContractResult:
-        external_id = input.external_id.strip()
-        if not external_id or len(external_id) > 100:
-            raise InvalidInputError("externalId", "externalId must be 1 to 100 characters")
-        hotel_id = decode_id(input.hotel_id, "Hotel", "hotelId")
-        room_type_id = decode_id(input.room_type_id, "RoomType", "roomTypeId")
-        check_nights(input.from_, input.to)
-        if input.allotment < 0:
-            raise InvalidInputError("allotment", "allotment must be zero or more rooms per night")
-        if not 0 <= input.release_days <= 365:
-            raise InvalidInputError("releaseDays", "releaseDays must be between 0 and 365")
-        status = input.status.strip().upper()
-        if status not in ("ACTIVE", "CANCELLED"):
-            raise InvalidInputError("status", "status must be ACTIVE or CANCELLED")
-        amount, currency = parse_money(input.rate, "rate")
-        settings = info.context.settings
-
-        async with transaction(info.context.sessions) as session:
-            await _hotel_row(session, hotel_id)
-            room_type = await session.get(models.RoomType, room_type_id)
-            if room_type is None:
-                raise NotFoundError("no room type with that id", input.room_type_id)
-            if room_type.hotel_id != hotel_id:
-                raise InvalidInputError("roomTypeId", "the room type belongs to another hotel")
-            contract = (
-                await session.execute(
-                    select(models.Contract).where(models.Contract.external_id == external_id)
-                )
-            ).scalar_one_or_none()
-            if contract is not None and contract.hotel_id != hotel_id:
-                raise InvalidInputError("hotelId", f"contract {external_id} belongs to another hotel")
-            # The contract feeds availability: serialise with bookings of both room types.
-            touched = {room_type_id} | ({contract.room_type_id} if contract else set())
-            await lock_room_types(session, touched, settings.lock_timeout_ms)
-            nights = [input.from_, input.to] + ([contract.start_date, contract.end_date] if contract else [])
-
-            fields = dict(
-                room_type_id=room_type_id, start_date=input.from_, end_date=input.to,
-                allotment=input.allotment, rate_amount=amount, currency=currency,
-                release_days=input.release_days, terms=input.terms, status=status,
-            )
-            if contract is None:
-                contract = models.Contract(external_id=external_id, hotel_id=hotel_id, **fields)
-                session.add(contract)
-                before = None
-            else:
-                before = audit.snapshot(contract, *fields)
-                if before == audit.snapshot(fields, *fields):
-                    return Contract.from_row(contract)  # unchanged: a retry, no new version
-                for name, value in fields.items():
-                    setattr(contract, name, value)
-                contract.updated_at = models.utcnow()
-            await session.flush()
-            after = audit.snapshot(contract, *fields)
-            action = "contract.created" if before is None else "contract.updated"
-            audit.record(session, info.context.actor, action, "Contract", contract.id, before=before, after=after)
-            version = await bump_version(session, hotel_id)
-        await publish_inventory_change(info.context, hotel_id, version, touched, min(nights), max(nights))
-        return Contract.from_row(contract)
+        spec = inventory.ContractSpec(
+            external_id=input.external_id, hotel_id=decode_id(input.hotel_id, "Hotel", "hotelId"),
+            room_type_id=decode_id(input.room_type_id, "RoomType", "roomTypeId"), start=input.from_, end=input.to,
+            allotment=input.allotment, rate=inventory.parse_money(input.rate.amount, input.rate.currency, "rate"),
+            release_days=input.release_days, terms=input.terms, status=input.status,
+        )
+        return Contract.from_row(await inventory.upsert_contract(info.context.services, info.context.caller, spec))
 
 
-def _hotel_snapshot(hotel: models.Hotel, room_types) -> dict:
-    return {
-        "code": hotel.code,
-        "name": hotel.name,
-        "roomTypes": sorted(({"code": rt.code, "name": rt.name} for rt in room_types), key=lambda rt: rt["code"]),
-    }
+def viewer(info: Info) -> Viewer:
+    principal = require_principal(info.context)
+    return Viewer(uid=principal.uid, role=principal.role, agency_code=principal.agency_code)

@@ -1,23 +1,20 @@
-"""Business failures: Python exceptions that carry data, and the typed union members they become.
+"""Business failures as data: the typed union members the use cases' failures become.
 
-Resolvers raise; `Schema(exception_handlers=HANDLERS)` turns each exception into its GraphQL
-type when the field's result union lists it. The transaction around the write has already
-rolled back by then, so a failure changes nothing.
+Resolvers call a use case; `Schema(exception_handlers=HANDLERS)` turns each failure of
+app.services.errors into its GraphQL type when the field's result union lists it. The
+transaction around the write has already rolled back by then, so a failure changes nothing.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, get_args
+from typing import Annotated, Any, get_args
 
 import strawberry
 
-from app.api.types import RoomType
-from db import models
-from db.inventory import LockTimeout as LockTimeoutError
-
-if TYPE_CHECKING:
-    from app.api.hardblocks import Hardblock, HardblockSlotDiff
+from app.api.permissions import Info
+from app.api.types import related
+from app.services import errors as failures
 
 
 @strawberry.interface(description="A business failure returned as data (not as a top-level error).")
@@ -46,19 +43,25 @@ class LockTimeout(UserError):
     retryable: bool = True
 
 
+async def _shortfall_room_type(root: Shortfall, info: Info) -> Annotated[RoomType, strawberry.lazy("app.api.catalog")]:  # noqa: F821
+    return await related(info, "RoomType", root.room_type_id)
+
+
+async def _shortfall_hardblock(root: Shortfall, info: Info) -> Annotated[Hardblock, strawberry.lazy("app.api.hardblocks")] | None:  # noqa: F821
+    return await related(info, "Hardblock", root.hardblock_id)
+
+
 @strawberry.type(description="One night on which the request wanted more rooms than are available.")
 class Shortfall:
-    room_type: RoomType
+    room_type: Annotated[RoomType, strawberry.lazy("app.api.catalog")] = strawberry.field(  # noqa: F821
+        resolver=_shortfall_room_type)
     date: date
     requested: int
     available: int
-    hardblock_row: strawberry.Private[models.Hardblock | None] = None
-
-    @strawberry.field(description="The hardblock the rooms were asked from; null for the pool.")
-    def hardblock(self) -> Annotated[Hardblock, strawberry.lazy("app.api.hardblocks")] | None:
-        from app.api.hardblocks import Hardblock
-
-        return Hardblock.from_row(self.hardblock_row) if self.hardblock_row else None
+    hardblock: Annotated[Hardblock, strawberry.lazy("app.api.hardblocks")] | None = strawberry.field(  # noqa: F821
+        resolver=_shortfall_hardblock, description="The hardblock the rooms were asked from; null for the pool.")
+    room_type_id: strawberry.Private[int] = 0
+    hardblock_id: strawberry.Private[int | None] = None
 
 
 @strawberry.type(description="Not enough rooms: nothing was booked. `shortfalls` lists every night short.")
@@ -66,11 +69,30 @@ class SoldOut(UserError):
     shortfalls: list[Shortfall]
 
 
+@strawberry.type(description="One night of an amendment's diff grid.")
+class HardblockSlotDiff:
+    date: date
+    before: int
+    after: int
+    delta: int
+    conflict: str | None = strawberry.field(description="Why the change cannot be made on this night: "
+                                            "BLOCK_UNDERFLOW, SOLD_OUT or RELEASED; null when it can.")
+    booked: int = strawberry.field(default=0, description="Rooms booked from the block on this night.")
+    pool_needed: int = strawberry.field(default=0, description="Rooms the change takes from the pool.")
+    pool_available: int | None = strawberry.field(default=None, description="Pool rooms available on this "
+                                                  "night before the change (previews only).")
+
+    @classmethod
+    def of(cls, diff: failures.SlotDiff) -> HardblockSlotDiff:
+        return cls(date=diff.date, before=diff.before, after=diff.after, delta=diff.delta, conflict=diff.conflict,
+                   booked=diff.booked, pool_needed=diff.pool_needed, pool_available=diff.pool_available)
+
+
 @strawberry.type(description="The block would hold fewer rooms than are booked from it on `nights`; "
                  "nothing was changed.")
 class BlockUnderflow(UserError):
     nights: list[date]
-    slots: list[Annotated[HardblockSlotDiff, strawberry.lazy("app.api.hardblocks")]]
+    slots: list[HardblockSlotDiff]
 
 
 @strawberry.type(description="This idempotency key was already used for a different request.")
@@ -83,97 +105,65 @@ class BookingExpired(UserError):
     expired_at: datetime | None
 
 
-class InvalidInputError(Exception):
-    def __init__(self, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field, self.message = field, message
-
-
-class NotFoundError(Exception):
-    def __init__(self, message: str, id: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.id = message, id
-
-
-class InvalidTransitionError(Exception):
-    def __init__(self, message: str, status: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.status = message, status
-
-
-class SoldOutError(Exception):
-    def __init__(self, shortfalls: list[Shortfall]) -> None:
-        nights = ", ".join(f"{s.room_type.code} {s.date.isoformat()} ({s.requested} > {s.available})"
-                           for s in shortfalls[:5])
-        more = f" and {len(shortfalls) - 5} more" if len(shortfalls) > 5 else ""
-        super().__init__(f"not enough rooms: {nights}{more}")
-        self.message, self.shortfalls = str(self), shortfalls
-
-
-class IdempotencyConflictError(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(f"idempotency key {key!r} was already used for a different request")
-        self.message, self.key = str(self), key
-
-
-class BlockUnderflowError(Exception):
-    def __init__(self, slots: list[HardblockSlotDiff]) -> None:
-        nights = ", ".join(f"{s.date.isoformat()} ({s.booked} booked > {s.after})" for s in slots[:5])
-        more = f" and {len(slots) - 5} more" if len(slots) > 5 else ""
-        super().__init__(f"the block cannot hold fewer rooms than are booked from it: {nights}{more}")
-        self.message, self.slots = str(self), slots
-
-
-class _InvalidInputHandler(strawberry.ExceptionHandler[InvalidInputError, InvalidInput]):
-    def handle(self, exception: InvalidInputError, **_: Any) -> InvalidInput:
+class _InvalidInputHandler(strawberry.ExceptionHandler[failures.InvalidInput, InvalidInput]):
+    def handle(self, exception: failures.InvalidInput, **_: Any) -> InvalidInput:
         return InvalidInput(message=exception.message, code="INVALID_INPUT", field=exception.field)
 
 
-class _NotFoundHandler(strawberry.ExceptionHandler[NotFoundError, NotFound]):
-    def handle(self, exception: NotFoundError, **_: Any) -> NotFound:
+class _NotFoundHandler(strawberry.ExceptionHandler[failures.NotFound, NotFound]):
+    def handle(self, exception: failures.NotFound, **_: Any) -> NotFound:
         return NotFound(message=exception.message, code="NOT_FOUND", id=exception.id)
 
 
-class _InvalidTransitionHandler(strawberry.ExceptionHandler[InvalidTransitionError, InvalidTransition]):
-    def handle(self, exception: InvalidTransitionError, **_: Any) -> InvalidTransition:
+class _InvalidTransitionHandler(strawberry.ExceptionHandler[failures.InvalidTransition, InvalidTransition]):
+    def handle(self, exception: failures.InvalidTransition, **_: Any) -> InvalidTransition:
         return InvalidTransition(message=exception.message, code="INVALID_TRANSITION", status=exception.status)
 
 
-class _LockTimeoutHandler(strawberry.ExceptionHandler[LockTimeoutError, LockTimeout]):
-    def handle(self, exception: LockTimeoutError, **_: Any) -> LockTimeout:
+class _LockTimeoutHandler(strawberry.ExceptionHandler[failures.LockTimeout, LockTimeout]):
+    def handle(self, exception: failures.LockTimeout, **_: Any) -> LockTimeout:
         return LockTimeout(message=f"{exception}; retry the request", code="LOCK_TIMEOUT")
 
 
-class _SoldOutHandler(strawberry.ExceptionHandler[SoldOutError, SoldOut]):
-    def handle(self, exception: SoldOutError, **_: Any) -> SoldOut:
-        return SoldOut(message=exception.message, code="SOLD_OUT", shortfalls=exception.shortfalls)
+class _SoldOutHandler(strawberry.ExceptionHandler[failures.SoldOut, SoldOut]):
+    def handle(self, exception: failures.SoldOut, **_: Any) -> SoldOut:
+        return SoldOut(message=exception.message, code="SOLD_OUT", shortfalls=[
+            Shortfall(date=s.date, requested=s.requested, available=s.available, room_type_id=s.room_type_id,
+                      hardblock_id=s.hardblock_id)
+            for s in exception.shortfalls
+        ])
 
 
-class _IdempotencyConflictHandler(strawberry.ExceptionHandler[IdempotencyConflictError, IdempotencyConflict]):
-    def handle(self, exception: IdempotencyConflictError, **_: Any) -> IdempotencyConflict:
+class _IdempotencyConflictHandler(strawberry.ExceptionHandler[failures.IdempotencyConflict, IdempotencyConflict]):
+    def handle(self, exception: failures.IdempotencyConflict, **_: Any) -> IdempotencyConflict:
         return IdempotencyConflict(message=exception.message, code="IDEMPOTENCY_CONFLICT",
                                    idempotency_key=exception.key)
 
 
-class _BlockUnderflowHandler(strawberry.ExceptionHandler[BlockUnderflowError, BlockUnderflow]):
-    def handle(self, exception: BlockUnderflowError, **_: Any) -> BlockUnderflow:
+class _BlockUnderflowHandler(strawberry.ExceptionHandler[failures.BlockUnderflow, BlockUnderflow]):
+    def handle(self, exception: failures.BlockUnderflow, **_: Any) -> BlockUnderflow:
         return BlockUnderflow(message=exception.message, code="BLOCK_UNDERFLOW",
-                              nights=[s.date for s in exception.slots], slots=exception.slots)
+                              nights=[s.date for s in exception.slots],
+                              slots=[HardblockSlotDiff.of(s) for s in exception.slots])
+
+
+class _BookingExpiredHandler(strawberry.ExceptionHandler[failures.BookingExpired, BookingExpired]):
+    def handle(self, exception: failures.BookingExpired, **_: Any) -> BookingExpired:
+        return BookingExpired(message=exception.message, code="BOOKING_EXPIRED", expired_at=exception.expires_at)
 
 
 HANDLERS = (
     _InvalidInputHandler(), _NotFoundHandler(), _InvalidTransitionHandler(), _LockTimeoutHandler(),
-    _SoldOutHandler(), _IdempotencyConflictHandler(), _BlockUnderflowHandler(),
+    _SoldOutHandler(), _IdempotencyConflictHandler(), _BlockUnderflowHandler(), _BookingExpiredHandler(),
 )
+
+_HANDLED = [(get_args(type(handler).__orig_bases__[0])[0], handler) for handler in HANDLERS]  # type: ignore[attr-defined]
 
 
 def as_user_error(exception: Exception) -> UserError | None:
-    """The union member a business exception becomes (for results built by hand, like the
-    per-block results of bulk mutations); None for anything unexpected."""
+    """The union member a failure becomes (for results built by hand, like the per-block results of
+    bulk mutations); None for anything unexpected."""
     for exception_type, handler in _HANDLED:
         if isinstance(exception, exception_type):
             return handler.handle(exception)  # type: ignore[attr-defined]
     return None
-
-
-_HANDLED = [(get_args(type(handler).__orig_bases__[0])[0], handler) for handler in HANDLERS]  # type: ignore[attr-defined]

@@ -1,48 +1,48 @@
-"""Hardblocks: rooms of a room type reserved for one agency (read side: the block, its slot grid,
-its amendments and their diff grids)."""
+"""Hardblocks: rooms of a room type reserved for one agency. The block, its slot grid, its
+amendments and their diff grids; the list; and the writes over app.services.hardblocks."""
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 
 from app.api.audit import AuditEntry, audit_trail
-from app.api.bookings import Booking, visible_rows
-from app.api.errors import UserError
-from app.api.ids import filter_pk
-from app.api.permissions import Info
-from app.api.types import (
-    Agency, Hotel, Money, RoomType, Series, load_agency, load_hotel, load_room_type, node_pk,
+from app.api.bookings import Booking
+from app.api.catalog import Agency, Hotel, RoomType, load_agency, load_hotel, load_room_type
+from app.api.errors import (
+    BlockUnderflow,
+    HardblockSlotDiff,
+    InvalidInput,
+    InvalidTransition,
+    LockTimeout,
+    NotFound,
+    SoldOut,
+    UserError,
+    as_user_error,
 )
-from db import models
-from db.hardblocks import BlockGridData
-from domain import (
-    AllotmentEvent,
-    compute_hardblock_slots,
-    nights,
-    order_key,
-    proposed_amendments,
-    resolve,
-)
+from app.api.ids import decode_id, decode_optional, filter_pk, target_pk
+from app.api.pagination import connection
+from app.api.permissions import AUTHENTICATED, Info
+from app.api.types import HardblockStatus, LoadedNode, Money, Series, agency_scoped, money
+from app.services import hardblocks
+from app.services.errors import Failure
+from app.services.reads import BlockSlot, amendment_diff, amendment_nights, block_grid
+
+if TYPE_CHECKING:
+    from db.models import Hardblock as HardblockRow
+    from db.models import HardblockAmendment as HardblockAmendmentRow
+else:
+    HardblockRow = HardblockAmendmentRow = Any
 
 MAX_GRID_NIGHTS = 732
 
 
-@strawberry.enum
-class HardblockStatus(enum.Enum):
-    ACTIVE = "ACTIVE"
-    RELEASED = "RELEASED"
-
-
 @strawberry.type
-class Hardblock(relay.Node):
+class Hardblock(LoadedNode, relay.Node):
     id: relay.NodeID[int]
     reference: str
     from_: date = strawberry.field(name="from")
@@ -50,10 +50,13 @@ class Hardblock(relay.Node):
     release_days: int
     status: HardblockStatus
     created_at: datetime
-    row: strawberry.Private[models.Hardblock]
+    row: strawberry.Private[HardblockRow]
+
+    loader = "hardblock"
+    visible = agency_scoped
 
     @staticmethod
-    def from_row(row: models.Hardblock) -> Hardblock:
+    def from_row(row: HardblockRow) -> Hardblock:
         return Hardblock(
             id=row.id, reference=row.reference, from_=row.start_date, to=row.end_date,
             release_days=row.release_days, status=HardblockStatus(row.status), created_at=row.created_at, row=row,
@@ -86,7 +89,7 @@ class Hardblock(relay.Node):
         self, info: Info, from_: Annotated[date | None, strawberry.argument(name="from")] = None,
         to: date | None = None, overlay: HardblockAmendmentInput | None = None,
     ) -> list[HardblockSlot]:
-        return await self._slots(info, from_, to, overlay, with_bookings=True)
+        return [HardblockSlot.of(s) for s in await self._slots(info, from_, to, overlay, with_bookings=True)]
 
     @strawberry.field(description="The grid's numbers as parallel arrays, one entry per night (no bookings): "
                       "the compact shape for many blocks at once. Same arguments as `grid`.")
@@ -96,17 +99,17 @@ class Hardblock(relay.Node):
     ) -> HardblockGridSeries:
         slots = await self._slots(info, from_, to, overlay, with_bookings=False)
         return HardblockGridSeries(
-            dates=[s.date.isoformat() for s in slots], size=[s.size for s in slots],
-            booked=[s.booked for s in slots], available=[s.available for s in slots],
-            released=[s.released for s in slots],
-            release_at=[s.release_at.isoformat() for s in slots],
-            rate=[s.rate.amount if s.rate else None for s in slots],
+            dates=[s.slot.date.isoformat() for s in slots], size=[s.slot.size for s in slots],
+            booked=[s.slot.booked for s in slots], available=[s.slot.available for s in slots],
+            released=[s.slot.released for s in slots],
+            release_at=[s.slot.release_at.isoformat() for s in slots],
+            rate=[f"{s.rate.amount:.2f}" if s.rate else None for s in slots],
             currency=next((s.rate.currency for s in slots if s.rate), None),
             proposed_size=[s.proposed_size for s in slots],
         )
 
     async def _slots(self, info: Info, start: date | None, end: date | None,
-                     overlay: HardblockAmendmentInput | None, *, with_bookings: bool) -> list[HardblockSlot]:
+                     overlay: HardblockAmendmentInput | None, *, with_bookings: bool) -> list[BlockSlot]:
         start, end = start or self.row.start_date, end or self.row.end_date
         if end <= start:
             return []
@@ -117,7 +120,8 @@ class Hardblock(relay.Node):
         proposed = None
         if overlay is not None and filter_pk(overlay.hardblock_id, "Hardblock") == self.id:
             proposed = [(c.from_, c.to, c.rooms) for c in overlay.changes if c.from_ < c.to and c.rooms >= 0]
-        return block_grid(data, self.id, start, end, models.utcnow(), data.bookings if with_bookings else [], proposed)
+        return block_grid(data, self.id, start, end, datetime.now(UTC), data.bookings if with_bookings else [],
+                          proposed)
 
     @strawberry.field(description="What happened to the block (created, amended, rooms returned, released, "
                       "nights released by hand or at their release time, amendments reverted), oldest first.")
@@ -130,50 +134,6 @@ class Hardblock(relay.Node):
     async def amendments(self, info: Info) -> list[HardblockAmendment]:
         rows = await info.context.loaders.amendments_by_block.load(self.id)
         return [HardblockAmendment.from_row(row) for row in rows]
-
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
-        rows = await visible_rows(info, info.context.loaders.hardblock, node_ids)
-        return [cls.from_row(row) if row else None for row in rows]
-
-
-def block_grid(
-    data: BlockGridData,
-    hardblock_id: int,
-    start: date,
-    end: date,
-    now: datetime,
-    bookings: Sequence[models.Booking],
-    proposed: list[tuple[date, date, int]] | None = None,
-) -> list[HardblockSlot]:
-    """The slots of one block on [start, end) with the pool rate of each night and the bookings
-    taking rooms from it; with `proposed` changes, their sizes on the nights they touch."""
-    terms = data.terms[hardblock_id]
-    slots = compute_hardblock_slots(terms, data.amendments, data.booking_lines, start, end, now)
-    rates = resolve(data.contracts.get(terms.room_type_id, []), data.rate_events.get(terms.room_type_id, []),
-                    [terms.room_type_id], start, end)[terms.room_type_id].rate
-    by_night: dict[date, list[models.Booking]] = {}
-    lines = {line.id: line for line in data.booking_lines}
-    for row in bookings:
-        if row.hardblock_id == hardblock_id and lines[row.id].counts(now):
-            for night in nights(max(row.check_in, start), min(row.check_out, end)):
-                by_night.setdefault(night, []).append(row)
-    sizes: dict[date, int] = {}
-    if proposed:
-        events = proposed_amendments(terms, proposed, data.amendments, now)
-        touched = {night for e in events for night in nights(max(e.start, start), min(e.end, end))}
-        regrown = dataclasses.replace(terms, released_nights=terms.released_nights - touched)
-        after = compute_hardblock_slots(regrown, [*data.amendments, *events], data.booking_lines, start, end, now)
-        sizes = {slot.date: slot.size for slot in after if slot.date in touched}
-    return [
-        HardblockSlot(
-            date=slot.date, size=slot.size, booked=slot.booked, available=slot.available, released=slot.released,
-            release_at=slot.release_at, rate=Money.of(rate.amount, rate.currency) if rate else None,
-            proposed_size=sizes.get(slot.date), hardblock_id=hardblock_id, agency_id=terms.agency_id,
-            booking_rows=tuple(by_night.get(slot.date, ())),
-        )
-        for slot, rate in zip(slots, rates)
-    ]
 
 
 @strawberry.type(description="A block's slots as parallel arrays, one entry per night.")
@@ -204,19 +164,8 @@ class HardblockAmendmentInput:
     reason: str | None = None
     changes: list[HardblockNightsChange]
 
-
-@strawberry.type(description="One night of an amendment's diff grid.")
-class HardblockSlotDiff:
-    date: date
-    before: int
-    after: int
-    delta: int
-    conflict: str | None = strawberry.field(description="Why the change cannot be made on this night: "
-                                            "BLOCK_UNDERFLOW, SOLD_OUT or RELEASED; null when it can.")
-    booked: int = strawberry.field(default=0, description="Rooms booked from the block on this night.")
-    pool_needed: int = strawberry.field(default=0, description="Rooms the change takes from the pool.")
-    pool_available: int | None = strawberry.field(default=None, description="Pool rooms available on this "
-                                                  "night before the change (previews only).")
+    def amendment(self) -> hardblocks.Amendment:
+        return hardblocks.Amendment([(c.from_, c.to, c.rooms) for c in self.changes], self.reason)
 
 
 @strawberry.type(description="What an amendment would do, written nowhere.")
@@ -235,18 +184,26 @@ class HardblockAmendmentChange:
     rooms: int
 
 
+async def _block_visible(info: Info, row: Any) -> bool:
+    block = await info.context.loaders.hardblock.load(row.hardblock_id)
+    return block is not None and await info.context.may_see(block.agency_id)
+
+
 @strawberry.type(description="A recorded amendment of a hardblock: its BLOCK_AMENDMENT events, author "
                  "and reason. A reverted amendment's events are voided.")
-class HardblockAmendment(relay.Node):
+class HardblockAmendment(LoadedNode, relay.Node):
     id: relay.NodeID[int]
     reason: str
     author_uid: str
     created_at: datetime
     reverted_at: datetime | None
-    row: strawberry.Private[models.HardblockAmendment]
+    row: strawberry.Private[HardblockAmendmentRow]
+
+    loader = "hardblock_amendment"
+    visible = _block_visible
 
     @staticmethod
-    def from_row(row: models.HardblockAmendment) -> HardblockAmendment:
+    def from_row(row: HardblockAmendmentRow) -> HardblockAmendment:
         return HardblockAmendment(id=row.id, reason=row.reason, author_uid=row.author_uid,
                                   created_at=row.created_at, reverted_at=row.reverted_at, row=row)
 
@@ -262,43 +219,12 @@ class HardblockAmendment(relay.Node):
     @strawberry.field(description="The amendment's own diff grid: the block's sizes on the nights it touched, "
                       "just before it and with it (amendments recorded later left out).")
     async def slots(self, info: Info) -> list[HardblockSlotDiff]:
-        from db.calendar import event_terms
-
-        own = [dataclasses.replace(event_terms(row), voided=False)
-               for row in await info.context.loaders.events_by_amendment.load(self.id)]
-        if not own:
+        own = await info.context.loaders.events_by_amendment.load(self.id)
+        if (span := amendment_nights(own)) is None:
             return []
         block = await info.context.loaders.hardblock.load(self.row.hardblock_id)
-        touched = sorted({night for e in own for night in nights(e.start, e.end)})
-        start, end = touched[0], touched[-1] + timedelta(days=1)
-        data = await info.context.loaders.block_grid.load((block.hotel_id, block.id, start, end))
-        first = min(map(order_key, own))
-        earlier = [e for e in data.amendments if order_key(e) < first]
-        return amendment_diff(data, block.id, earlier, own, touched, start, end)
-
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
-        pks = [node_pk(i) or 0 for i in node_ids]
-        rows = await info.context.loaders.hardblock_amendment.load_many(pks)
-        blocks = await info.context.loaders.hardblock.load_many([row.hardblock_id if row else 0 for row in rows])
-        return [cls.from_row(row) if row and block and await info.context.may_see(block.agency_id) else None
-                for row, block in zip(rows, blocks)]
-
-
-def amendment_diff(
-    data: BlockGridData, hardblock_id: int, earlier: list[AllotmentEvent], own: list[AllotmentEvent],
-    touched: list[date], start: date, end: date,
-) -> list[HardblockSlotDiff]:
-    terms = data.terms[hardblock_id]
-    now = models.utcnow()
-    before = compute_hardblock_slots(terms, earlier, data.booking_lines, start, end, now)
-    after = compute_hardblock_slots(terms, [*earlier, *own], data.booking_lines, start, end, now)
-    wanted = set(touched)
-    return [
-        HardblockSlotDiff(date=b.date, before=b.size, after=a.size, delta=a.size - b.size, conflict=None,
-                          booked=a.booked)
-        for b, a in zip(before, after) if b.date in wanted
-    ]
+        data = await info.context.loaders.block_grid.load((block.hotel_id, block.id, *span))
+        return [HardblockSlotDiff.of(d) for d in amendment_diff(data, block.id, own, datetime.now(UTC))]
 
 
 @strawberry.type(description="One night of a hardblock: its size, what is booked from it, and what it released.")
@@ -315,7 +241,15 @@ class HardblockSlot:
     )
     hardblock_id: strawberry.Private[int]
     agency_id: strawberry.Private[int]
-    booking_rows: strawberry.Private[tuple[models.Booking, ...]] = ()
+    booking_rows: strawberry.Private[tuple[Any, ...]] = ()
+
+    @classmethod
+    def of(cls, view: BlockSlot) -> HardblockSlot:
+        slot = view.slot
+        return cls(date=slot.date, size=slot.size, booked=slot.booked, available=slot.available,
+                   released=slot.released, release_at=slot.release_at, rate=money(view.rate),
+                   proposed_size=view.proposed_size, hardblock_id=slot.hardblock_id, agency_id=view.agency_id,
+                   booking_rows=view.bookings)
 
     @strawberry.field
     async def hardblock(self, info: Info) -> Hardblock:
@@ -327,3 +261,166 @@ class HardblockSlot:
         # path): a block's bookings are its agency's, and a slot only reaches callers who may see
         # its block (Hardblock.grid, CalendarCell.hardblocks).
         return [Booking.from_row(row) for row in self.booking_rows]
+
+
+# --- writes --------------------------------------------------------------------------------------
+
+
+@strawberry.input
+class CreateHardblockInput:
+    agency_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Required for admins and operators; agents block for their own agency."
+    )
+    room_type_id: strawberry.ID
+    from_: date = strawberry.field(name="from")
+    to: date = strawberry.field(description="The day after the last night.")
+    rooms: int
+    release_days: int = strawberry.field(
+        default=0, description="Unsold rooms of a night return to the pool this many days before it."
+    )
+
+
+@strawberry.input(description="Give `rooms` rooms of every night of [from, to) back to the pool.")
+class ReturnHardblockRoomsInput:
+    hardblock_id: strawberry.ID
+    from_: date = strawberry.field(name="from")
+    to: date
+    rooms: int
+    reason: str | None = None
+
+
+CreateHardblockResult = Annotated[
+    Hardblock | SoldOut | InvalidInput | LockTimeout, strawberry.union("CreateHardblockResult")
+]
+AmendHardblockResult = Annotated[
+    Hardblock | SoldOut | BlockUnderflow | InvalidInput | NotFound | InvalidTransition | LockTimeout,
+    strawberry.union("AmendHardblockResult"),
+]
+ReleaseHardblockResult = Annotated[
+    Hardblock | InvalidTransition | NotFound | InvalidInput | LockTimeout, strawberry.union("ReleaseHardblockResult")
+]
+
+
+def _block_pk(id: strawberry.ID) -> int | None:
+    return target_pk(id, "Hardblock")
+
+
+def _bulk_ids(ids: list[strawberry.ID]) -> list[tuple[int | None, str]]:
+    return [(_block_pk(id), id) for id in ids]
+
+
+def _bulk_results(results: list[Any]) -> list[Any]:
+    return [as_user_error(r) if isinstance(r, Exception) else Hardblock.from_row(r) for r in results]
+
+
+@strawberry.type
+class HardblockMutation:
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="Reserve `rooms` rooms of a room type on every night of [from, to) for one agency. Needs "
+        "that many available in the pool on every night; decided under the room type's inventory lock.",
+    )
+    async def create_hardblock(self, info: Info, input: CreateHardblockInput) -> CreateHardblockResult:
+        request = hardblocks.NewHardblock(
+            room_type_id=decode_id(input.room_type_id, "RoomType", "roomTypeId"), start=input.from_, end=input.to,
+            rooms=input.rooms, release_days=input.release_days,
+            agency_id=decode_optional(input.agency_id, "Agency", "agencyId"),
+        )
+        return Hardblock.from_row(await hardblocks.create_hardblock(info.context.services, info.context.caller, request))
+
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="Set the block's size on some nights (extending it beyond its range, or 0 to remove nights), "
+        "recorded as BLOCK_AMENDMENT events grouped in one amendment. Never below what is booked from it "
+        "(BlockUnderflow); growth needs pool availability (SoldOut).",
+    )
+    async def amend_hardblock(self, info: Info, input: HardblockAmendmentInput) -> AmendHardblockResult:
+        block = await hardblocks.amend_hardblock(info.context.services, info.context.caller,
+                                                 _block_pk(input.hardblock_id), input.amendment(), input.hardblock_id)
+        return Hardblock.from_row(block)
+
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="Give `rooms` rooms of each night of [from, to) back to the pool (an amendment shrinking "
+        "those nights; never below what is booked).",
+    )
+    async def return_hardblock_rooms(self, info: Info, input: ReturnHardblockRoomsInput) -> AmendHardblockResult:
+        block = await hardblocks.return_hardblock_rooms(
+            info.context.services, info.context.caller, _block_pk(input.hardblock_id), input.from_, input.to,
+            input.rooms, input.reason, input.hardblock_id)
+        return Hardblock.from_row(block)
+
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="Void an amendment's events, if the block can go back: not below its bookings, and "
+        "only with pool availability for what it takes back. Otherwise a typed error naming the nights.",
+    )
+    async def revert_hardblock_amendment(self, info: Info, amendment_id: strawberry.ID) -> AmendHardblockResult:
+        pk = target_pk(amendment_id, "HardblockAmendment")
+        block = await hardblocks.revert_hardblock_amendment(info.context.services, info.context.caller, pk,
+                                                            amendment_id)
+        return Hardblock.from_row(block)
+
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="Release the whole block: its unsold rooms return to the pool; bookings already made "
+        "from it stay. One way: a RELEASED block is an InvalidTransition.",
+    )
+    async def release_hardblock(self, info: Info, id: strawberry.ID) -> ReleaseHardblockResult:
+        return Hardblock.from_row(await hardblocks.release_hardblock(info.context.services, info.context.caller,
+                                                                     _block_pk(id), id))
+
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="Release the unsold rooms of some nights to the pool (bookings stay). Nights already "
+        "released are left as they are; only a new amendment, which checks the pool, re-grows a night.",
+    )
+    async def release_hardblock_nights(self, info: Info, id: strawberry.ID, dates: list[date]) -> ReleaseHardblockResult:
+        block = await hardblocks.release_hardblock_nights(info.context.services, info.context.caller, _block_pk(id),
+                                                          dates, id)
+        return Hardblock.from_row(block)
+
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="Release several blocks: one result per id, in order, each block all or nothing.",
+    )
+    async def bulk_release_hardblocks(self, info: Info, ids: list[strawberry.ID]) -> list[ReleaseHardblockResult]:
+        return _bulk_results(await hardblocks.bulk_release_hardblocks(info.context.services, info.context.caller,
+                                                                      _bulk_ids(ids)))
+
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="Extend several blocks by `nights` nights after their last night, at the size of that "
+        "night: one result per id, in order, each block all or nothing (growth needs the pool).",
+    )
+    async def bulk_extend_hardblocks(self, info: Info, ids: list[strawberry.ID], nights: int) -> list[AmendHardblockResult]:
+        return _bulk_results(await hardblocks.bulk_extend_hardblocks(info.context.services, info.context.caller,
+                                                                     _bulk_ids(ids), nights))
+
+    @strawberry.mutation(
+        permission_classes=AUTHENTICATED,
+        description="The diff grid an amendment would produce (before, after, delta and conflict per night), "
+        "written nowhere.",
+    )
+    async def preview_hardblock_amendment(self, info: Info, input: HardblockAmendmentInput) -> HardblockAmendmentPreview:
+        try:
+            preview = await hardblocks.preview_hardblock_amendment(
+                info.context.services, info.context.caller, _block_pk(input.hardblock_id), input.amendment(),
+                input.hardblock_id)
+        except Failure as failure:
+            return HardblockAmendmentPreview(feasible=False, slots=[], error=as_user_error(failure))
+        return HardblockAmendmentPreview(feasible=preview.feasible,
+                                         slots=[HardblockSlotDiff.of(d) for d in preview.slots])
+
+
+@strawberry.type
+class HardblockQuery:
+    @strawberry.field(permission_classes=AUTHENTICATED, description="Newest first; agents see their own "
+                      "agency's blocks only.")
+    async def hardblocks(
+        self, info: Info, hotel_id: strawberry.ID | None = None, status: HardblockStatus | None = None,
+        first: int | None = None, after: str | None = None,
+    ) -> relay.Connection[Hardblock]:
+        hotel_pk = None if hotel_id is None else filter_pk(hotel_id, "Hotel")
+        page = await hardblocks.hardblocks(info.context.services, info.context.caller, hotel_pk, status, first, after)
+        return connection(page, Hardblock.from_row)

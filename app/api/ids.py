@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from strawberry import relay
 
-from app.api.errors import InvalidInputError
 from app.api.types import node_pk
+from app.services.errors import InvalidInput
 
 
 def to_global_id(type_name: str, pk: int) -> str:
@@ -20,7 +20,11 @@ def decode_id(value: str, type_name: str, field: str) -> int:
             raise ValueError
         return pk
     except (ValueError, relay.GlobalIDValueError):
-        raise InvalidInputError(field, f"{field} must be the id of a {type_name}, got {value!r}") from None
+        raise InvalidInput(field, f"{field} must be the id of a {type_name}, got {value!r}") from None
+
+
+def decode_optional(value: str | None, type_name: str, field: str) -> int | None:
+    return None if value is None else decode_id(value, type_name, field)
 
 
 def decode_any(value: str, field: str) -> tuple[str, int]:
@@ -31,7 +35,16 @@ def decode_any(value: str, field: str) -> tuple[str, int]:
             raise ValueError
         return global_id.type_name, pk
     except (ValueError, relay.GlobalIDValueError):
-        raise InvalidInputError(field, f"{field} is not a valid id: {value!r}") from None
+        raise InvalidInput(field, f"{field} is not a valid id: {value!r}") from None
+
+
+def target_pk(value: str, type_name: str) -> int | None:
+    """The entity a mutation acts on; None for an id that names no `type_name` (the use case
+    answers NotFound, as for a missing one, after checking the rest of the input)."""
+    try:
+        return decode_id(value, type_name, "id")
+    except InvalidInput:
+        return None
 
 
 def filter_pk(value: str, type_name: str) -> int:
@@ -39,5 +52,5 @@ def filter_pk(value: str, type_name: str) -> int:
     `type_name`: a list filtered by an unknown id is empty, not an error."""
     try:
         return decode_id(value, type_name, "id")
-    except InvalidInputError:
+    except InvalidInput:
         return 0

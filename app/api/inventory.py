@@ -2,37 +2,35 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from aiodataloader import DataLoader
-from sqlalchemy import select, text
 from strawberry import relay
 from strawberry.exceptions import StrawberryGraphQLError
 
 from app.api.bookings import Booking
-from app.api.catalog import check_nights, parse_money
-from app.api.errors import InvalidInput, InvalidInputError, InvalidTransitionError, InvalidTransition, NotFound, NotFoundError
+from app.api.catalog import RoomType, load_room_type
+from app.api.context import Context
+from app.api.errors import InvalidInput, InvalidTransition, NotFound
 from app.api.hardblocks import Hardblock, HardblockSlot
-from app.api.ids import decode_id
+from app.api.ids import decode_id, filter_pk, target_pk
 from app.api.permissions import STAFF, Info
-from app.api.types import Money, MoneyInput, RoomType, Series, load_room_type, node_pk
-from app.context import Context
-from app.publish import publish_inventory_change
-from db import audit, models
-from db.calendar import InventorySnapshot, load_inventory
-from db.engine import transaction
-from db.inventory import bump_version, lock_room_types
+from app.api.types import AllotmentEventKind, LoadedNode, Money, MoneyInput, Series, related, staff_only
+from app.services import inventory
+from app.services.errors import InvalidInput as InvalidInputFailure
+from app.services.reads import LoadedInventory, load_calendar
 from domain import CalendarRow as PoolRow
-from domain import EventKind, compute_hardblock_slots, nights
-from domain import InvalidInput as DomainInvalidInput
-from domain import Money as DomainMoney
-from domain import check_event
+
+if TYPE_CHECKING:
+    from db.models import AllotmentEvent as AllotmentEventRow
+    from db.models import Booking as BookingRow
+else:
+    AllotmentEventRow = BookingRow = Any
 
 log = logging.getLogger(__name__)
 
@@ -40,54 +38,6 @@ MAX_CALENDAR_NIGHTS = 2 * 366
 
 
 # --- the per-request inventory cache behind the cell loaders ------------------------------------
-
-
-@dataclass
-class LoadedInventory:
-    """One snapshot read for a calendar, indexed lazily for the cells' nested fields."""
-
-    snapshot: InventorySnapshot
-    rows: dict[int, PoolRow]
-    start: date
-    end: date
-    now: datetime
-    _bookings: dict[tuple[int, date], list[models.Booking]] | None = None
-    _slots: dict[tuple[int, date], list[HardblockSlot]] | None = None
-
-    def covers(self, room_type_id: int, night: date) -> bool:
-        return room_type_id in self.rows and self.start <= night < self.end
-
-    def bookings(self, key: tuple[int, date]) -> list[models.Booking]:
-        if self._bookings is None:
-            index: dict[tuple[int, date], list[models.Booking]] = defaultdict(list)
-            for row, line in zip(self.snapshot.bookings, self.snapshot.booking_lines, strict=True):
-                if line.counts(self.now):
-                    for night in nights(max(row.check_in, self.start), min(row.check_out, self.end)):
-                        index[(row.room_type_id, night)].append(row)
-            self._bookings = index
-        return self._bookings.get(key, [])
-
-    def slots(self, key: tuple[int, date]) -> list[HardblockSlot]:
-        if self._slots is None:
-            index: dict[tuple[int, date], list[HardblockSlot]] = defaultdict(list)
-            snapshot = self.snapshot
-            for block, terms in zip(snapshot.hardblocks, snapshot.hardblock_terms):
-                first, last = max(block.start_date, self.start), min(block.end_date, self.end)
-                if first >= last:
-                    continue
-                row = self.rows[block.room_type_id]
-                for slot in compute_hardblock_slots(terms, snapshot.events, snapshot.booking_lines, first, last, self.now):
-                    rate = row.rate[row.index(slot.date)]
-                    index[(block.room_type_id, slot.date)].append(HardblockSlot(
-                        date=slot.date, size=slot.size, booked=slot.booked, available=slot.available,
-                        released=slot.released, release_at=slot.release_at,
-                        rate=Money.of(rate.amount, rate.currency) if rate else None,
-                        hardblock_id=block.id, agency_id=block.agency_id,
-                        booking_rows=tuple(b for b in self.bookings((block.room_type_id, slot.date))
-                                           if b.hardblock_id == block.id),
-                    ))
-            self._slots = index
-        return self._slots.get(key, [])
 
 
 @dataclass
@@ -109,20 +59,9 @@ def inventory_cache(context: Context) -> InventoryCache:
 async def read_calendar(
     context: Context, hotel_id: int, start: date, end: date, room_type_ids: list[int] | None
 ) -> LoadedInventory:
-    """One consistent snapshot (REPEATABLE READ), so `version` matches the numbers exactly."""
     loaded = await load_calendar(context.sessions, hotel_id, start, end, room_type_ids)
     inventory_cache(context).loaded.append(loaded)
     return loaded
-
-
-async def load_calendar(
-    sessions: Any, hotel_id: int, start: date, end: date, room_type_ids: list[int] | None
-) -> LoadedInventory:
-    async with transaction(sessions) as session:
-        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-        snapshot = await load_inventory(session, hotel_id, start, end, room_type_ids)
-    now = models.utcnow()
-    return LoadedInventory(snapshot, snapshot.calendar(start, end, now), start, end, now)
 
 
 def cell_loaders(context: Context) -> tuple[DataLoader, DataLoader]:
@@ -150,11 +89,12 @@ def cell_loaders(context: Context) -> tuple[DataLoader, DataLoader]:
                 await read_calendar(context, hotel_id, start, end, ids)
         return [cache.find(key) for key in keys]  # type: ignore[misc]
 
-    async def batch_bookings(keys: list[tuple[int, date]]) -> list[list[models.Booking]]:
+    async def batch_bookings(keys: list[tuple[int, date]]) -> list[list[BookingRow]]:
         return [inv.bookings(key) if inv else [] for inv, key in zip(await ensure(keys), keys)]
 
     async def batch_slots(keys: list[tuple[int, date]]) -> list[list[HardblockSlot]]:
-        return [inv.slots(key) if inv else [] for inv, key in zip(await ensure(keys), keys)]
+        return [[HardblockSlot.of(view) for view in inv.slots(key)] if inv else []
+                for inv, key in zip(await ensure(keys), keys)]
 
     loaders = (DataLoader(batch_bookings), DataLoader(batch_slots))
     context._cell_loaders = loaders  # type: ignore[attr-defined]
@@ -248,26 +188,27 @@ class Calendar:
     version: int = strawberry.field(description="The hotel's inventory version these numbers are at.")
     rows: list[CalendarRow]
 
-
-async def hotel_calendar(
-    info: Info, hotel_id: int, start: date, end: date, room_type_ids: list[strawberry.ID] | None
-) -> Calendar:
-    if start >= end:
-        raise _bad_input(f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
-    if (end - start).days > MAX_CALENDAR_NIGHTS:
-        raise _bad_input(f"a calendar spans at most {MAX_CALENDAR_NIGHTS} nights")
-    try:
-        ids = None if room_type_ids is None else [decode_id(i, "RoomType", "roomTypeIds") for i in room_type_ids]
-    except InvalidInputError as error:
-        raise _bad_input(error.message) from None
-    loaded = await read_calendar(info.context, hotel_id, start, end, ids)
-    room_types = {rt.id: RoomType.from_row(rt) for rt in loaded.snapshot.room_types}
-    if ids is not None and set(ids) - set(room_types):
-        raise _bad_input("roomTypeIds must be room types of this hotel")
-    return Calendar(
-        version=loaded.snapshot.version,
-        rows=[CalendarRow(room_type=room_types[rt.id], _row=loaded.rows[rt.id]) for rt in loaded.snapshot.room_types],
-    )
+    @classmethod
+    async def read(cls, info: Info, hotel_id: int, start: date, end: date,
+                   room_type_ids: list[strawberry.ID] | None) -> Calendar:
+        """`Hotel.calendar`: one consistent snapshot of the hotel's pool over [start, end)."""
+        if start >= end:
+            raise _bad_input(f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
+        if (end - start).days > MAX_CALENDAR_NIGHTS:
+            raise _bad_input(f"a calendar spans at most {MAX_CALENDAR_NIGHTS} nights")
+        try:
+            ids = None if room_type_ids is None else [decode_id(i, "RoomType", "roomTypeIds") for i in room_type_ids]
+        except InvalidInputFailure as error:
+            raise _bad_input(error.message) from None
+        loaded = await read_calendar(info.context, hotel_id, start, end, ids)
+        room_types = {rt.id: RoomType.from_row(rt) for rt in loaded.snapshot.room_types}
+        if ids is not None and set(ids) - set(room_types):
+            raise _bad_input("roomTypeIds must be room types of this hotel")
+        return cls(
+            version=loaded.snapshot.version,
+            rows=[CalendarRow(room_type=room_types[rt.id], _row=loaded.rows[rt.id])
+                  for rt in loaded.snapshot.room_types],
+        )
 
 
 def _bad_input(message: str) -> StrawberryGraphQLError:
@@ -277,17 +218,8 @@ def _bad_input(message: str) -> StrawberryGraphQLError:
 # --- allotment events ----------------------------------------------------------------------------
 
 
-@strawberry.enum
-class AllotmentEventKind(enum.Enum):
-    INCREASE_ALLOTMENT = "INCREASE_ALLOTMENT"
-    REDUCE_ALLOTMENT = "REDUCE_ALLOTMENT"
-    BLOCK_CONTRACT = "BLOCK_CONTRACT"
-    BLOCK_AMENDMENT = "BLOCK_AMENDMENT"
-    RATE_CHANGE = "RATE_CHANGE"
-
-
 @strawberry.type
-class AllotmentEvent(relay.Node):
+class AllotmentEvent(LoadedNode, relay.Node):
     id: relay.NodeID[int]
     kind: AllotmentEventKind
     from_: date = strawberry.field(name="from")
@@ -300,10 +232,13 @@ class AllotmentEvent(relay.Node):
     voided: bool
     voided_at: datetime | None
     voided_by: str | None
-    row: strawberry.Private[models.AllotmentEvent]
+    row: strawberry.Private[AllotmentEventRow]
+
+    loader = "allotment_event"
+    visible = staff_only  # the supplier's log
 
     @staticmethod
-    def from_row(row: models.AllotmentEvent) -> AllotmentEvent:
+    def from_row(row: AllotmentEventRow) -> AllotmentEvent:
         return AllotmentEvent(
             id=row.id, kind=AllotmentEventKind(row.kind), from_=row.start_date, to=row.end_date,
             quantity=row.quantity,
@@ -318,20 +253,7 @@ class AllotmentEvent(relay.Node):
 
     @strawberry.field
     async def hardblock(self, info: Info) -> Hardblock | None:
-        if self.row.hardblock_id is None:
-            return None
-        return Hardblock.from_row(await info.context.loaders.hardblock.load(self.row.hardblock_id))
-
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: list[str], required: bool = False) -> list[Any]:
-        principal = info.context.principal
-        if principal is None or not principal.is_staff:  # the supplier's log: staff only
-            return [None for _ in node_ids]
-        pks = [pk for pk in map(node_pk, node_ids) if pk is not None]
-        async with info.context.sessions() as session:
-            rows = await session.execute(select(models.AllotmentEvent).where(models.AllotmentEvent.id.in_(pks)))
-            found = {str(row.id): cls.from_row(row) for row in rows.scalars()}
-        return [found.get(str(i)) for i in node_ids]
+        return await related(info, "Hardblock", self.row.hardblock_id)
 
 
 @strawberry.input
@@ -363,78 +285,18 @@ class InventoryMutation:
         "amendHardblock, which checks the pool and the block's bookings.",
     )
     async def record_allotment_event(self, info: Info, input: AllotmentEventInput) -> RecordAllotmentEventResult:
-        kind = EventKind(input.kind.value)
-        if kind is EventKind.BLOCK_AMENDMENT:
-            raise InvalidInputError("kind", "BLOCK_AMENDMENT events are recorded through amendHardblock, "
-                                            "which checks pool availability and the block's bookings")
-        room_type_id = decode_id(input.room_type_id, "RoomType", "roomTypeId")
-        if input.hardblock_id is not None:
-            raise InvalidInputError("hardblockId", f"hardblockId is not used by {kind.value}")
-        rate = None
-        if input.rate is not None:
-            amount, currency = parse_money(input.rate, "rate")
-            rate = DomainMoney(amount, currency)
-        check_nights(input.from_, input.to)
-        if problem := check_event(kind, input.from_, input.to, input.quantity, rate, None):
-            raise _api_input_error(problem)
-        context = info.context
-
-        async with transaction(context.sessions) as session:
-            room_type = await session.get(models.RoomType, room_type_id)
-            if room_type is None:
-                raise NotFoundError("no room type with that id", input.room_type_id)
-            await lock_room_types(session, [room_type_id], context.settings.lock_timeout_ms)
-            event = models.AllotmentEvent(
-                hotel_id=room_type.hotel_id, room_type_id=room_type_id, kind=kind.value,
-                start_date=input.from_, end_date=input.to, quantity=input.quantity,
-                rate_amount=rate.amount if rate else None, currency=rate.currency if rate else None,
-                created_by=context.actor.uid,
-            )
-            session.add(event)
-            await session.flush()
-            audit.record(session, context.actor, "allotment_event.recorded", "AllotmentEvent", event.id,
-                         after=_event_snapshot(event))
-            version = await bump_version(session, room_type.hotel_id)
-        await publish_inventory_change(context, room_type.hotel_id, version, [room_type_id], input.from_, input.to)
+        spec = inventory.EventSpec(
+            kind=input.kind, room_type_id=decode_id(input.room_type_id, "RoomType", "roomTypeId"),
+            start=input.from_, end=input.to, quantity=input.quantity,
+            rate=None if input.rate is None else inventory.parse_money(input.rate.amount, input.rate.currency, "rate"),
+            hardblock_id=None if input.hardblock_id is None else filter_pk(input.hardblock_id, "Hardblock"),
+        )
+        event = await inventory.record_allotment_event(info.context.services, info.context.caller, spec)
         return AllotmentEvent.from_row(event)
 
     @strawberry.mutation(permission_classes=STAFF, description="Void (revert) an event: it is then ignored, "
                          "exactly as if it had never been recorded.")
     async def void_allotment_event(self, info: Info, id: strawberry.ID) -> VoidAllotmentEventResult:
-        try:
-            pk = decode_id(id, "AllotmentEvent", "id")
-        except InvalidInputError:
-            raise NotFoundError("no allotment event with that id", id) from None
-        context = info.context
-        async with transaction(context.sessions) as session:
-            event = await session.get(models.AllotmentEvent, pk)
-            if event is None:
-                raise NotFoundError("no allotment event with that id", id)
-            if event.kind == EventKind.BLOCK_AMENDMENT.value:
-                # Voiding one event of an amendment would resize the block unchecked.
-                raise InvalidTransitionError("BLOCK_AMENDMENT events are reverted a whole amendment at a time "
-                                             "with revertHardblockAmendment, which checks the pool and the "
-                                             "block's bookings", status="BLOCK_AMENDMENT")
-            await lock_room_types(session, [event.room_type_id], context.settings.lock_timeout_ms)
-            await session.refresh(event, with_for_update=True)  # a concurrent void may have won
-            if event.voided_at is not None:
-                raise InvalidTransitionError(f"the event was already voided at {event.voided_at.isoformat()}",
-                                             status="VOIDED")
-            before = _event_snapshot(event)
-            event.voided_at, event.voided_by = models.utcnow(), context.actor.uid
-            await session.flush()
-            audit.record(session, context.actor, "allotment_event.voided", "AllotmentEvent", event.id,
-                         before=before, after=_event_snapshot(event))
-            version = await bump_version(session, event.hotel_id)
-        await publish_inventory_change(context, event.hotel_id, version, [event.room_type_id],
-                                       event.start_date, event.end_date)
+        event = await inventory.void_allotment_event(info.context.services, info.context.caller,
+                                                     target_pk(id, "AllotmentEvent"), id)
         return AllotmentEvent.from_row(event)
-
-
-def _event_snapshot(event: models.AllotmentEvent) -> dict[str, Any]:
-    return audit.snapshot(event, "kind", "room_type_id", "start_date", "end_date", "quantity", "rate_amount",
-                          "currency", "hardblock_id", "voided_at", "voided_by")
-
-
-def _api_input_error(problem: DomainInvalidInput) -> InvalidInputError:
-    return InvalidInputError(problem.field, f"{problem.field} {problem.message}")

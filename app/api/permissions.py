@@ -9,7 +9,7 @@ from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.permission import BasePermission
 
 from app.auth import Principal, Role
-from app.context import Context
+from app.api.context import Context
 
 Info = strawberry.Info[Context, None]
 

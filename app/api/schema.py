@@ -26,14 +26,14 @@ from strawberry.tools import merge_types
 from strawberry.types.graphql import OperationType
 
 from app.api.audit import AuditQuery
-from app.api.booking_mutations import BookingMutation, BookingQuery
-from app.api.catalog import CatalogMutation, CatalogQuery
-from app.api.hardblock_mutations import HardblockMutation, HardblockQuery
+from app.api.bookings import BookingMutation, BookingQuery
+from app.api.catalog import CatalogMutation, CatalogQuery, Viewer, viewer
 from app.api.errors import HANDLERS
+from app.api.hardblocks import HardblockMutation, HardblockQuery
 from app.api.inventory import InventoryMutation
-from app.api.permissions import AUTHENTICATED, Info, require_principal
+from app.api.permissions import AUTHENTICATED, Info
 from app.api.subscriptions import Subscription
-from app.api.types import SERIES_SCALAR, Role, Series, Viewer
+from app.api.types import SERIES_SCALAR, Series
 from app.settings import Settings
 
 
@@ -51,8 +51,7 @@ class CoreQuery:
 
     @strawberry.field(description="Who the caller is, as the token says.")
     def viewer(self, info: Info) -> Viewer:
-        principal = require_principal(info.context)
-        return Viewer(uid=principal.uid, role=Role(principal.role.value), agency_code=principal.agency_code)
+        return viewer(info)
 
 
 Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery))

@@ -29,17 +29,17 @@ from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.api.bookings import BookingGroup
-from app.api.errors import InvalidInputError
+from app.api.catalog import Hotel, RoomType
+from app.api.context import Context
 from app.api.hardblocks import Hardblock
 from app.api.ids import decode_id
-from app.api.inventory import MAX_CALENDAR_NIGHTS, CalendarCell, LoadedInventory, inventory_cache, load_calendar, row_cells
+from app.api.inventory import MAX_CALENDAR_NIGHTS, CalendarCell, inventory_cache, row_cells
 from app.api.permissions import AUTHENTICATED, Info
-from app.api.types import Hotel, RoomType
 from app.auth import Principal
 from app.broadcast import Event
-from app.context import Context
-from app.publish import BOOKING_GROUPS_CHANNEL, HARDBLOCKS_CHANNEL, inventory_channel
-from db.inventory import current_version
+from app.services.changes import BOOKING_GROUPS_CHANNEL, HARDBLOCKS_CHANNEL, inventory_channel
+from app.services.errors import InvalidInput
+from app.services.reads import LoadedInventory, inventory_version, load_calendar
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ async def _start_availability(info: Info, hotel_id: strawberry.ID, start: date, 
     try:
         pk = decode_id(hotel_id, "Hotel", "hotelId")
         ids = None if room_type_ids is None else [decode_id(i, "RoomType", "roomTypeIds") for i in room_type_ids]
-    except InvalidInputError as error:
+    except InvalidInput as error:
         raise _bad_input(error.message) from None
     loaders = info.context.loaders
     hotel = await loaders.hotel.load(pk)
@@ -327,7 +327,7 @@ def _optional_id(value: strawberry.ID | None, type_name: str, argument: str) -> 
         return None
     try:
         return decode_id(value, type_name, argument)
-    except InvalidInputError as error:
+    except InvalidInput as error:
         raise _bad_input(error.message) from None
 
 
@@ -356,8 +356,7 @@ class Subscription:
         loop = asyncio.get_running_loop()
         async with context.broadcast.subscribe(inventory_channel(watch.hotel_id)) as subscriber:
             # Listening first, then reading the version: no change can fall between the two.
-            async with context.sessions() as session:
-                heard = await current_version(session, watch.hotel_id)  # every version up to here is known
+            heard = await inventory_version(context.sessions, watch.hotel_id)  # every version up to here is known
             covered = -1 if since_version is None else since_version  # what the client already shows
             if since_version is not None and heard > since_version:
                 change = await _read_change(context, watch, hotel, ids, watch.start, watch.end, None)

@@ -1,22 +1,29 @@
-"""Node types shared by every area of the API, and their scoping rules."""
+"""What every area of the API shares: scalars, enums (generated from the domain's and auth's own),
+Money, and the one way a node is resolved from its id.
+
+Areas refer to each other's node types (a booking's hardblock, a hotel's calendar) through the
+schema by name (`related`, `schema_type`), as `node(id:)` itself does, so no area module imports
+another that imports it back.
+"""
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, NewType
+from typing import Any, NewType
 
 import strawberry
-from strawberry import relay
 
 from app.api.permissions import Info
-from app.auth import Principal
-from db import models
+from app.auth import Role as AuthRole
+from db.queries import MAX_PK, bounded_int
+from domain import BookingStatus as DomainBookingStatus
+from domain import EventKind, HardblockStatus as DomainHardblockStatus
 
-if TYPE_CHECKING:
-    from app.api.inventory import Calendar
+Role = strawberry.enum(AuthRole, name="Role")
+BookingStatus = strawberry.enum(DomainBookingStatus, name="BookingStatus")
+HardblockStatus = strawberry.enum(DomainHardblockStatus, name="HardblockStatus")
+AllotmentEventKind = strawberry.enum(EventKind, name="AllotmentEventKind")
 
 
 @strawberry.type(description="A decimal amount (as a string, never a float) in an ISO 4217 currency.")
@@ -35,24 +42,9 @@ class MoneyInput:
     currency: str
 
 
-@strawberry.enum
-class Role(enum.Enum):
-    ADMIN = "admin"
-    OPERATOR = "operator"
-    AGENT = "agent"
-
-
-# Primary keys are PostgreSQL integers: anything outside them names nothing (and must not reach
-# a query, where asyncpg would refuse to encode it).
-MAX_PK = 2**31 - 1
-
-
-def bounded_int(text: str, largest: int) -> int | None:
-    """`text` as a whole number from 1 to `largest` (ASCII digits only), or None."""
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(largest)):
-        return None
-    value = int(text)
-    return value if 0 < value <= largest else None
+def money(value: Any) -> Money | None:
+    """A domain Money (or None) as the API's."""
+    return Money.of(value.amount, value.currency) if value is not None else None
 
 
 def node_pk(node_id: object) -> int | None:
@@ -60,122 +52,50 @@ def node_pk(node_id: object) -> int | None:
     return bounded_int(str(node_id), MAX_PK)
 
 
-def _pks(node_ids: Iterable[str]) -> list[int | None]:
-    return [node_pk(i) for i in node_ids]
+Visible = Callable[[Info, Any], Awaitable[bool]]
 
 
-async def _resolve(info: Info, loader: Any, node_ids: Iterable[str], build: Any) -> list[Any]:
-    pks = _pks(node_ids)
-    rows = await loader.load_many([pk or 0 for pk in pks])
-    return [build(row, info.context.principal) if row is not None else None for row in rows]
+async def everyone(info: Info, row: Any) -> bool:
+    return True
 
 
-@strawberry.type
-class Agency(relay.Node):
-    id: relay.NodeID[int]
-    code: str
-    name: str
-
-    @staticmethod
-    def from_row(row: models.Agency) -> Agency:
-        return Agency(id=row.id, code=row.code, name=row.name)
-
-    @staticmethod
-    def visible(row: models.Agency, principal: Principal | None) -> Agency | None:
-        if principal is None or (not principal.is_staff and principal.agency_code != row.code):
-            return None
-        return Agency.from_row(row)
-
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
-        return await _resolve(info, info.context.loaders.agency, node_ids, cls.visible)
+async def staff_only(info: Info, row: Any) -> bool:
+    principal = info.context.principal
+    return principal is not None and principal.is_staff
 
 
-@strawberry.type
-class RoomType(relay.Node):
-    id: relay.NodeID[int]
-    code: str
-    name: str
-    hotel_id: strawberry.Private[int]
+async def agency_scoped(info: Info, row: Any) -> bool:
+    """Rows that belong to an agency: staff see all, agents their own agency's."""
+    return await info.context.may_see(row.agency_id)
 
-    @strawberry.field
-    async def hotel(self, info: Info) -> Hotel:
-        return await load_hotel(info, self.hotel_id)
 
-    @staticmethod
-    def from_row(row: models.RoomType, principal: Principal | None = None) -> RoomType:
-        return RoomType(id=row.id, code=row.code, name=row.name, hotel_id=row.hotel_id)
+class LoadedNode:
+    """Node types resolve their ids in one way: through their loader, filtered by who may see them.
+
+    A type sets `loader` (the name of its loader on the request's Loaders), `visible` (one of the
+    rules above) and a `from_row` that builds it."""
+
+    loader = ""
+    visible: Visible = everyone
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
-        return await _resolve(info, info.context.loaders.room_type, node_ids, cls.from_row)
+        rows = await getattr(info.context.loaders, cls.loader).load_many([node_pk(i) or 0 for i in node_ids])
+        visible = cls.visible
+        return [cls.from_row(row) if row is not None and await visible(info, row) else None  # type: ignore[attr-defined]
+                for row in rows]
 
 
-@strawberry.type
-class Hotel(relay.Node):
-    id: relay.NodeID[int]
-    code: str
-    name: str
-
-    @strawberry.field
-    async def room_types(self, info: Info) -> list[RoomType]:
-        rows = await info.context.loaders.room_types_by_hotel.load(self.id)
-        return [RoomType.from_row(row) for row in rows]
-
-    @strawberry.field(description="Pool availability per room type and night over [from, to).")
-    async def calendar(
-        self,
-        info: Info,
-        from_: Annotated[date, strawberry.argument(name="from")],
-        to: date,
-        room_type_ids: list[strawberry.ID] | None = None,
-    ) -> Annotated[Calendar, strawberry.lazy("app.api.inventory")]:
-        from app.api.inventory import hotel_calendar
-
-        return await hotel_calendar(info, self.id, from_, to, room_type_ids)
-
-    @staticmethod
-    def from_row(row: models.Hotel, principal: Principal | None = None) -> Hotel:
-        return Hotel(id=row.id, code=row.code, name=row.name)
-
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
-        return await _resolve(info, info.context.loaders.hotel, node_ids, cls.from_row)
+def schema_type(info: Info, name: str) -> Any:
+    """The class behind a type of the schema, by its GraphQL name."""
+    return info.schema.get_type_by_name(name).origin  # type: ignore[union-attr]
 
 
-@strawberry.type
-class Viewer:
-    uid: str
-    role: Role
-    agency_code: strawberry.Private[str | None]
-
-    @strawberry.field(description="The agency an agent acts for; null for admins and operators.")
-    async def agency(self, info: Info) -> Agency | None:
-        if self.agency_code is None:
-            return None
-        return await _agency_by_code(info, self.agency_code)
-
-
-async def _agency_by_code(info: Info, code: str) -> Agency | None:
-    from sqlalchemy import select
-
-    async with info.context.sessions() as session:
-        row = (await session.execute(select(models.Agency).where(models.Agency.code == code))).scalar_one_or_none()
-    return Agency.visible(row, info.context.principal) if row else None
-
-
-# The parents of bookings, blocks, contracts and events, through the request's loaders. Only
-# called from an entity the caller may already see, so the agency needs no further check.
-async def load_agency(info: Info, pk: int) -> Agency:
-    return Agency.from_row(await info.context.loaders.agency.load(pk))
-
-
-async def load_hotel(info: Info, pk: int) -> Hotel:
-    return Hotel.from_row(await info.context.loaders.hotel.load(pk))
-
-
-async def load_room_type(info: Info, pk: int) -> RoomType:
-    return RoomType.from_row(await info.context.loaders.room_type.load(pk))
+async def related(info: Info, type_name: str, pk: int | None) -> Any:
+    """The node of type `type_name` with primary key `pk`, as the caller may see it (or None)."""
+    if pk is None:
+        return None
+    return (await schema_type(info, type_name).resolve_nodes(info=info, node_ids=[str(pk)]))[0]
 
 
 def _identity(value: Any) -> Any:

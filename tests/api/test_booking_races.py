@@ -8,8 +8,6 @@ truncates the tables before each test).
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -18,19 +16,19 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select, update
 
 import db.inventory
-from app.api import booking_mutations
-from app.api.booking_mutations import sweep_expired_holds
+from app.services import bookings as booking_service
+from app.services.bookings import sweep_expired_holds
 from app.api.ids import decode_id
 from app.broadcast import Broadcast
-from app.context import Context
+from app.services.changes import OutboxRelay
+from app.services.context import Services
 from db import models
 from tests.api.test_bookings import CANCEL, CONFIRM, CREATE, booking_input, item, setup
 from tests.api.test_calendar import START, calendar, column
-from tests.support import token
+from tests.support import LiveServer, token
 
 RACERS = 200
 LEFT = 5
@@ -43,27 +41,8 @@ def server(settings) -> Iterator[tuple[str, Any]]:
     A generous lock timeout: 200 requests queue on one room type's lock, and this test is about
     correctness, not latency (bench/ measures that).
     """
-    from app.main import create_app
-
-    app = create_app(settings.model_copy(update={"lock_timeout_ms": 20_000, "db_pool_size": 10}))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", backlog=2048))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(1000):
-            if server.started or not thread.is_alive():
-                break
-            threading.Event().wait(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with LiveServer(settings, backlog=2048, lock_timeout_ms=20_000, db_pool_size=10) as live:
+        yield live.http_url, live.app
 
 
 @pytest.fixture
@@ -132,14 +111,14 @@ async def test_without_the_inventory_lock_the_same_race_overbooks(gql, http, ses
     the availability read widens the window between read and write that the lock closes, so the
     overbooking shows every time instead of by chance.
     """
-    read = booking_mutations.load_stay_inventory
+    read = booking_service.load_stay_inventory
 
     async def slow_read(*args: Any, **kwargs: Any) -> Any:
         snapshot = await read(*args, **kwargs)
         await asyncio.sleep(0.02)
         return snapshot
 
-    monkeypatch.setattr(booking_mutations, "load_stay_inventory", slow_read)
+    monkeypatch.setattr(booking_service, "load_stay_inventory", slow_read)
     with inventory_lock_disabled():
         outcomes, held, hotel = await race_for_the_last_rooms(gql, http, sessions)
     assert held > LEFT, outcomes
@@ -189,12 +168,12 @@ async def test_confirm_racing_expiry_has_exactly_one_winner(gql, http, sessions,
     # Another worker's sweeper: this loop's engine and broadcaster (the server's are bound to its loop).
     broadcast = Broadcast("memory://")
     await broadcast.connect()
-    context = Context(settings=settings, sessions=sessions, verifier=None, broadcast=broadcast)  # type: ignore[arg-type]
+    services = Services(settings, sessions, OutboxRelay(sessions, broadcast.publish))
     stop = asyncio.Event()
 
     async def sweeper() -> None:
         while not stop.is_set():
-            await sweep_expired_holds(context)
+            await sweep_expired_holds(services)
             await asyncio.sleep(0.005)
 
     async def confirmer(i: int, group_id: str) -> tuple[str, str]:

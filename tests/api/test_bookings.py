@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text, update
 
-from app.api.booking_mutations import sweep_expired_holds
+from app.services.bookings import sweep_expired_holds
 from app.api.ids import decode_id, to_global_id
-from app.context import Context
+from app.services.context import Services
 from db import models
 from db.inventory import room_type_lock_key
 from tests.api.test_calendar import START, calendar, column, d, insert_hardblock, record, setup_hotel
@@ -120,10 +120,8 @@ async def count(sessions, model, *where):
         return (await session.execute(select(func.count()).select_from(model).where(*where))).scalar_one()
 
 
-def runtime_context(gql) -> Context:
-    runtime = gql.http._transport.app.state.runtime
-    return Context(settings=runtime.settings, sessions=runtime.sessions, verifier=runtime.verifier,
-                   broadcast=runtime.broadcast)
+def runtime_context(gql) -> Services:
+    return gql.http._transport.app.state.runtime.services
 
 
 # --- createBooking -------------------------------------------------------------------------------
@@ -455,7 +453,7 @@ async def test_the_sweeper_records_lapsed_holds_once(gql, sessions):
 
 
 async def test_the_sweeper_task_runs_until_cancelled(gql, sessions):
-    from app.api.booking_mutations import run_expiry_sweeper
+    from app.services.jobs import run_expiry_sweeper
 
     hotel, ids, agencies = await setup(gql)
     group = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]))

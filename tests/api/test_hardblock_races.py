@@ -9,7 +9,8 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from app.api import booking_mutations, hardblock_mutations
+from app.services import bookings as booking_service
+from app.services import hardblocks as hardblock_service
 from tests.api.test_booking_races import http, inventory_lock_disabled, post, server  # noqa: F401  (fixtures)
 from tests.api.test_bookings import CREATE, booking_input, item, setup
 from tests.api.test_calendar import START, calendar, column, d
@@ -23,7 +24,7 @@ BOOKERS = 30
 def slow_reads(monkeypatch: Any) -> None:
     """A pause after every availability read: widens the read-to-write window the lock closes,
     so the unlocked races break the rules every time, not by chance."""
-    for module in (booking_mutations, hardblock_mutations):
+    for module in (booking_service, hardblock_service):
         for name in ("load_stay_inventory", "load_inventory"):
             read = getattr(module, name, None)
             if read is None:

@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from app.api.hardblock_mutations import record_releases
+from app.services.hardblocks import record_releases
 from app.api.ids import decode_id, to_global_id
-from app.context import Context
 from db import models
 from tests.api.test_bookings import audit_actions, book, item, setup
 from tests.api.test_calendar import START, calendar, column, d
@@ -432,11 +431,9 @@ async def test_nights_release_themselves_at_release_time_and_the_job_writes_it_d
     grid = data(await gql(GRID, {"id": block["id"]}))["node"]["grid"]
     # night n releases at midnight UTC of n - 2: yesterday's to the day after tomorrow's have
     assert [(s["available"], s["released"]) for s in grid] == [(0, 3)] * 4 + [(3, 0)]
-    runtime = app.state.runtime
-    context = Context(settings=runtime.settings, sessions=runtime.sessions, verifier=runtime.verifier,
-                      broadcast=runtime.broadcast)
-    assert await record_releases(context) == 4
-    assert await record_releases(context) == 0
+    services = app.state.runtime.services
+    assert await record_releases(services) == 4
+    assert await record_releases(services) == 0
     entry = (await audit_actions(gql, block["id"]))[0]  # newest first
     assert entry["action"] == "hardblock.nights_released" and entry["actorRole"] == "system"
     assert entry["after"]["cause"] == "AUTO"

@@ -16,7 +16,9 @@ from strawberry.extensions import DisableIntrospection, MaskErrors, ParserCache,
 
 import app.api.catalog
 import app.api.permissions
+import app.api.catalog
 import app.api.schema
+import app.services.catalog
 from app.api.schema import build_schema
 from app.auth import Principal, Role
 from app.settings import Settings
@@ -72,7 +74,7 @@ def resolver_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return original(context)
 
     monkeypatch.setattr(app.api.permissions, "require_principal", spy)
-    monkeypatch.setattr(app.api.schema, "require_principal", spy)
+    monkeypatch.setattr(app.api.catalog, "require_principal", spy)
     return calls
 
 
@@ -271,7 +273,7 @@ async def test_production_masks_unexpected_errors(production, signed_in_as, monk
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr(app.api.catalog, "select", broken)
+    monkeypatch.setattr(app.services.catalog, "select", broken)
     signed_in_as(Principal("ops-1", Role.ADMIN, None))
 
     # when it is called

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from app.api.ids import to_global_id
-from app.api.pagination import page_size
+from app.services.pages import page_size
 from tests.api.test_bookings import book, item, setup
 from tests.api.test_catalog import CREATE_AGENCY, UPSERT_CONTRACT, contract_input
 from tests.api.test_hardblocks import CREATE_BLOCK, block_input

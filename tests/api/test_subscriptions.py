@@ -10,27 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from app.api.ids import decode_id
-from app.publish import publish_hardblock_change
+from app.services.changes import HARDBLOCKS_CHANNEL
 from app.settings import Settings
 from tests.api.test_bookings import CANCEL, book, item
 from tests.api.test_calendar import END, START, d, insert_hardblock, record, setup_hotel
 from tests.api.test_catalog import CREATE_AGENCY
-from tests.support import GraphQL, data, token
+from tests.support import GraphQL, LiveServer, data, live_server, token
 from tests.test_broadcast import dedicated_postgres, eventually, redis_server, requires_redis  # noqa: F401 (fixtures)
 
 SUBPROTOCOL = "graphql-transport-ws"
@@ -50,56 +46,6 @@ subscription($id: ID) { bookingGroupChanged(groupId: $id) { reference status age
 HARDBLOCKS = """
 subscription($id: ID) { hardblockChanged(hardblockId: $id) { reference agency { code } } }
 """
-
-
-class LiveServer:
-    """The app under a real uvicorn on a free loopback port, in a thread with its own event loop."""
-
-    def __init__(self, settings: Settings) -> None:
-        from app.main import create_app
-
-        self.app = create_app(settings)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        port = self._sock.getsockname()[1]
-        self.http_url, self.ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql"
-        self._server = uvicorn.Server(uvicorn.Config(self.app, lifespan="on", log_level="warning"))
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        for _ in range(1000):
-            if self._server.started or not self._thread.is_alive():
-                break
-            threading.Event().wait(0.01)
-        assert self._server.started, "uvicorn did not start"
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._server.serve(sockets=[self._sock]))
-
-    @property
-    def broadcast(self) -> Any:
-        return self.app.state.runtime.broadcast
-
-    async def call(self, coroutine: Any) -> Any:
-        """Run a coroutine on the server's own loop (its broadcast lives there)."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
-
-    def close(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=15)
-        self._sock.close()
-        self.loop.close()
-
-
-@contextlib.contextmanager
-def live_server(settings: Settings, **overrides: Any) -> Iterator[LiveServer]:
-    server = LiveServer(settings.model_copy(update=overrides))
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -357,9 +303,10 @@ async def test_hardblock_changes_reach_who_may_see_them(server, gql_a, sessions)
     agent = await subscribe(server, HARDBLOCKS, role="agent", agency="SUNTRAVEL")
     admin = await subscribe(server, HARDBLOCKS, {"id": f"{to_global('Hardblock', foreign)}"})
 
-    context = SimpleNamespace(broadcast=server.broadcast)
-    await server.call(publish_hardblock_change(context, foreign, blue))
-    await server.call(publish_hardblock_change(context, own, sun))
+    # What a committed change of each block tells the hardblocks channel.
+    for block_id, agency_id in ((foreign, blue), (own, sun)):
+        message = json.dumps({"hardblockId": block_id, "agencyId": agency_id})
+        await server.call(server.broadcast.publish(HARDBLOCKS_CHANNEL, message))
 
     assert (await next_data(agent))["hardblockChanged"] == {"reference": "HB-SUN", "agency": {"code": "SUNTRAVEL"}}
     assert (await next_data(admin))["hardblockChanged"] == {"reference": "HB-BLUE", "agency": {"code": "BLUEWAVE"}}

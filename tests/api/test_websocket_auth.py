@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from app.settings import Settings
-from tests.support import token
+from tests.support import LiveServer, token
 
 SUBPROTOCOL = "graphql-transport-ws"
 INIT_TIMEOUT_S = 0.5
@@ -34,27 +31,8 @@ TOO_MANY_TOKENS = "{ viewer { " + "uid " * 1996 + "} }"
 @pytest.fixture(scope="module")
 def server_url(settings: Settings) -> Iterator[str]:
     """A real uvicorn (lifespan on) serving the app on a free loopback port, in its own thread."""
-    from app.main import create_app
-
-    app = create_app(settings.model_copy(update={"ws_connection_init_timeout_s": INIT_TIMEOUT_S}))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started or not thread.is_alive():
-                break
-            threading.Event().wait(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with LiveServer(settings, ws_connection_init_timeout_s=INIT_TIMEOUT_S) as live:
+        yield live.ws_url
 
 
 @pytest.fixture

@@ -6,21 +6,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from app.auth import AuthenticationError, FirebaseVerifier, Principal
-from app.settings import Settings
-from db.audit import Actor
+from app.api.loaders import Loaders
+from app.auth import AuthenticationError, FirebaseVerifier, Principal, bearer_token
+from app.services.context import Caller, Services
 
 if TYPE_CHECKING:
-    from app.api.loaders import Loaders
     from app.broadcast import Broadcast
+    from app.settings import Settings
 
 
 @dataclass
 class Context:
-    settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
+    services: Services
     verifier: FirebaseVerifier
     broadcast: Broadcast
     request: Any = None
@@ -33,12 +30,23 @@ class Context:
     _loaders: Loaders | None = None
 
     @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def sessions(self) -> Any:
+        return self.services.sessions
+
+    @property
+    def caller(self) -> Caller:
+        assert self.principal is not None, "permission classes run before any use case"
+        return Caller(self.principal, self.request_id)
+
+    @property
     def loaders(self) -> Loaders:
         # Built lazily inside the running loop: aiodataloader binds the loop in __init__.
         if self._loaders is None:
-            from app.api.loaders import Loaders
-
-            self._loaders = Loaders(self.sessions)
+            self._loaders = Loaders(self.services.sessions)
         return self._loaders
 
     def fresh_loaders(self) -> None:
@@ -59,19 +67,7 @@ class Context:
         own = await self.loaders.agency_id_by_code.load(principal.agency_code)
         return own == agency_id
 
-    @property
-    def actor(self) -> Actor:
-        assert self.principal is not None, "permission classes run before any write"
-        return Actor(
-            uid=self.principal.uid,
-            role=self.principal.role.value,
-            agency_code=self.principal.agency_code,
-            request_id=self.request_id,
-        )
-
     async def authenticate(self, authorization: str | None) -> None:
-        from app.auth import bearer_token
-
         try:
             token = bearer_token(authorization)
             self.principal = await self.verifier.verify(token) if token else None

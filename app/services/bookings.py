@@ -1,0 +1,454 @@
+"""Bookings: hold (createBooking), confirm, cancel, the lists, and the sweeper that records lapsed
+holds.
+
+Every write: validate -> one transaction -> room-type advisory locks (sorted) -> fresh read
+after the lock -> domain decision -> writes + audit + version bump + outbox -> commit -> publish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.services.changes import Change, write
+from app.services.context import Caller, Services
+from app.services.errors import (
+    BookingExpired,
+    IdempotencyConflict,
+    InvalidInput,
+    InvalidTransition,
+    LockTimeout,
+    NotFound,
+    Shortfall,
+    SoldOut,
+)
+from app.services.pages import Page, paginate
+from app.services.scope import acting_agency, own_agency_id, scoped
+from db import audit, models
+from db.bookings import (
+    HoldItem,
+    claim_idempotency_key,
+    expire_lapsed_holds,
+    group_footprint,
+    insert_hold,
+    lock_group,
+    mark_expired,
+    next_sale_order_number,
+    set_bookings_status,
+)
+from db.calendar import StayInventory, load_stay_inventory
+from db.engine import transaction
+from db.inventory import lock_room_types
+from db.queries import rows_by_id
+from domain import BookingExpired as DomainBookingExpired
+from domain import BookingStatus, CurrencyMismatch, HardblockSlot, Money, NoRate
+from domain import InvalidTransition as DomainInvalidTransition
+from domain import (
+    block_shortfalls,
+    cancel_status,
+    compute_hardblock_slots,
+    confirm_status,
+    money_sum,
+    nights,
+    pool_shortfalls,
+    release_at,
+    stay_price,
+    utc_today,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_ITEMS = 20
+MAX_STAY_NIGHTS = 30
+MAX_KEY_CHARS = 200
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class BookingItem:
+    room_type_id: int
+    check_in: date
+    check_out: date
+    rooms: int
+    hardblock_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewBooking:
+    idempotency_key: str
+    guest_name: str
+    items: list[BookingItem]
+    agency_id: int | None = None  # staff name the agency; agents book for their own
+
+
+# --- createBooking -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    room_type: models.RoomType
+    check_in: date
+    check_out: date
+    rooms: int
+    hardblock: models.Hardblock | None
+
+
+def _field(index: int, name: str) -> str:
+    return f"items[{index}].{name}"
+
+
+def check_reason(reason: str | None) -> str:
+    reason = (reason or "").strip()
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidInput("reason", f"reason must be at most {MAX_REASON_CHARS} characters")
+    return reason
+
+
+def _check(request: NewBooking, today: date) -> tuple[str, str]:
+    """Shape checks (no database): the idempotency key and the guest name, trimmed."""
+    key = request.idempotency_key.strip()
+    if not 1 <= len(key) <= MAX_KEY_CHARS:
+        raise InvalidInput("idempotencyKey", f"idempotencyKey must be 1 to {MAX_KEY_CHARS} characters")
+    guest_name = request.guest_name.strip()
+    if not 1 <= len(guest_name) <= 200:
+        raise InvalidInput("guestName", "guestName must be 1 to 200 characters")
+    if not 1 <= len(request.items) <= MAX_ITEMS:
+        raise InvalidInput("items", f"a booking has 1 to {MAX_ITEMS} items, got {len(request.items)}")
+    for i, item in enumerate(request.items):
+        if item.rooms <= 0:
+            raise InvalidInput(_field(i, "rooms"), f"{_field(i, 'rooms')} must be positive")
+        if item.check_in >= item.check_out:
+            raise InvalidInput(_field(i, "checkOut"), f"{_field(i, 'checkOut')} must be after checkIn "
+                               "(a stay is [checkIn, checkOut) over nights)")
+        if (item.check_out - item.check_in).days > MAX_STAY_NIGHTS:
+            raise InvalidInput(_field(i, "checkOut"), f"a stay lasts at most {MAX_STAY_NIGHTS} nights")
+        if item.check_in < today:
+            raise InvalidInput(_field(i, "checkIn"), f"{_field(i, 'checkIn')} {item.check_in} is in the past")
+    return key, guest_name
+
+
+async def _resolve_items(session: AsyncSession, request: NewBooking, agency: models.Agency) -> list[_Item]:
+    room_types = await rows_by_id(session, models.RoomType, [it.room_type_id for it in request.items])
+    blocks = await rows_by_id(session, models.Hardblock,
+                              [it.hardblock_id for it in request.items if it.hardblock_id is not None])
+    items: list[_Item] = []
+    for i, item in enumerate(request.items):
+        room_type = room_types.get(item.room_type_id)
+        if room_type is None:
+            raise InvalidInput(_field(i, "roomTypeId"), f"{_field(i, 'roomTypeId')}: no such room type")
+        if items and room_type.hotel_id != items[0].room_type.hotel_id:
+            raise InvalidInput(_field(i, "roomTypeId"), "all items of a booking must be in one hotel")
+        block = None
+        if item.hardblock_id is not None:
+            block = blocks.get(item.hardblock_id)
+            if block is None or block.agency_id != agency.id:  # another agency's block: as if missing
+                raise InvalidInput(_field(i, "hardblockId"),
+                                   f"{_field(i, 'hardblockId')}: no hardblock of agency {agency.code} with that id")
+            if block.room_type_id != room_type.id:
+                raise InvalidInput(_field(i, "hardblockId"), "the hardblock is for another room type")
+        items.append(_Item(room_type, item.check_in, item.check_out, item.rooms, block))
+    return items
+
+
+def _request_hash(agency: models.Agency, guest_name: str, items: list[_Item]) -> str:
+    canonical = {
+        "agency": agency.id,
+        "guestName": guest_name,
+        "items": [[it.room_type.id, it.check_in.isoformat(), it.check_out.isoformat(), it.rooms,
+                   it.hardblock.id if it.hardblock else None] for it in items],
+    }
+    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
+
+
+def _prices(rows: dict, items: list[_Item]) -> list[Money]:
+    prices = []
+    for i, item in enumerate(items):
+        try:
+            prices.append(stay_price(rows[item.room_type.id], item.check_in, item.check_out, item.rooms))
+        except NoRate as error:
+            raise InvalidInput(_field(i, "checkIn"), f"a stay outside the contract: no rate for "
+                               f"{item.room_type.code} on {error.night.isoformat()}") from None
+    try:
+        money_sum(prices, prices[0].currency)
+    except CurrencyMismatch as error:
+        raise InvalidInput("items", f"all items must be priced in one currency ({error})") from None
+    return prices
+
+
+def _block_slots(snapshot: StayInventory, blocks: dict[int, models.Hardblock], start: date, end: date,
+                 now: datetime) -> list[HardblockSlot]:
+    terms = {t.id: t for t in snapshot.hardblock_terms}
+    slots: list[HardblockSlot] = []
+    for block_id, block in blocks.items():
+        if block_id in terms:
+            slots += compute_hardblock_slots(terms[block_id], snapshot.events, snapshot.booking_lines, start, end, now)
+        else:  # its stored span (which covers every night it holds) misses the range: no rooms there
+            slots += [HardblockSlot(block_id, night, 0, 0, 0, 0, release_at(night, block.release_days))
+                      for night in nights(start, end)]
+    return slots
+
+
+def _shortfalls(snapshot: StayInventory, rows: dict, items: list[_Item], now: datetime) -> list[Shortfall]:
+    codes = {item.room_type.id: item.room_type.code for item in items}
+    found = [
+        Shortfall(s.room_type_id, codes[s.room_type_id], s.date, s.requested, s.available)
+        for s in pool_shortfalls(rows, [(it.room_type.id, it.check_in, it.check_out, it.rooms)
+                                        for it in items if it.hardblock is None])
+    ]
+    block_items = [(it, it.hardblock) for it in items if it.hardblock is not None]
+    if block_items:
+        blocks = {block.id: block for _, block in block_items}
+        start = min(it.check_in for it, _ in block_items)
+        end = max(it.check_out for it, _ in block_items)
+        slots = _block_slots(snapshot, blocks, start, end, now)
+        for s in block_shortfalls(slots, [(b.id, it.check_in, it.check_out, it.rooms) for it, b in block_items]):
+            room_type_id = blocks[s.hardblock_id].room_type_id
+            found.append(Shortfall(room_type_id, codes[room_type_id], s.date, s.requested, s.available,
+                                   s.hardblock_id))
+    return found
+
+
+def _group_snapshot(group: models.BookingGroup) -> dict[str, Any]:
+    return audit.snapshot(group, "reference", "status", "expires_at", "confirmed_at", "cancelled_at")
+
+
+def _money_snapshot(value: Money) -> dict[str, str]:
+    return {"amount": f"{value.amount:.2f}", "currency": value.currency}
+
+
+def _created_snapshot(group: models.BookingGroup, agency: models.Agency, items: list[_Item],
+                      prices: list[Money]) -> dict[str, Any]:
+    return {
+        **_group_snapshot(group), "agency": agency.code, "guest_name": group.guest_name,
+        "total": _money_snapshot(money_sum(prices, prices[0].currency)),
+        "items": [audit.snapshot({"room_type_id": it.room_type.id, "check_in": it.check_in,
+                                  "check_out": it.check_out, "rooms": it.rooms,
+                                  "hardblock_id": it.hardblock.id if it.hardblock else None,
+                                  "total": price.amount},
+                                 "room_type_id", "check_in", "check_out", "rooms", "hardblock_id", "total")
+                  for it, price in zip(items, prices)],
+    }
+
+
+async def create_booking(services: Services, caller: Caller, request: NewBooking) -> models.BookingGroup:
+    """Hold rooms for every item, all or none, until `expiresAt`; SoldOut names every night short.
+    Never sells a room twice: decided under the room types' inventory locks on a fresh read."""
+    settings = services.settings
+    key, guest_name = _check(request, utc_today(models.utcnow()))
+    async with write(services) as unit:
+        session = unit.session
+        agency = await acting_agency(session, caller, request.agency_id)
+        items = await _resolve_items(session, request, agency)
+        request_hash = _request_hash(agency, guest_name, items)
+
+        # First: a concurrent retry with this key waits here until the first one commits.
+        earlier = await claim_idempotency_key(session, agency.code, key, request_hash)
+        if earlier is not None:
+            if earlier.request_hash != request_hash or earlier.group_id is None:
+                raise IdempotencyConflict(key)
+            return await session.get(models.BookingGroup, earlier.group_id)  # type: ignore[return-value]
+
+        footprint = (items[0].room_type.hotel_id, sorted({it.room_type.id for it in items}),
+                     min(it.check_in for it in items), max(it.check_out for it in items))
+        hotel_id, room_type_ids, start, end = footprint
+        group = models.BookingGroup(
+            reference=f"BG-{secrets.token_hex(5).upper()}", agency_id=agency.id, status="HELD",
+            guest_name=guest_name, created_by=caller.actor.uid,
+        )
+
+        async def decide() -> tuple[list[Money], datetime]:
+            """Prices, or SoldOut, on a read of what is committed now."""
+            now = models.utcnow()
+            inventory = await load_stay_inventory(session, hotel_id, room_type_ids, start, end, now)
+            rows = inventory.calendar(start, end, now)
+            prices = _prices(rows, items)
+            if shortfalls := _shortfalls(inventory, rows, items, now):
+                raise SoldOut(shortfalls)
+            return prices, now
+
+        # Already sold out as of a committed read: answer without queueing on the lock. That
+        # SoldOut is true as of the read and writes nothing; only a request that may succeed
+        # takes the lock, and it decides again on a read taken after it.
+        await decide()
+        # The critical section, from the lock to the commit: three round trips (read, write,
+        # commit). Everything that does not depend on availability happened above.
+        await lock_room_types(session, room_type_ids, settings.lock_timeout_ms)
+        prices, now = await decide()
+
+        group.created_at, group.expires_at = now, now + timedelta(minutes=settings.booking_expiry_minutes)
+        version, change_id = await insert_hold(
+            session, group,
+            [HoldItem(it.room_type.id, it.hardblock.id if it.hardblock else None, it.check_in, it.check_out,
+                      it.rooms, price.amount, price.currency) for it, price in zip(items, prices)],
+            caller.actor, _created_snapshot(group, agency, items, prices), (agency.code, key), footprint,
+        )
+        unit.recorded(Change(hotel_id, version, tuple(room_type_ids), start, end, ((group.id, agency.id),)),
+                      change_id)
+    return group
+
+
+# --- confirm and cancel --------------------------------------------------------------------------
+
+
+async def _visible_group(session: AsyncSession, caller: Caller, pk: int | None, id: str | None):  # noqa: ANN202
+    """The group and its footprint, or NotFound when it is missing (`pk` None: the id names none)
+    or another agency's (agents)."""
+    group = await session.get(models.BookingGroup, pk) if pk is not None else None
+    own = await own_agency_id(session, caller)
+    footprint = await group_footprint(session, pk) if group is not None else None
+    if group is None or footprint is None or (own is not None and group.agency_id != own):
+        raise NotFound("no booking group with that id", id)
+    return group, footprint
+
+
+async def confirm_booking(services: Services, caller: Caller, group_id: int | None,
+                          id: str | None = None) -> models.SaleOrder:
+    """Turn a HELD, unexpired group CONFIRMED and create its sale order at the prices frozen when
+    the rooms were held. Idempotent: a CONFIRMED group returns its sale order. A lapsed hold is
+    recorded EXPIRED (committed) and answers BookingExpired. `id` is how the caller named the
+    group, for NotFound."""
+    expired: BookingExpired | None = None
+    async with write(services) as unit:
+        session = unit.session
+        _, (hotel_id, room_type_ids, start, end) = await _visible_group(session, caller, group_id, id)
+        await lock_room_types(session, room_type_ids, services.settings.lock_timeout_ms)
+        group = await lock_group(session, group_id)  # the state as of the lock: expiry may have won
+        now = models.utcnow()
+        try:
+            confirm_status(BookingStatus(group.status), group.expires_at, now)
+        except DomainBookingExpired as error:
+            if group.status == "HELD":  # lapsed, not yet swept: write down what time did
+                await mark_expired(session, [group], caller.actor)
+                unit.touch(hotel_id, room_type_ids, start, end, groups=[(group.id, group.agency_id)])
+            expired = BookingExpired(str(error), error.expires_at)
+        except DomainInvalidTransition as error:
+            raise InvalidTransition(str(error), status=error.state) from None
+        else:
+            if group.status == "CONFIRMED":
+                return (await session.execute(
+                    select(models.SaleOrder).where(models.SaleOrder.group_id == group_id)
+                )).scalar_one()
+            order = await _confirm(session, caller, group, now)
+            unit.touch(hotel_id, room_type_ids, start, end, groups=[(group.id, group.agency_id)])
+    if expired is not None:
+        raise expired  # after the commit: the expiry it found is recorded
+    return order
+
+
+async def _confirm(session: AsyncSession, caller: Caller, group: models.BookingGroup,
+                   now: datetime) -> models.SaleOrder:
+    before = _group_snapshot(group)
+    group.status, group.confirmed_at = "CONFIRMED", now
+    prices = [Money(amount, currency) for amount, currency in await set_bookings_status(session, [group.id], "CONFIRMED")]
+    total = money_sum(prices, prices[0].currency)
+    order = models.SaleOrder(
+        number=await next_sale_order_number(session, now), group_id=group.id, agency_id=group.agency_id,
+        status="CONFIRMED", total_amount=total.amount, currency=total.currency, confirmed_at=now,
+    )
+    session.add(order)
+    await session.flush()
+    audit.record(session, caller.actor, "booking_group.confirmed", "BookingGroup", group.id,
+                 before=before, after=_group_snapshot(group))
+    audit.record(session, caller.actor, "sale_order.created", "SaleOrder", order.id,
+                 after={"number": order.number, "group": group.reference, "status": "CONFIRMED",
+                        "total": _money_snapshot(total)})
+    await session.flush()
+    return order
+
+
+async def cancel_booking(services: Services, caller: Caller, group_id: int | None, reason: str | None = None,
+                         id: str | None = None) -> models.BookingGroup:
+    """Release a HELD or CONFIRMED group's rooms (its sale order is cancelled too). Idempotent: a
+    CANCELLED group is returned as is."""
+    reason = check_reason(reason)
+    async with write(services) as unit:
+        session = unit.session
+        _, (hotel_id, room_type_ids, start, end) = await _visible_group(session, caller, group_id, id)
+        await lock_room_types(session, room_type_ids, services.settings.lock_timeout_ms)
+        group = await lock_group(session, group_id)
+        now = models.utcnow()
+        try:
+            cancel_status(BookingStatus(group.status), group.expires_at, now)
+        except DomainInvalidTransition as error:
+            raise InvalidTransition(str(error), status=error.state) from None
+        if group.status != "CANCELLED":
+            before = _group_snapshot(group)
+            group.status, group.cancelled_at = "CANCELLED", now
+            await set_bookings_status(session, [group_id], "CANCELLED")
+            orders = (await session.execute(
+                update(models.SaleOrder)
+                .where(models.SaleOrder.group_id == group_id, models.SaleOrder.status == "CONFIRMED")
+                .values(status="CANCELLED", cancelled_at=now)
+                .returning(models.SaleOrder.id, models.SaleOrder.number)
+                .execution_options(synchronize_session=False)
+            )).all()
+            audit.record(session, caller.actor, "booking_group.cancelled", "BookingGroup", group_id,
+                         before=before, after={**_group_snapshot(group), "reason": reason})
+            for order_id, number in orders:
+                audit.record(session, caller.actor, "sale_order.cancelled", "SaleOrder", order_id,
+                             before={"number": number, "status": "CONFIRMED"},
+                             after={"number": number, "status": "CANCELLED", "reason": reason})
+            await session.flush()
+            unit.touch(hotel_id, room_type_ids, start, end, groups=[(group.id, group.agency_id)])
+    return group
+
+
+# --- lists ---------------------------------------------------------------------------------------
+
+
+def _status_filter(status: BookingStatus, now: datetime) -> Any:
+    """By the status as read (a lapsed hold is EXPIRED whether or not the sweeper ran)."""
+    g = models.BookingGroup
+    if status is BookingStatus.HELD:
+        return and_(g.status == "HELD", or_(g.expires_at.is_(None), g.expires_at > now))
+    if status is BookingStatus.EXPIRED:
+        return or_(g.status == "EXPIRED", and_(g.status == "HELD", g.expires_at <= now))
+    return g.status == status.value
+
+
+async def booking_groups(services: Services, caller: Caller, status: BookingStatus | None,
+                         first: int | None, after: str | None) -> Page[models.BookingGroup]:
+    """Newest first; agents see their own agency's groups only."""
+    async with services.sessions() as session:
+        statement = scoped(select(models.BookingGroup), await own_agency_id(session, caller),
+                           models.BookingGroup.agency_id)
+        if status is not None:
+            statement = statement.where(_status_filter(status, models.utcnow()))
+        return await paginate(session, statement, models.BookingGroup.id, first=first, after=after, descending=True)
+
+
+async def sale_orders(services: Services, caller: Caller, first: int | None,
+                      after: str | None) -> Page[models.SaleOrder]:
+    """Newest first; agents see their own agency's sale orders only."""
+    async with services.sessions() as session:
+        statement = scoped(select(models.SaleOrder), await own_agency_id(session, caller),
+                           models.SaleOrder.agency_id)
+        return await paginate(session, statement, models.SaleOrder.id, first=first, after=after, descending=True)
+
+
+# --- the expiry sweeper --------------------------------------------------------------------------
+
+
+async def sweep_expired_holds(services: Services, *, limit: int = 200) -> list[int]:
+    """Record up to `limit` lapsed holds as EXPIRED (audited, versions bumped, published).
+    Returns the expired groups' ids. Availability never waits for this: it only writes it down."""
+    try:
+        async with write(services) as unit:
+            expired = await expire_lapsed_holds(unit.session, models.utcnow(), services.settings.lock_timeout_ms,
+                                                limit=limit)
+            for group, rows in expired:
+                for row in rows:
+                    unit.touch(row.hotel_id, [row.room_type_id], row.check_in, row.check_out,
+                               groups=[(group.id, group.agency_id)])
+    except LockTimeout:
+        log.info("expiry sweep skipped: inventory locks busy")
+        return []
+    return sorted(group.id for group, _ in expired)

@@ -1,0 +1,131 @@
+"""The catalogue: agencies, hotels and their room types (admin writes, everyone's reads)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from app.services.changes import write
+from app.services.context import Caller, Services
+from app.services.errors import InvalidInput
+from db import audit, models
+
+CODE = re.compile(r"^[A-Z0-9_-]{2,32}$")
+ROOM_TYPE_CODE = re.compile(r"^[A-Z0-9_-]{1,32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class RoomTypeSpec:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class HotelSpec:
+    code: str
+    name: str
+    room_types: list[RoomTypeSpec] = field(default_factory=list)  # upserted by code; others are kept
+
+
+def code(value: str, field: str, *, shortest: int = 2) -> str:
+    """Codes are case-insensitive identifiers, stored upper-case."""
+    text = value.strip().upper()
+    pattern = CODE if shortest == 2 else ROOM_TYPE_CODE
+    if not pattern.match(text):
+        raise InvalidInput(field, f"{field} must be {shortest} to 32 characters of A-Z, 0-9, '_' or '-', got {value!r}")
+    return text
+
+
+def name(value: str, field: str = "name") -> str:
+    text = value.strip()
+    if not text or len(text) > 200:
+        raise InvalidInput(field, f"{field} must be 1 to 200 characters")
+    return text
+
+
+async def create_agency(services: Services, caller: Caller, agency_code: str, agency_name: str) -> models.Agency:
+    """Create an agency; a retry with the same code and name returns it unchanged."""
+    agency_code, agency_name = code(agency_code, "code"), name(agency_name)
+    async with write(services) as unit:
+        session = unit.session
+        existing = (await session.execute(
+            select(models.Agency).where(models.Agency.code == agency_code))).scalar_one_or_none()
+        if existing is not None:
+            if existing.name != agency_name:
+                raise InvalidInput("code", f"agency {agency_code} already exists (as {existing.name!r})")
+            return existing  # a retry: nothing to do
+        agency = models.Agency(code=agency_code, name=agency_name)
+        session.add(agency)
+        await session.flush()
+        audit.record(session, caller.actor, "agency.created", "Agency", agency.id,
+                     after=audit.snapshot(agency, "code", "name"))
+    return agency
+
+
+def _hotel_snapshot(hotel: models.Hotel, room_types: Iterable[models.RoomType]) -> dict:
+    return {
+        "code": hotel.code,
+        "name": hotel.name,
+        "roomTypes": sorted(({"code": rt.code, "name": rt.name} for rt in room_types), key=lambda rt: rt["code"]),
+    }
+
+
+async def upsert_hotel(services: Services, caller: Caller, spec: HotelSpec) -> models.Hotel:
+    """Create or rename a hotel by code, and upsert its room types by code."""
+    hotel_code, hotel_name = code(spec.code, "code"), name(spec.name)
+    wanted: dict[str, str] = {}
+    for index, room_type in enumerate(spec.room_types):
+        rt_code = code(room_type.code, f"roomTypes[{index}].code", shortest=1)
+        if rt_code in wanted:
+            raise InvalidInput(f"roomTypes[{index}].code", f"room type {rt_code} is listed twice")
+        wanted[rt_code] = name(room_type.name, f"roomTypes[{index}].name")
+
+    async with write(services) as unit:
+        session = unit.session
+        hotel = (await session.execute(select(models.Hotel).where(models.Hotel.code == hotel_code))).scalar_one_or_none()
+        current: dict[str, models.RoomType] = {}
+        if hotel is None:
+            hotel = models.Hotel(code=hotel_code, name=hotel_name)
+            session.add(hotel)
+            await session.flush()
+            before = None
+        else:
+            rows = await session.execute(select(models.RoomType).where(models.RoomType.hotel_id == hotel.id))
+            current = {row.code: row for row in rows.scalars()}
+            before = _hotel_snapshot(hotel, current.values())
+            hotel.name = hotel_name
+        for rt_code, rt_name in wanted.items():
+            if rt_code in current:
+                current[rt_code].name = rt_name
+            else:
+                current[rt_code] = models.RoomType(hotel_id=hotel.id, code=rt_code, name=rt_name)
+                session.add(current[rt_code])
+        await session.flush()
+        after = _hotel_snapshot(hotel, current.values())
+        if after != before:
+            action = "hotel.created" if before is None else "hotel.updated"
+            audit.record(session, caller.actor, action, "Hotel", hotel.id, before=before, after=after)
+    return hotel
+
+
+async def agencies(services: Services, caller: Caller) -> list[models.Agency]:
+    """Agents see their own agency only."""
+    statement = select(models.Agency).order_by(models.Agency.code)
+    if not caller.is_staff:
+        statement = statement.where(models.Agency.code == caller.principal.agency_code)
+    async with services.sessions() as session:
+        return list((await session.execute(statement)).scalars())
+
+
+async def hotels(services: Services) -> list[models.Hotel]:
+    async with services.sessions() as session:
+        return list((await session.execute(select(models.Hotel).order_by(models.Hotel.code))).scalars())
+
+
+async def agency_by_code(services: Services, agency_code: str) -> models.Agency | None:
+    async with services.sessions() as session:
+        return (await session.execute(
+            select(models.Agency).where(models.Agency.code == agency_code))).scalar_one_or_none()

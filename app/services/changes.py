@@ -1,0 +1,203 @@
+"""One path for "what changed": every write returns `Change`s, recorded in an outbox row in the
+write's own transaction and published after it commits.
+
+Subscribers hear small messages of ids and ranges, never payloads, on these channels:
+`inventory.<hotelId>` (cells changed: room types and a night range, with the hotel's new
+inventory version), `booking_groups` and `hardblocks` (which entity changed and whose it is;
+subscribers filter on that and re-read the entity with their own permissions).
+
+Delivery is at least once. The writer publishes right after its commit and marks the row sent
+(in batches, off the request path). A row still unsent after `grace_s` (its writer crashed
+between commit and publish, or lost its connection) is claimed by any worker's relay with
+`FOR UPDATE SKIP LOCKED` and published then. Subscribers already tolerate a repeated version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import outbox
+from db.engine import transaction
+
+if TYPE_CHECKING:
+    from app.services.context import Services
+
+log = logging.getLogger(__name__)
+
+BOOKING_GROUPS_CHANNEL = "booking_groups"
+HARDBLOCKS_CHANNEL = "hardblocks"
+
+Publish = Callable[[str, str], Awaitable[None]]
+
+
+def inventory_channel(hotel_id: int) -> str:
+    return f"inventory.{hotel_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A committed change of one hotel's inventory: its new version, the cells it touched, and the
+    booking groups and hardblocks it touched, each as (id, agency id)."""
+
+    hotel_id: int
+    version: int
+    room_type_ids: tuple[int, ...]
+    start: date
+    end: date
+    groups: tuple[tuple[int, int], ...] = ()
+    blocks: tuple[tuple[int, int], ...] = ()
+
+    def messages(self) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (inventory_channel(self.hotel_id), {
+                "hotelId": self.hotel_id, "version": self.version, "roomTypeIds": list(self.room_type_ids),
+                "from": self.start.isoformat(), "to": self.end.isoformat(),
+            }),
+            *((BOOKING_GROUPS_CHANNEL, {"groupId": g, "agencyId": a}) for g, a in self.groups),
+            *((HARDBLOCKS_CHANNEL, {"hardblockId": b, "agencyId": a}) for b, a in self.blocks),
+        ]
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Change:
+        return cls(
+            hotel_id=int(payload["hotelId"]), version=int(payload["version"]),
+            room_type_ids=tuple(payload["roomTypeIds"]), start=date.fromisoformat(payload["from"]),
+            end=date.fromisoformat(payload["to"]),
+            groups=tuple(tuple(pair) for pair in payload.get("groups", ())),  # type: ignore[misc]
+            blocks=tuple(tuple(pair) for pair in payload.get("blocks", ())),  # type: ignore[misc]
+        )
+
+
+@dataclass
+class _Touched:
+    room_type_ids: set[int] = field(default_factory=set)
+    start: date = date.max
+    end: date = date.min
+    groups: dict[int, int] = field(default_factory=dict)
+    blocks: dict[int, int] = field(default_factory=dict)
+
+
+class Write:
+    """The unit of work of one write transaction: what it touched, recorded just before commit."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.changes: list[Change] = []
+        self.outbox_ids: list[int] = []
+        self._touched: dict[int, _Touched] = {}
+
+    def touch(self, hotel_id: int, room_type_ids: Iterable[int], start: date, end: date, *,
+              groups: Iterable[tuple[int, int]] = (), blocks: Iterable[tuple[int, int]] = ()) -> None:
+        """Note cells (and groups, blocks) this write changed. Each hotel gets one version bump and
+        one Change per transaction, however many times it is touched."""
+        touched = self._touched.setdefault(hotel_id, _Touched())
+        touched.room_type_ids.update(room_type_ids)
+        touched.start, touched.end = min(touched.start, start), max(touched.end, end)
+        touched.groups.update(groups)
+        touched.blocks.update(blocks)
+
+    def recorded(self, change: Change, outbox_id: int) -> None:
+        """A change the write recorded itself (its version bump and outbox row are part of one of
+        its own statements: the booking hold)."""
+        self.changes.append(change)
+        self.outbox_ids.append(outbox_id)
+
+    async def _record(self) -> None:
+        # Last, just before commit: the version row's lock serialises the commits of one hotel.
+        for hotel_id in sorted(self._touched):
+            t = self._touched[hotel_id]
+            groups, blocks = sorted(t.groups.items()), sorted(t.blocks.items())
+            version, outbox_id = await outbox.record_change(
+                self.session, hotel_id, t.room_type_ids, t.start, t.end, groups, blocks)
+            self.recorded(Change(hotel_id, version, tuple(sorted(t.room_type_ids)), t.start, t.end,
+                                 tuple(groups), tuple(blocks)), outbox_id)
+        self._touched.clear()
+
+
+@asynccontextmanager
+async def write(services: Services) -> AsyncIterator[Write]:
+    """One write transaction: yields the unit of work; on success records its changes (version
+    bumps and outbox rows), commits, then publishes them. Any exception rolls everything back."""
+    async with transaction(services.sessions) as session:
+        unit = Write(session)
+        yield unit
+        await unit._record()
+    await services.relay.deliver(unit.changes, unit.outbox_ids)
+
+
+class OutboxRelay:
+    """Publishes committed changes: at once for the writer, and later for rows nobody sent."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], publish: Publish, *,
+                 grace_s: float = 5.0, interval_s: float = 1.0, keep_s: float = 3600.0, batch: int = 500) -> None:
+        self._sessions, self._publish = sessions, publish
+        self.grace_s, self.interval_s, self.keep_s, self.batch = grace_s, interval_s, keep_s, batch
+        self._sent: list[int] = []
+
+    async def deliver(self, changes: Iterable[Change], outbox_ids: Iterable[int]) -> None:
+        """Publish changes that just committed; their rows are marked sent by the next `flush`."""
+        for change, outbox_id in zip(changes, outbox_ids, strict=True):
+            if await self._send(change):
+                self._sent.append(outbox_id)
+
+    async def _send(self, change: Change) -> bool:
+        try:
+            for channel, message in change.messages():
+                await self._publish(channel, json.dumps(message, separators=(",", ":")))
+        except Exception:  # the change is committed and its row unsent: the relay retries it
+            log.exception("could not publish inventory version %s of hotel %s", change.version, change.hotel_id)
+            return False
+        return True
+
+    async def flush(self) -> int:
+        """Mark what was published as sent (one statement for all of it)."""
+        sent, self._sent = self._sent, []
+        if sent:
+            try:
+                async with transaction(self._sessions) as session:
+                    await outbox.mark_sent(session, sent)
+            except Exception:
+                self._sent[:0] = sent  # not lost: marked next time (or published once more)
+                raise
+        return len(sent)
+
+    async def sweep(self) -> int:
+        """Publish the rows left unsent for longer than `grace_s`; returns how many."""
+        async with transaction(self._sessions) as session:
+            rows = await outbox.claim_stale(session, self.grace_s, self.batch)
+            sent = []
+            for outbox_id, topic, payload in rows:
+                if topic != outbox.CHANGE_TOPIC:
+                    continue
+                change = Change.from_payload(json.loads(payload) if isinstance(payload, str) else payload)
+                if await self._send(change):
+                    sent.append(outbox_id)
+            await outbox.mark_sent(session, sent)
+            await outbox.forget_sent(session, self.keep_s)
+        return len(sent)
+
+    async def run(self) -> None:
+        """Forever: flush marks and sweep stale rows every `interval_s`. Cancel to stop (it flushes
+        once more on the way out)."""
+        try:
+            while True:
+                await asyncio.sleep(self.interval_s)
+                try:
+                    await self.flush()
+                    while await self.sweep() >= self.batch:
+                        pass
+                except Exception:
+                    log.exception("outbox relay failed; retrying in %s s", self.interval_s)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.flush()

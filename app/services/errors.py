@@ -1,0 +1,106 @@
+"""The business failures of the use cases: exceptions that carry data, never Strawberry types.
+
+Raised inside a write's transaction, they roll it back, so a failure changes nothing. The API
+turns each into its typed union member (app.api.errors); other callers read the same fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from db.inventory import LockTimeout  # a failure like these: retryable, and it changed nothing
+
+__all__ = [
+    "BlockUnderflow", "BookingExpired", "Failure", "IdempotencyConflict", "InvalidInput", "InvalidTransition",
+    "LockTimeout", "NotFound", "Shortfall", "SlotDiff", "SoldOut",
+]
+
+
+class Failure(Exception):
+    """An expected business failure; `message` is meant for the person who asked."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(Failure):
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFound(Failure):
+    """Nothing with that id exists, or the caller may not see it (the same answer, on purpose)."""
+
+    def __init__(self, message: str, id: str | None = None) -> None:
+        super().__init__(message)
+        self.id = id
+
+
+class InvalidTransition(Failure):
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class IdempotencyConflict(Failure):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.key = key
+
+
+class BookingExpired(Failure):
+    def __init__(self, message: str, expires_at: datetime | None) -> None:
+        super().__init__(message)
+        self.expires_at = expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """One night on which a request wanted more rooms than are available."""
+
+    room_type_id: int
+    room_type_code: str
+    date: date
+    requested: int
+    available: int
+    hardblock_id: int | None = None  # None: the pool
+
+
+class SoldOut(Failure):
+    def __init__(self, shortfalls: Sequence[Shortfall]) -> None:
+        super().__init__(f"not enough rooms: {_listed(shortfalls, _shortfall)}")
+        self.shortfalls = list(shortfalls)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotDiff:
+    """One night of an amendment's diff grid: the block's size before and after."""
+
+    date: date
+    before: int
+    after: int
+    delta: int
+    conflict: str | None = None  # BLOCK_UNDERFLOW, SOLD_OUT or RELEASED; None when it can be made
+    booked: int = 0
+    pool_needed: int = 0
+    pool_available: int | None = None
+
+
+class BlockUnderflow(Failure):
+    def __init__(self, slots: Sequence[SlotDiff]) -> None:
+        super().__init__("the block cannot hold fewer rooms than are booked from it: "
+                         + _listed(slots, lambda s: f"{s.date.isoformat()} ({s.booked} booked > {s.after})"))
+        self.slots = list(slots)
+
+
+def _shortfall(s: Shortfall) -> str:
+    return f"{s.room_type_code} {s.date.isoformat()} ({s.requested} > {s.available})"
+
+
+def _listed(items: Sequence, describe) -> str:  # noqa: ANN001
+    more = f" and {len(items) - 5} more" if len(items) > 5 else ""
+    return ", ".join(map(describe, items[:5])) + more
