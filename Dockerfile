@@ -31,6 +31,7 @@ RUN pip install --no-deps -e .
 USER staysync
 # DATA_DIR matters only when DATABASE_URL is unset (embedded PostgreSQL): a folder the user can write.
 ENV HOST=0.0.0.0 \
+    APP_ENV=production \
     PORT=3001 \
     DATA_DIR=/home/staysync/data
 

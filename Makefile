@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Local runs accept Firebase emulator tokens (`staysync token`) unless in production.
+# The code defaults to APP_ENV=production (fail closed); local runs say development, and accept
+# Firebase emulator tokens (`staysync token`).
+export APP_ENV ?= development
 ifneq ($(APP_ENV),production)
 export FIREBASE_AUTH_EMULATOR_HOST ?= 127.0.0.1:9099
 endif

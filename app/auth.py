@@ -148,7 +148,11 @@ class FirebaseVerifier:
             ) from None
         except (firebase_exceptions.FirebaseError, ValueError) as error:
             raise AuthenticationError(f"ID token is invalid: {_reason(error)}") from None
-        return principal_from_claims(claims)
+        principal = principal_from_claims(claims)
+        # Emulator mode accepts expired tokens; a token past its `exp` is refused in every mode.
+        if principal.expires_at is not None and principal.expires_at + CLOCK_SKEW_S < time.time():
+            raise AuthenticationError("ID token has expired")
+        return principal
 
     def close(self) -> None:
         if self._app is None:

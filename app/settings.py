@@ -19,7 +19,9 @@ GOOGLE_ID_TOKEN_CERT_URL = (
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
-    app_env: Literal["development", "test", "production"] = "development"
+    # Fail closed: a deployment that says nothing is production. `make run`, `make test` and the
+    # compose file say `development` (tests `test`) explicitly.
+    app_env: Literal["development", "test", "production"] = "production"
     host: str = "127.0.0.1"
     port: int = 3001
     web_concurrency: int = Field(default=1, ge=1)
@@ -36,6 +38,8 @@ class Settings(BaseSettings):
     broadcast_queue_size: int = Field(default=256, ge=1)
     booking_expiry_minutes: float = Field(default=15, gt=0)
     lock_timeout_ms: int = Field(default=2000, ge=1)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=1)
+    db_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=1)
     # Test/benchmark only: writes skip the inventory advisory locks, so they can overbook (the
     # comparator that proves the race tests can fail). Refused in production.
     unsafe_disable_inventory_locks: bool = False
@@ -68,6 +72,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "APP_ENV=production refuses FIREBASE_AUTH_EMULATOR_HOST: emulator mode accepts "
                 "unsigned and expired tokens. Unset it to run in production."
+            )
+        if self.web_concurrency > 1 and self.broadcast_url.startswith("memory://"):
+            raise ValueError(
+                "BROADCAST_URL=memory:// reaches one process only: with WEB_CONCURRENCY > 1 a subscriber "
+                "would miss every change made by another worker. Use redis://… or postgresql://…"
             )
         if self.production and self.unsafe_disable_inventory_locks:
             raise ValueError(

@@ -21,13 +21,30 @@ def plain_url(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+# No statement runs, and no transaction sits idle, for longer than these on any connection: a
+# runaway query or a stuck client cannot pin a connection (and the locks it holds) for ever.
+STATEMENT_TIMEOUT_MS = 15_000
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+    idle_in_transaction_timeout_ms: int = IDLE_IN_TRANSACTION_TIMEOUT_MS,
+) -> AsyncEngine:
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         echo=echo,
+        connect_args={
+            "server_settings": {
+                "statement_timeout": str(statement_timeout_ms),
+                "idle_in_transaction_session_timeout": str(idle_in_transaction_timeout_ms),
+            },
+            # asyncpg's own bound, a little past the server's: a connection that stops answering.
+            "command_timeout": statement_timeout_ms / 1000 + 5,
+        },
     )
 
 

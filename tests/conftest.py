@@ -70,9 +70,12 @@ def sessions(engine: Any) -> Any:
 
 @pytest.fixture
 async def db(engine: Any) -> AsyncIterator[None]:
-    """Empty tables for this test (TRUNCATE bypasses the audit log's row triggers)."""
+    """Empty tables for this test. The audit log refuses TRUNCATE; the test database's owner lifts
+    that guard for this one statement, in this one transaction."""
     async with engine.begin() as connection:
+        await connection.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_truncate")
         await connection.exec_driver_sql(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        await connection.exec_driver_sql("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_truncate")
     yield
 
 

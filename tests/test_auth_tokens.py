@@ -219,14 +219,6 @@ async def test_emulator_rejects(
 
 
 @pytest.mark.asyncio
-async def test_emulator_mode_accepts_expired_tokens(emulator_verifier: FirebaseVerifier) -> None:
-    # Why production refuses FIREBASE_AUTH_EMULATOR_HOST.
-    token = make_emulator_token(role="admin", project_id=PROJECT, now=time.time() - 7200)
-
-    assert (await emulator_verifier.verify(token)).role is Role.ADMIN
-
-
-@pytest.mark.asyncio
 async def test_emulator_switch_set_after_startup_fails_closed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -239,6 +231,26 @@ async def test_emulator_switch_set_after_startup_fails_closed(
             await verifier.verify(make_emulator_token(role="admin", project_id=PROJECT))
     finally:
         verifier.close()
+
+
+@pytest.mark.asyncio
+async def test_an_expired_emulator_token_is_refused(emulator_verifier: FirebaseVerifier) -> None:
+    # firebase-admin's emulator mode would accept it: the verifier checks `exp` itself
+    token = make_emulator_token(role="admin", project_id=PROJECT, now=time.time() - 7200)
+    with pytest.raises(AuthenticationError) as caught:
+        await emulator_verifier.verify(token)
+    assert caught.value.message == "ID token has expired"
+
+
+def test_the_code_defaults_to_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("APP_ENV", raising=False)  # `make test` says development
+    assert Settings(firebase_auth_emulator_host=None).app_env == "production"
+
+
+def test_memory_broadcast_is_refused_with_several_workers() -> None:
+    with pytest.raises(ValidationError, match="memory://"):
+        make_settings(web_concurrency=2, broadcast_url="memory://")
+    assert make_settings(web_concurrency=2, broadcast_url="redis://127.0.0.1:6379/0").web_concurrency == 2
 
 
 def test_production_refuses_the_emulator() -> None:

@@ -27,7 +27,7 @@ from app.api.errors import (
 from app.api.ids import decode_id, decode_optional, filter_pk, target_pk
 from app.api.pagination import connection
 from app.api.permissions import AUTHENTICATED, Info
-from app.api.types import HardblockStatus, LoadedNode, Money, Series, agency_scoped, money
+from app.api.types import HardblockStatus, LoadedNode, Money, Series, agency_scoped, bad_input, money
 from app.services import hardblocks
 from app.services.errors import Failure
 from app.services.reads import BlockSlot, amendment_diff, amendment_nights, block_grid
@@ -119,7 +119,10 @@ class Hardblock(LoadedNode, relay.Node):
         data = await info.context.loaders.block_grid.load((self.row.hotel_id, self.id, start, end))
         proposed = None
         if overlay is not None and filter_pk(overlay.hardblock_id, "Hardblock") == self.id:
-            proposed = [(c.from_, c.to, c.rooms) for c in overlay.changes if c.from_ < c.to and c.rooms >= 0]
+            try:  # the checks of the amendment it draws: at most 50 changes, bounded spans and sizes
+                proposed = hardblocks.check_changes(overlay.amendment().changes)
+            except Failure as failure:
+                raise bad_input(f"overlay: {failure.message}") from None
         return block_grid(data, self.id, start, end, datetime.now(UTC), data.bookings if with_bookings else [],
                           proposed)
 
@@ -306,6 +309,8 @@ def _block_pk(id: strawberry.ID) -> int | None:
 
 
 def _bulk_ids(ids: list[strawberry.ID]) -> list[tuple[int | None, str]]:
+    if len(ids) > hardblocks.MAX_BULK:
+        raise bad_input(f"ids lists at most {hardblocks.MAX_BULK} hardblocks, got {len(ids)}")
     return [(_block_pk(id), id) for id in ids]
 
 

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from aiodataloader import DataLoader
 from strawberry import relay
-from strawberry.exceptions import StrawberryGraphQLError
 
 from app.api.bookings import Booking
 from app.api.catalog import RoomType, load_room_type
@@ -20,7 +19,17 @@ from app.api.errors import InvalidInput, InvalidTransition, NotFound
 from app.api.hardblocks import Hardblock, HardblockSlot
 from app.api.ids import decode_id, filter_pk, target_pk
 from app.api.permissions import STAFF, Info
-from app.api.types import AllotmentEventKind, LoadedNode, Money, MoneyInput, Series, related, staff_only
+from app.api.types import (
+    AllotmentEventKind,
+    LoadedNode,
+    Money,
+    MoneyInput,
+    Series,
+    check_room_type_ids,
+    related,
+    staff_only,
+)
+from app.api.types import bad_input as _bad_input
 from app.services import inventory
 from app.services.errors import InvalidInput as InvalidInputFailure
 from app.services.reads import LoadedInventory, load_calendar
@@ -196,6 +205,7 @@ class Calendar:
             raise _bad_input(f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
         if (end - start).days > MAX_CALENDAR_NIGHTS:
             raise _bad_input(f"a calendar spans at most {MAX_CALENDAR_NIGHTS} nights")
+        check_room_type_ids(room_type_ids)
         try:
             ids = None if room_type_ids is None else [decode_id(i, "RoomType", "roomTypeIds") for i in room_type_ids]
         except InvalidInputFailure as error:
@@ -211,8 +221,6 @@ class Calendar:
         )
 
 
-def _bad_input(message: str) -> StrawberryGraphQLError:
-    return StrawberryGraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
 
 
 # --- allotment events ----------------------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, build_client_schema, get_introspection_query, print_schema
 from graphql.language import Node, StringValueNode
 from strawberry import relay
 from strawberry.extensions import (
@@ -36,17 +37,20 @@ from app.api.subscriptions import Subscription
 from app.api.types import SERIES_SCALAR, Series
 from app.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 @strawberry.type
 class CoreQuery:
     @strawberry.field(permission_classes=AUTHENTICATED, description="Any object by its global id; null when "
                       "it does not exist or the caller may not see it.")
-    async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
+    async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
         # Not `relay.node()`: its field extension can be applied to one schema only, and the
         # app builds one schema per settings (tests build development and production ones).
+        # `ID`, parsed here: an id that is not a global id names nothing, like any unknown id.
         try:
-            return await id.resolve_node(info, required=False)
-        except (relay.GlobalIDValueError, NotImplementedError):  # a well-formed id of a type that is not
+            return await relay.GlobalID.from_id(id).resolve_node(info, required=False)
+        except (relay.GlobalIDValueError, ValueError, NotImplementedError):  # a well-formed id of a type that is not
             return None  # a Node here (NotImplementedError: the Node interface itself)
 
     @strawberry.field(description="Who the caller is, as the token says.")
@@ -62,6 +66,38 @@ def _mask(error: GraphQLError) -> bool:
     """Hide unexpected exceptions only: GraphQL, permission and validation errors stay readable."""
     original = error.original_error
     return original is not None and not isinstance(original, GraphQLError)
+
+
+def _code(error: GraphQLError) -> str:
+    """The code of a client error that did not name one (GraphQL's own parse and validation errors)."""
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED"
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """In every environment: an unexpected exception reaches the client as "Unexpected error." with
+    the request id, never its text (which may hold SQL and parameters); the log keeps it, with the
+    same request id. Every other error gets an `extensions.code` if it has none."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_mask)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        request_id = getattr(self.execution_context.context, "request_id", None)
+        log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=error.original_error)
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+        return masked
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = super()._process_errors(errors)
+        for error in processed:
+            if not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": _code(error)}
+        return processed
 
 
 class _ParserCache(ParserCache):
@@ -152,7 +188,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         RejectNulCharacters,  # after the cache, which replaces the validation errors it finds
     ]
     if settings.production:
-        extensions += [DisableIntrospection, lambda: MaskErrors(should_mask_error=_mask)]
+        extensions.append(DisableIntrospection)
+    extensions.append(MaskUnexpectedErrors)
     return _Schema(
         query=Query,
         mutation=Mutation,
@@ -165,8 +202,18 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     )
 
 
+def sdl_of_introspection(introspection: dict) -> str:
+    """The SDL a client that generates types from introspection sees (directives such as
+    `@specifiedBy` included)."""
+    return print_schema(build_client_schema(introspection)) + "\n"
+
+
 def export_sdl() -> str:
-    return build_schema(Settings()).as_str() + "\n"
+    """schema.graphql: the schema exactly as introspection serves it."""
+    schema = build_schema(Settings(app_env="development"))
+    result = schema.execute_sync(get_introspection_query(descriptions=True, specified_by_url=True))
+    assert result.data is not None, result.errors
+    return sdl_of_introspection(result.data)
 
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.graphql"

@@ -35,6 +35,7 @@ from app.api.hardblocks import Hardblock
 from app.api.ids import decode_id
 from app.api.inventory import MAX_CALENDAR_NIGHTS, CalendarCell, inventory_cache, row_cells
 from app.api.permissions import AUTHENTICATED, Info
+from app.api.types import check_room_type_ids
 from app.auth import Principal
 from app.broadcast import Event
 from app.services.changes import BOOKING_GROUPS_CHANNEL, HARDBLOCKS_CHANNEL, inventory_channel
@@ -222,6 +223,7 @@ async def _start_availability(info: Info, hotel_id: strawberry.ID, start: date, 
         raise _bad_input(f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
     if (end - start).days > MAX_CALENDAR_NIGHTS:
         raise _bad_input(f"a subscription spans at most {MAX_CALENDAR_NIGHTS} nights")
+    check_room_type_ids(room_type_ids)
     try:
         pk = decode_id(hotel_id, "Hotel", "hotelId")
         ids = None if room_type_ids is None else [decode_id(i, "RoomType", "roomTypeIds") for i in room_type_ids]

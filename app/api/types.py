@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, NewType
 
 import strawberry
+from strawberry.exceptions import StrawberryGraphQLError
 
 from app.api.permissions import Info
 from app.auth import Role as AuthRole
@@ -45,6 +46,20 @@ class MoneyInput:
 def money(value: Any) -> Money | None:
     """A domain Money (or None) as the API's."""
     return Money.of(value.amount, value.currency) if value is not None else None
+
+
+# Caps of list arguments, checked before any work starts (README, "Security model").
+MAX_ROOM_TYPE_IDS = 200
+
+
+def bad_input(message: str) -> StrawberryGraphQLError:
+    """A top-level client error, for arguments of queries and subscriptions."""
+    return StrawberryGraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
+
+
+def check_room_type_ids(ids: list[Any] | None, argument: str = "roomTypeIds") -> None:
+    if ids is not None and len(ids) > MAX_ROOM_TYPE_IDS:
+        raise bad_input(f"{argument} lists at most {MAX_ROOM_TYPE_IDS} room types, got {len(ids)}")
 
 
 def node_pk(node_id: object) -> int | None:

@@ -15,6 +15,7 @@ from db import audit, models
 
 CODE = re.compile(r"^[A-Z0-9_-]{2,32}$")
 ROOM_TYPE_CODE = re.compile(r"^[A-Z0-9_-]{1,32}$")
+MAX_ROOM_TYPES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,8 @@ def _hotel_snapshot(hotel: models.Hotel, room_types: Iterable[models.RoomType]) 
 async def upsert_hotel(services: Services, caller: Caller, spec: HotelSpec) -> models.Hotel:
     """Create or rename a hotel by code, and upsert its room types by code."""
     hotel_code, hotel_name = code(spec.code, "code"), name(spec.name)
+    if len(spec.room_types) > MAX_ROOM_TYPES:
+        raise InvalidInput("roomTypes", f"a hotel has at most {MAX_ROOM_TYPES} room types, got {len(spec.room_types)}")
     wanted: dict[str, str] = {}
     for index, room_type in enumerate(spec.room_types):
         rt_code = code(room_type.code, f"roomTypes[{index}].code", shortest=1)

@@ -320,8 +320,6 @@ async def _bulk(services: Services, caller: Caller, ids: Sequence[tuple[int | No
     """One transaction, every room type locked up front in one sorted order; each block is
     written in its own savepoint, so it succeeds or fails whole without touching the others.
     `ids` pairs each primary key (None for an id that names no hardblock) with how it was named."""
-    if len(ids) > MAX_BULK:
-        return [InvalidInput("ids", f"at most {MAX_BULK} hardblock ids, got {len(ids)}")] * len(ids)
     results: list[BulkResult] = []
     try:
         async with write(services) as unit:
@@ -491,9 +489,10 @@ async def release_hardblock_nights(services: Services, caller: Caller, pk: int |
                                    id: str | None = None) -> models.Hardblock:
     """Release the unsold rooms of some nights to the pool (bookings stay). Nights already released
     are left as they are; only a new amendment, which checks the pool, re-grows a night."""
+    # The list as sent is bounded, not only its distinct dates: 100,000 copies of one date is work.
     wanted = sorted(set(dates))
-    if not 1 <= len(wanted) <= MAX_BLOCK_NIGHTS:
-        raise InvalidInput("dates", f"1 to {MAX_BLOCK_NIGHTS} dates, got {len(wanted)}")
+    if not 1 <= len(dates) <= MAX_BLOCK_NIGHTS or not wanted:
+        raise InvalidInput("dates", f"1 to {MAX_BLOCK_NIGHTS} dates, got {len(dates)}")
 
     async def release(session: AsyncSession, block: models.Hardblock) -> Span | None:
         _active(block, "release nights of")

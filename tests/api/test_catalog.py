@@ -213,3 +213,16 @@ async def test_audit_log_is_append_only_in_the_database(gql, sessions):
         async with sessions() as session:
             with pytest.raises(DBAPIError, match="append-only"):
                 await session.execute(text(statement))
+
+
+async def test_audit_log_refuses_truncate(gql, sessions):
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    data(await gql(CREATE_AGENCY, {"input": {"code": "SUNTRAVEL", "name": "Sun Travel"}}))
+    async with sessions() as session:
+        with pytest.raises(DBAPIError, match="append-only"):
+            await session.execute(text("TRUNCATE audit_log"))
+    async with sessions() as session:
+        assert (await session.execute(text("SELECT count(*) FROM audit_log"))).scalar_one() >= 1
