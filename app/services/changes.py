@@ -79,7 +79,7 @@ class Change:
 
 
 @dataclass
-class _Touched:
+class _PendingChange:
     room_type_ids: set[int] = field(default_factory=set)
     start: date = date.max
     end: date = date.min
@@ -94,13 +94,13 @@ class Write:
         self.session = session
         self.changes: list[Change] = []
         self.outbox_ids: list[int] = []
-        self._touched: dict[int, _Touched] = {}
+        self._touched: dict[int, _PendingChange] = {}
 
     def touch(self, hotel_id: int, room_type_ids: Iterable[int], start: date, end: date, *,
               groups: Iterable[tuple[int, int]] = (), blocks: Iterable[tuple[int, int]] = ()) -> None:
         """Note cells (and groups, blocks) this write changed. Each hotel gets one version bump and
         one Change per transaction, however many times it is touched."""
-        touched = self._touched.setdefault(hotel_id, _Touched())
+        touched = self._touched.setdefault(hotel_id, _PendingChange())
         touched.room_type_ids.update(room_type_ids)
         touched.start, touched.end = min(touched.start, start), max(touched.end, end)
         touched.groups.update(groups)
