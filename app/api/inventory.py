@@ -22,6 +22,7 @@ from app.api.permissions import STAFF, Info
 from app.api.types import (
     AllotmentEventKind,
     LoadedNode,
+    bad_input,
     Money,
     MoneyInput,
     Series,
@@ -29,7 +30,6 @@ from app.api.types import (
     related,
     staff_only,
 )
-from app.api.types import bad_input as _bad_input
 from app.services import inventory
 from app.services.errors import InvalidInput as InvalidInputFailure
 from app.services.reads import LoadedInventory, load_calendar
@@ -202,18 +202,18 @@ class Calendar:
                    room_type_ids: list[strawberry.ID] | None) -> Calendar:
         """`Hotel.calendar`: one consistent snapshot of the hotel's pool over [start, end)."""
         if start >= end:
-            raise _bad_input(f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
+            raise bad_input(f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
         if (end - start).days > MAX_CALENDAR_NIGHTS:
-            raise _bad_input(f"a calendar spans at most {MAX_CALENDAR_NIGHTS} nights")
+            raise bad_input(f"a calendar spans at most {MAX_CALENDAR_NIGHTS} nights")
         check_room_type_ids(room_type_ids)
         try:
             ids = None if room_type_ids is None else [decode_id(i, "RoomType", "roomTypeIds") for i in room_type_ids]
         except InvalidInputFailure as error:
-            raise _bad_input(error.message) from None
+            raise bad_input(error.message) from None
         loaded = await read_calendar(info.context, hotel_id, start, end, ids)
         room_types = {rt.id: RoomType.from_row(rt) for rt in loaded.snapshot.room_types}
         if ids is not None and set(ids) - set(room_types):
-            raise _bad_input("roomTypeIds must be room types of this hotel")
+            raise bad_input("roomTypeIds must be room types of this hotel")
         return cls(
             version=loaded.snapshot.version,
             rows=[CalendarRow(room_type=room_types[rt.id], _row=loaded.rows[rt.id])

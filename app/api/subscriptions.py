@@ -35,7 +35,7 @@ from app.api.hardblocks import Hardblock
 from app.api.ids import decode_id
 from app.api.inventory import MAX_CALENDAR_NIGHTS, CalendarCell, inventory_cache, row_cells
 from app.api.permissions import AUTHENTICATED, Info
-from app.api.types import check_room_type_ids
+from app.api.types import bad_input, check_room_type_ids
 from app.auth import Principal
 from app.broadcast import Event
 from app.services.changes import BOOKING_GROUPS_CHANNEL, HARDBLOCKS_CHANNEL, inventory_channel
@@ -220,28 +220,24 @@ class SharedResultsExecutor(StrawberryGraphQLCoreExecutionContext):
 async def _start_availability(info: Info, hotel_id: strawberry.ID, start: date, end: date,
                               room_type_ids: list[strawberry.ID] | None) -> tuple[_Watch, Hotel]:
     if start >= end:
-        raise _bad_input(f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
+        raise bad_input(f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
     if (end - start).days > MAX_CALENDAR_NIGHTS:
-        raise _bad_input(f"a subscription spans at most {MAX_CALENDAR_NIGHTS} nights")
+        raise bad_input(f"a subscription spans at most {MAX_CALENDAR_NIGHTS} nights")
     check_room_type_ids(room_type_ids)
     try:
         pk = decode_id(hotel_id, "Hotel", "hotelId")
         ids = None if room_type_ids is None else [decode_id(i, "RoomType", "roomTypeIds") for i in room_type_ids]
     except InvalidInput as error:
-        raise _bad_input(error.message) from None
+        raise bad_input(error.message) from None
     loaders = info.context.loaders
     hotel = await loaders.hotel.load(pk)
     if hotel is None:
-        raise _bad_input("no hotel with that hotelId")
+        raise bad_input("no hotel with that hotelId")
     if ids is not None:
         own = {row.id for row in await loaders.room_types_by_hotel.load(pk)}
         if set(ids) - own:
-            raise _bad_input("roomTypeIds must be room types of this hotel")
+            raise bad_input("roomTypeIds must be room types of this hotel")
     return _Watch(pk, start, end, None if ids is None else frozenset(ids)), Hotel.from_row(hotel)
-
-
-def _bad_input(message: str) -> StrawberryGraphQLError:
-    return StrawberryGraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
 
 
 def _resync_required(what: str) -> StrawberryGraphQLError:
@@ -330,7 +326,7 @@ def _optional_id(value: strawberry.ID | None, type_name: str, argument: str) -> 
     try:
         return decode_id(value, type_name, argument)
     except InvalidInput as error:
-        raise _bad_input(error.message) from None
+        raise bad_input(error.message) from None
 
 
 @strawberry.type

@@ -45,7 +45,6 @@ from db.bookings import (
     set_bookings_status,
 )
 from db.calendar import StayInventory, load_stay_inventory
-from db.engine import transaction
 from db.inventory import lock_room_types
 from db.queries import rows_by_id
 from domain import BookingExpired as DomainBookingExpired

@@ -4,7 +4,7 @@ connection has statement and idle-in-transaction timeouts."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
