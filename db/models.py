@@ -353,6 +353,9 @@ class IdempotencyKey(SQLModel, table=True):
     key: str = Field(sa_column=Column(String(200), nullable=False))
     request_hash: str = Field(sa_column=Column(String(64), nullable=False))
     group_id: int | None = _fk("booking_group.id", nullable=True)
+    # What another keyed write answered (the ids it wrote, the failures of a bulk's items): a retry
+    # replays it. createBooking links its group through group_id instead.
+    outcome: Any = Field(default=None, sa_column=Column(JSONB, nullable=True))
     created_at: datetime = _created_at()
 
 

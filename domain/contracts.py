@@ -8,6 +8,9 @@ from domain.money import Money, check_money
 from domain.nights import check_range
 
 MAX_RELEASE_DAYS = 365
+# Rooms of one room type on one night, in a contract or an event: far above any hotel, and far
+# below where sums over many events would overflow the database's integers.
+MAX_ROOMS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +34,8 @@ class ContractTerms:
 def check_contract(start: date, end: date, allotment: int, rate: Money, release_days: int) -> InvalidInput | None:
     if problem := check_range(start, end):
         return problem
-    if allotment < 0:
-        return InvalidInput("allotment", "must not be negative")
+    if not 0 <= allotment <= MAX_ROOMS:
+        return InvalidInput("allotment", f"must be 0 to {MAX_ROOMS}")
     if not 0 <= release_days <= MAX_RELEASE_DAYS:
         return InvalidInput("releaseDays", f"must be 0 to {MAX_RELEASE_DAYS}")
     return check_money(rate, "rate")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
+from domain.contracts import MAX_ROOMS
 from domain.errors import InvalidInput
 from domain.money import Money, check_money
 from domain.nights import check_range
@@ -65,6 +66,8 @@ def check_event(
         return InvalidInput("quantity", f"is required for {kind.value}")
     elif quantity < minimum:
         return InvalidInput("quantity", "must be positive" if minimum else "must not be negative")
+    elif quantity > MAX_ROOMS:
+        return InvalidInput("quantity", f"must be at most {MAX_ROOMS}")
     if kind is EventKind.BLOCK_AMENDMENT:
         if hardblock_id is None:
             return InvalidInput("hardblockId", "is required for BLOCK_AMENDMENT")

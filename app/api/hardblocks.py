@@ -16,6 +16,7 @@ from app.api.catalog import Agency, Hotel, RoomType, load_agency, load_hotel, lo
 from app.api.errors import (
     BlockUnderflow,
     HardblockSlotDiff,
+    IdempotencyConflict,
     InvalidInput,
     InvalidTransition,
     LockTimeout,
@@ -26,7 +27,7 @@ from app.api.errors import (
 )
 from app.api.ids import decode_id, decode_optional, filter_pk, target_pk
 from app.api.pagination import connection
-from app.api.permissions import AUTHENTICATED, Info
+from app.api.permissions import AUTHENTICATED, STAFF, Info
 from app.api.types import HardblockStatus, LoadedNode, Money, Series, agency_scoped, bad_input, money
 from app.services import hardblocks
 from app.services.errors import Failure
@@ -161,14 +162,22 @@ class HardblockNightsChange:
     rooms: int
 
 
+IDEMPOTENCY_KEY = ("Optional. A retry with the same key returns the first result and changes nothing more; the "
+                   "same key with a different request is an IdempotencyConflict. Scoped to the caller (an agent's "
+                   "agency; a staff member's own uid).")
+
+
 @strawberry.input
 class HardblockAmendmentInput:
     hardblock_id: strawberry.ID
     reason: str | None = None
     changes: list[HardblockNightsChange]
+    idempotency_key: str | None = strawberry.field(
+        default=None, description=f"amendHardblock only (previews and overlays write nothing). {IDEMPOTENCY_KEY}")
 
     def amendment(self) -> hardblocks.Amendment:
-        return hardblocks.Amendment([(c.from_, c.to, c.rooms) for c in self.changes], self.reason)
+        return hardblocks.Amendment([(c.from_, c.to, c.rooms) for c in self.changes], self.reason,
+                                    self.idempotency_key)
 
 
 @strawberry.type(description="What an amendment would do, written nowhere.")
@@ -272,7 +281,7 @@ class HardblockSlot:
 @strawberry.input
 class CreateHardblockInput:
     agency_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Required for admins and operators; agents block for their own agency."
+        default=None, description="The agency the block is for (required)."
     )
     room_type_id: strawberry.ID
     from_: date = strawberry.field(name="from")
@@ -281,6 +290,7 @@ class CreateHardblockInput:
     release_days: int = strawberry.field(
         default=0, description="Unsold rooms of a night return to the pool this many days before it."
     )
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_KEY)
 
 
 @strawberry.input(description="Give `rooms` rooms of every night of [from, to) back to the pool.")
@@ -290,17 +300,20 @@ class ReturnHardblockRoomsInput:
     to: date
     rooms: int
     reason: str | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_KEY)
 
 
 CreateHardblockResult = Annotated[
-    Hardblock | SoldOut | InvalidInput | LockTimeout, strawberry.union("CreateHardblockResult")
+    Hardblock | SoldOut | InvalidInput | LockTimeout | IdempotencyConflict, strawberry.union("CreateHardblockResult")
 ]
 AmendHardblockResult = Annotated[
-    Hardblock | SoldOut | BlockUnderflow | InvalidInput | NotFound | InvalidTransition | LockTimeout,
+    Hardblock | SoldOut | BlockUnderflow | InvalidInput | NotFound | InvalidTransition | LockTimeout
+    | IdempotencyConflict,
     strawberry.union("AmendHardblockResult"),
 ]
 ReleaseHardblockResult = Annotated[
-    Hardblock | InvalidTransition | NotFound | InvalidInput | LockTimeout, strawberry.union("ReleaseHardblockResult")
+    Hardblock | InvalidTransition | NotFound | InvalidInput | LockTimeout | IdempotencyConflict,
+    strawberry.union("ReleaseHardblockResult"),
 ]
 
 
@@ -321,15 +334,15 @@ def _bulk_results(results: list[Any]) -> list[Any]:
 @strawberry.type
 class HardblockMutation:
     @strawberry.mutation(
-        permission_classes=AUTHENTICATED,
+        permission_classes=STAFF,
         description="Reserve `rooms` rooms of a room type on every night of [from, to) for one agency. Needs "
-        "that many available in the pool on every night; decided under the room type's inventory lock.",
+        "that many available in the pool on every night; decided under the room type's inventory lock. Staff only.",
     )
     async def create_hardblock(self, info: Info, input: CreateHardblockInput) -> CreateHardblockResult:
         request = hardblocks.NewHardblock(
             room_type_id=decode_id(input.room_type_id, "RoomType", "roomTypeId"), start=input.from_, end=input.to,
             rooms=input.rooms, release_days=input.release_days,
-            agency_id=decode_optional(input.agency_id, "Agency", "agencyId"),
+            agency_id=decode_optional(input.agency_id, "Agency", "agencyId"), idempotency_key=input.idempotency_key,
         )
         return Hardblock.from_row(await hardblocks.create_hardblock(info.context.services, info.context.caller, request))
 
@@ -337,7 +350,8 @@ class HardblockMutation:
         permission_classes=AUTHENTICATED,
         description="Set the block's size on some nights (extending it beyond its range, or 0 to remove nights), "
         "recorded as BLOCK_AMENDMENT events grouped in one amendment. Never below what is booked from it "
-        "(BlockUnderflow); growth needs pool availability (SoldOut).",
+        "(BlockUnderflow); growth needs pool availability (SoldOut). Agents may only shrink their blocks: "
+        "growing or extending one is a staff operation (FORBIDDEN).",
     )
     async def amend_hardblock(self, info: Info, input: HardblockAmendmentInput) -> AmendHardblockResult:
         block = await hardblocks.amend_hardblock(info.context.services, info.context.caller,
@@ -352,13 +366,13 @@ class HardblockMutation:
     async def return_hardblock_rooms(self, info: Info, input: ReturnHardblockRoomsInput) -> AmendHardblockResult:
         block = await hardblocks.return_hardblock_rooms(
             info.context.services, info.context.caller, _block_pk(input.hardblock_id), input.from_, input.to,
-            input.rooms, input.reason, input.hardblock_id)
+            input.rooms, input.reason, input.hardblock_id, input.idempotency_key)
         return Hardblock.from_row(block)
 
     @strawberry.mutation(
-        permission_classes=AUTHENTICATED,
+        permission_classes=STAFF,
         description="Void an amendment's events, if the block can go back: not below its bookings, and "
-        "only with pool availability for what it takes back. Otherwise a typed error naming the nights.",
+        "only with pool availability for what it takes back. Otherwise a typed error naming the nights. Staff only.",
     )
     async def revert_hardblock_amendment(self, info: Info, amendment_id: strawberry.ID) -> AmendHardblockResult:
         pk = target_pk(amendment_id, "HardblockAmendment")
@@ -389,18 +403,24 @@ class HardblockMutation:
         permission_classes=AUTHENTICATED,
         description="Release several blocks: one result per id, in order, each block all or nothing.",
     )
-    async def bulk_release_hardblocks(self, info: Info, ids: list[strawberry.ID]) -> list[ReleaseHardblockResult]:
+    async def bulk_release_hardblocks(
+        self, info: Info, ids: list[strawberry.ID],
+        idempotency_key: Annotated[str | None, strawberry.argument(description=IDEMPOTENCY_KEY)] = None,
+    ) -> list[ReleaseHardblockResult]:
         return _bulk_results(await hardblocks.bulk_release_hardblocks(info.context.services, info.context.caller,
-                                                                      _bulk_ids(ids)))
+                                                                      _bulk_ids(ids), idempotency_key))
 
     @strawberry.mutation(
-        permission_classes=AUTHENTICATED,
+        permission_classes=STAFF,
         description="Extend several blocks by `nights` nights after their last night, at the size of that "
-        "night: one result per id, in order, each block all or nothing (growth needs the pool).",
+        "night: one result per id, in order, each block all or nothing (growth needs the pool). Staff only.",
     )
-    async def bulk_extend_hardblocks(self, info: Info, ids: list[strawberry.ID], nights: int) -> list[AmendHardblockResult]:
+    async def bulk_extend_hardblocks(
+        self, info: Info, ids: list[strawberry.ID], nights: int,
+        idempotency_key: Annotated[str | None, strawberry.argument(description=IDEMPOTENCY_KEY)] = None,
+    ) -> list[AmendHardblockResult]:
         return _bulk_results(await hardblocks.bulk_extend_hardblocks(info.context.services, info.context.caller,
-                                                                     _bulk_ids(ids), nights))
+                                                                     _bulk_ids(ids), nights, idempotency_key))
 
     @strawberry.mutation(
         permission_classes=AUTHENTICATED,

@@ -15,8 +15,8 @@ from strawberry import relay
 from app.api.bookings import Booking
 from app.api.catalog import RoomType, load_room_type
 from app.api.context import Context
-from app.api.errors import InvalidInput, InvalidTransition, NotFound
-from app.api.hardblocks import Hardblock, HardblockSlot
+from app.api.errors import IdempotencyConflict, InvalidInput, InvalidTransition, NotFound
+from app.api.hardblocks import IDEMPOTENCY_KEY, Hardblock, HardblockSlot
 from app.api.ids import decode_id, filter_pk, target_pk
 from app.api.permissions import STAFF, Info
 from app.api.types import (
@@ -113,16 +113,22 @@ def cell_loaders(context: Context) -> tuple[DataLoader, DataLoader]:
 # --- calendar types ------------------------------------------------------------------------------
 
 
+# The wholesaler's own position (what it bought, what other agencies hold): staff only. Agents
+# read null in these fields of cells, series and availability changes.
+_STAFF_ONLY = "Staff only: null for agents."
+
+
 @strawberry.type(description="Pool availability of one room type on one night.")
 class CalendarCell:
     date: date
     room_type: RoomType
-    allotment: int
-    hardblocked: int
-    held: int
-    sold: int
+    allotment: int | None = strawberry.field(description=f"Contract rooms plus allotment events. {_STAFF_ONLY}")
+    hardblocked: int | None = strawberry.field(description=f"Rooms in hardblocks of any agency. {_STAFF_ONLY}")
+    held: int | None = strawberry.field(description=f"Rooms of unexpired holds. {_STAFF_ONLY}")
+    sold: int | None = strawberry.field(description=f"Rooms of confirmed bookings. {_STAFF_ONLY}")
     available: int
-    overcommitted: int
+    overcommitted: int | None = strawberry.field(
+        description=f"How far commitments exceed the allotment (0 when they fit). {_STAFF_ONLY}")
     closed: bool
     release_date: date | None = strawberry.field(
         description="From this date on the pool night is no longer sold (contract release cut-off)."
@@ -144,21 +150,30 @@ class CalendarCell:
                  "shape for grids of thousands of cells.")
 class CalendarSeries:
     dates: Series = strawberry.field(description="ISO dates.")
-    allotment: Series
-    hardblocked: Series
-    held: Series
-    sold: Series
+    allotment: Series | None = strawberry.field(description=_STAFF_ONLY)
+    hardblocked: Series | None = strawberry.field(description=_STAFF_ONLY)
+    held: Series | None = strawberry.field(description=_STAFF_ONLY)
+    sold: Series | None = strawberry.field(description=_STAFF_ONLY)
     available: Series
-    overcommitted: Series
+    overcommitted: Series | None = strawberry.field(description=_STAFF_ONLY)
     closed: Series = strawberry.field(description="Booleans.")
     release_date: Series = strawberry.field(description="ISO dates or null.")
     rate: Series = strawberry.field(description="Decimal amounts as strings (or null); see `currency`.")
     currency: str | None
 
 
-def row_cells(room_type: RoomType, row: PoolRow) -> list[CalendarCell]:
+def row_cells(room_type: RoomType, row: PoolRow, staff: bool) -> list[CalendarCell]:
     # One Money per distinct rate, not per cell: rates repeat over whole seasons.
     money = {rate: Money.of(rate.amount, rate.currency) for rate in set(row.rate) if rate is not None}
+    if not staff:
+        return [
+            CalendarCell(
+                date=row.dates[i], room_type=room_type, allotment=None, hardblocked=None, held=None, sold=None,
+                available=row.available[i], overcommitted=None, closed=row.closed[i],
+                release_date=row.release_date[i], rate=money.get(row.rate[i]),
+            )
+            for i in range(len(row.dates))
+        ]
     return [
         CalendarCell(
             date=row.dates[i], room_type=room_type, allotment=row.allotment[i],
@@ -174,19 +189,24 @@ def row_cells(room_type: RoomType, row: PoolRow) -> list[CalendarCell]:
 class CalendarRow:
     room_type: RoomType
     _row: strawberry.Private[PoolRow]
+    _staff: strawberry.Private[bool]
 
     @strawberry.field
     def cells(self) -> list[CalendarCell]:
-        return row_cells(self.room_type, self._row)
+        return row_cells(self.room_type, self._row, self._staff)
 
     @strawberry.field
     def series(self) -> CalendarSeries:
         row = self._row
         currency = next((rate.currency for rate in row.rate if rate is not None), None)
+
+        def staff_only(values: tuple) -> list | None:
+            return list(values) if self._staff else None
+
         return CalendarSeries(
-            dates=[day.isoformat() for day in row.dates], allotment=list(row.allotment),
-            hardblocked=list(row.hardblocked), held=list(row.held), sold=list(row.sold),
-            available=list(row.available), overcommitted=list(row.overcommitted), closed=list(row.closed),
+            dates=[day.isoformat() for day in row.dates], allotment=staff_only(row.allotment),
+            hardblocked=staff_only(row.hardblocked), held=staff_only(row.held), sold=staff_only(row.sold),
+            available=list(row.available), overcommitted=staff_only(row.overcommitted), closed=list(row.closed),
             release_date=[day.isoformat() if day else None for day in row.release_date],
             rate=[f"{rate.amount:.2f}" if rate else None for rate in row.rate], currency=currency,
         )
@@ -214,9 +234,10 @@ class Calendar:
         room_types = {rt.id: RoomType.from_row(rt) for rt in loaded.snapshot.room_types}
         if ids is not None and set(ids) - set(room_types):
             raise bad_input("roomTypeIds must be room types of this hotel")
+        staff = info.context.caller.is_staff
         return cls(
             version=loaded.snapshot.version,
-            rows=[CalendarRow(room_type=room_types[rt.id], _row=loaded.rows[rt.id])
+            rows=[CalendarRow(room_type=room_types[rt.id], _row=loaded.rows[rt.id], _staff=staff)
                   for rt in loaded.snapshot.room_types],
         )
 
@@ -275,10 +296,11 @@ class AllotmentEventInput:
     )
     rate: MoneyInput | None = strawberry.field(default=None, description="The new rate, for RATE_CHANGE.")
     hardblock_id: strawberry.ID | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_KEY)
 
 
 RecordAllotmentEventResult = Annotated[
-    AllotmentEvent | InvalidInput | NotFound, strawberry.union("RecordAllotmentEventResult")
+    AllotmentEvent | InvalidInput | NotFound | IdempotencyConflict, strawberry.union("RecordAllotmentEventResult")
 ]
 VoidAllotmentEventResult = Annotated[
     AllotmentEvent | InvalidTransition | NotFound, strawberry.union("VoidAllotmentEventResult")
@@ -298,6 +320,7 @@ class InventoryMutation:
             start=input.from_, end=input.to, quantity=input.quantity,
             rate=None if input.rate is None else inventory.parse_money(input.rate.amount, input.rate.currency, "rate"),
             hardblock_id=None if input.hardblock_id is None else filter_pk(input.hardblock_id, "Hardblock"),
+            idempotency_key=input.idempotency_key,
         )
         event = await inventory.record_allotment_event(info.context.services, info.context.caller, spec)
         return AllotmentEvent.from_row(event)

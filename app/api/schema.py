@@ -35,6 +35,7 @@ from app.api.inventory import InventoryMutation
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.subscriptions import Subscription
 from app.api.types import SERIES_SCALAR, Series
+from app.services.errors import Forbidden
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,11 +66,14 @@ Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingM
 def _mask(error: GraphQLError) -> bool:
     """Hide unexpected exceptions only: GraphQL, permission and validation errors stay readable."""
     original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError)
+    return original is not None and not isinstance(original, (GraphQLError, Forbidden))
 
 
 def _code(error: GraphQLError) -> str:
-    """The code of a client error that did not name one (GraphQL's own parse and validation errors)."""
+    """The code of a client error that did not name one (GraphQL's own parse and validation errors,
+    and a use case's refusal of the caller's role)."""
+    if isinstance(error.original_error, Forbidden):
+        return "FORBIDDEN"
     if error.message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
     if error.message.startswith("Variable '$"):

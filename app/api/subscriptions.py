@@ -85,24 +85,23 @@ class _Watch:
         return (ids, start, end) if ids and start < end else None
 
 
+def _cells(loaded: LoadedInventory, staff: bool) -> list[CalendarCell]:
+    return [cell for room_type in loaded.snapshot.room_types
+            for cell in row_cells(RoomType.from_row(room_type), loaded.rows[room_type.id], staff)]
+
+
 @dataclass
 class _SharedRead:
     loaded: LoadedInventory
-    cells: list[CalendarCell]
-    changes: dict[tuple, AvailabilityChange]  # by the hotel's (id, code, name) as each subscriber holds it
-
-
-async def _read(context: Context, hotel_id: int, ids: list[int] | None, start: date, end: date,
-                ) -> tuple[LoadedInventory, list[CalendarCell]]:
-    loaded = await load_calendar(context.sessions, hotel_id, start, end, ids)
-    cells = [cell for room_type in loaded.snapshot.room_types
-             for cell in row_cells(RoomType.from_row(room_type), loaded.rows[room_type.id])]
-    return loaded, cells
+    # By the hotel's (id, code, name) as each subscriber holds it, and whether it is staff (agents'
+    # cells carry no pool figures).
+    changes: dict[tuple, AvailabilityChange]
+    cells: dict[bool, list[CalendarCell]]
 
 
 async def _shared_read(context: Context, hotel_id: int, ids: list[int] | None, start: date, end: date,
                        ) -> _SharedRead:
-    return _SharedRead(*await _read(context, hotel_id, ids, start, end), changes={})
+    return _SharedRead(await load_calendar(context.sessions, hotel_id, start, end, ids), changes={}, cells={})
 
 
 async def _read_change(
@@ -110,11 +109,12 @@ async def _read_change(
     version: int | None, event: Event | None = None,
 ) -> AvailabilityChange:
     context.fresh_loaders()
+    staff = context.caller.is_staff
     if version is None or event is None:  # a resync: read now, for this subscriber
-        loaded, cells = await _read(context, watch.hotel_id, ids, start, end)
+        loaded = await load_calendar(context.sessions, watch.hotel_id, start, end, ids)
         inventory_cache(context).loaded.append(loaded)  # for the cells' bookings and hardblocks
         return AvailabilityChange(hotel=hotel, version=loaded.snapshot.version if version is None else version,
-                                  cells=cells, resync=version is None)
+                                  cells=_cells(loaded, staff), resync=version is None)
     # The subscribers of this worker that process this message read its cells once (a thousand
     # sockets watching a hotel would otherwise run a thousand identical snapshot reads per change);
     # the read is kept on the message itself, so it never outlives it, and is taken after the change.
@@ -127,11 +127,13 @@ async def _read_change(
     inventory_cache(context).loaded.append(read.loaded)  # for the cells' bookings and hardblocks
     # The same object for every subscriber that would build an identical one, so that its
     # execution can be shared (the hotel row each subscription loaded at its start is compared).
-    facts = (hotel.id, hotel.code, hotel.name)
+    facts = (hotel.id, hotel.code, hotel.name, staff)
     change = read.changes.get(facts)
     if change is None:
+        if staff not in read.cells:
+            read.cells[staff] = _cells(read.loaded, staff)
         change = read.changes[facts] = AvailabilityChange(
-            hotel=hotel, version=version, cells=read.cells, resync=False, shared_results={})
+            hotel=hotel, version=version, cells=read.cells[staff], resync=False, shared_results={})
     return change
 
 

@@ -30,6 +30,8 @@ from app.services.errors import (
     Shortfall,
     SoldOut,
 )
+from app.services.idempotency import MAX_KEY_CHARS
+from app.services.inventory import MAX_AMOUNT
 from app.services.pages import Page, paginate
 from app.services.scope import acting_agency, own_agency_id, scoped
 from db import audit, models
@@ -67,7 +69,6 @@ log = logging.getLogger(__name__)
 
 MAX_ITEMS = 20
 MAX_STAY_NIGHTS = 30
-MAX_KEY_CHARS = 200
 MAX_REASON_CHARS = 500
 
 
@@ -176,9 +177,12 @@ def _prices(rows: dict, items: list[_Item]) -> list[Money]:
             raise InvalidInput(_field(i, "checkIn"), f"a stay outside the contract: no rate for "
                                f"{item.room_type.code} on {error.night.isoformat()}") from None
     try:
-        money_sum(prices, prices[0].currency)
+        total = money_sum(prices, prices[0].currency)
     except CurrencyMismatch as error:
         raise InvalidInput("items", f"all items must be priced in one currency ({error})") from None
+    if total.amount >= MAX_AMOUNT:
+        raise InvalidInput("items", f"the booking's total {total.amount} {total.currency} is more than a booking "
+                           f"can hold (below {MAX_AMOUNT:,.0f})")
     return prices
 
 

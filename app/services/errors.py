@@ -13,7 +13,7 @@ from datetime import date, datetime
 from db.inventory import LockTimeout  # a failure like these: retryable, and it changed nothing
 
 __all__ = [
-    "BlockUnderflow", "BookingExpired", "Failure", "IdempotencyConflict", "InvalidInput", "InvalidTransition",
+    "BlockUnderflow", "BookingExpired", "Failure", "Forbidden", "IdempotencyConflict", "InvalidInput", "InvalidTransition",
     "LockTimeout", "NotFound", "Shortfall", "SlotDiff", "SoldOut",
 ]
 
@@ -24,6 +24,11 @@ class Failure(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class Forbidden(Failure):
+    """The caller's role may not do this (an agent growing a block, say). Not a union member: the
+    API answers it like a permission refusal, with code FORBIDDEN."""
 
 
 class InvalidInput(Failure):

@@ -25,6 +25,8 @@ from app.services.context import Caller, Services
 from app.services.errors import (
     BlockUnderflow,
     Failure,
+    Forbidden,
+    IdempotencyConflict,
     InvalidInput,
     InvalidTransition,
     LockTimeout,
@@ -33,6 +35,7 @@ from app.services.errors import (
     SlotDiff,
     SoldOut,
 )
+from app.services.idempotency import Keyed, check_key, failure_of, failure_record
 from app.services.pages import Page, paginate
 from app.services.scope import acting_agency, own_agency_id, scoped
 from db import audit, models
@@ -81,13 +84,15 @@ class NewHardblock:
     end: date
     rooms: int
     release_days: int = 0
-    agency_id: int | None = None  # staff name the agency; agents block for their own
+    agency_id: int | None = None  # the agency the block is for
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Amendment:
     changes: list[Change]
     reason: str | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +161,13 @@ async def _locked(session: AsyncSession, services: Services, block: models.Hardb
     await lock_room_types(session, [block.room_type_id], services.settings.lock_timeout_ms)
     await session.refresh(block)
     return block
+
+
+def _staff_only(caller: Caller, action: str) -> None:
+    """Taking rooms from the pool for a block is the wholesaler's decision; agents only give back."""
+    if not caller.is_staff:
+        raise Forbidden(f"Forbidden: {action} needs the admin or operator role (agents may book from their "
+                        "blocks, return rooms and release nights or whole blocks)")
 
 
 def _active(block: models.Hardblock, action: str) -> None:
@@ -243,6 +255,8 @@ async def _apply_amendment(
         state = await _state(session, block, min(c[0] for c in changes), max(c[1] for c in changes))
     events, lines = state.snapshot.events, state.snapshot.booking_lines
     preview = preview_amendment(state.terms, changes, events, lines, state.pool, state.now)
+    if grown := [d.date.isoformat() for d in preview.slots if d.after > d.before]:
+        _staff_only(caller, f"growing or extending a block (nights {', '.join(grown[:5])})")
     _raise_conflicts(preview, state.pool, block.id, state.room_type, _grow_past_release)
     before = _block_snapshot(block)
     amendment = models.HardblockAmendment(hardblock_id=block.id, reason=reason, author_uid=caller.actor.uid,
@@ -302,13 +316,23 @@ async def _extend(session: AsyncSession, caller: Caller, block: models.Hardblock
 BlockWrite = Callable[[AsyncSession, models.Hardblock], Awaitable[Span | None]]
 
 
+Idempotent = tuple[str | None, str, dict[str, Any]]  # the key (or None), the operation, the request
+_UNKEYED: Idempotent = (None, "", {})
+
+
 async def _one_block_write(services: Services, caller: Caller, pk: int | None, id: str | None,
-                           block_write: BlockWrite) -> models.Hardblock:
-    """Look the block up, lock its room type, write, bump, commit, publish."""
+                           block_write: BlockWrite, idempotent: Idempotent = _UNKEYED) -> models.Hardblock:
+    """Look the block up, lock its room type, write, bump, commit, publish (a keyed retry: the
+    block as it is now, written nothing)."""
+    key, operation, request = idempotent
     async with write(services) as unit:
+        keyed = Keyed(unit.session, caller, check_key(key), operation, {"hardblock": pk, **request})
+        if (earlier := await keyed.replay()) is not None:
+            return await _visible_block(unit.session, caller, earlier["hardblock"], id)
         block = await _locked(unit.session, services, await _visible_block(unit.session, caller, pk, id))
         if span := await block_write(unit.session, block):
             _touch(unit, block, span)
+        await keyed.remember({"hardblock": block.id})
     return block
 
 
@@ -316,14 +340,19 @@ BulkResult = models.Hardblock | Failure
 
 
 async def _bulk(services: Services, caller: Caller, ids: Sequence[tuple[int | None, str]],
-                block_write: BlockWrite) -> list[BulkResult]:
+                block_write: BlockWrite, idempotent: Idempotent) -> list[BulkResult]:
     """One transaction, every room type locked up front in one sorted order; each block is
     written in its own savepoint, so it succeeds or fails whole without touching the others.
-    `ids` pairs each primary key (None for an id that names no hardblock) with how it was named."""
+    `ids` pairs each primary key (None for an id that names no hardblock) with how it was named.
+    A keyed retry answers what the first request did, item by item, and writes nothing."""
     results: list[BulkResult] = []
+    key, operation, request = idempotent
     try:
         async with write(services) as unit:
             session = unit.session
+            keyed = Keyed(session, caller, check_key(key), operation, {"ids": [name for _, name in ids], **request})
+            if (earlier := await keyed.replay()) is not None:
+                return await _replayed(session, earlier)
             own = await own_agency_id(session, caller)
             blocks = await rows_by_id(session, models.Hardblock, [pk for pk, _ in ids if pk is not None])
             visible = {pk: b for pk, b in blocks.items() if own is None or b.agency_id == own}
@@ -348,9 +377,16 @@ async def _bulk(services: Services, caller: Caller, ids: Sequence[tuple[int | No
                     results.append(block)
                 except (InvalidInput, InvalidTransition, SoldOut, BlockUnderflow) as error:
                     results.append(error)
-    except LockTimeout as error:
+            await keyed.remember([failure_record(r) if isinstance(r, Failure) else {"hardblock": r.id}
+                                  for r in results])
+    except (LockTimeout, IdempotencyConflict, InvalidInput) as error:  # the whole request's: every item's answer
         return [error for _ in ids]
     return results
+
+
+async def _replayed(session: AsyncSession, outcome: list[dict[str, Any]]) -> list[BulkResult]:
+    blocks = await rows_by_id(session, models.Hardblock, [o["hardblock"] for o in outcome if "hardblock" in o])
+    return [blocks[o["hardblock"]] if "hardblock" in o else failure_of(o) for o in outcome]
 
 
 # --- use cases -----------------------------------------------------------------------------------
@@ -366,9 +402,15 @@ async def create_hardblock(services: Services, caller: Caller, request: NewHardb
     _check_span(request.start, request.end, "to")
     if request.start < utc_today(models.utcnow()):
         raise InvalidInput("from", f"from {request.start.isoformat()} is in the past")
+    _staff_only(caller, "creating a hardblock")
+    key = check_key(request.idempotency_key)
 
     async with write(services) as unit:
         session = unit.session
+        keyed = Keyed(session, caller, key, "createHardblock",
+                      {**dataclasses.asdict(request), "idempotency_key": None})
+        if (earlier := await keyed.replay()) is not None:
+            return await session.get(models.Hardblock, earlier["hardblock"])  # type: ignore[return-value]
         agency = await acting_agency(session, caller, request.agency_id)
         room_type = await session.get(models.RoomType, request.room_type_id)
         if room_type is None:
@@ -394,6 +436,7 @@ async def create_hardblock(services: Services, caller: Caller, request: NewHardb
         await session.flush()
         audit.record(session, caller.actor, "hardblock.created", "Hardblock", block.id,
                      after={**_block_snapshot(block), "agency": agency.code})
+        await keyed.remember({"hardblock": block.id})
         _touch(unit, block, (request.start, request.end))
     return block
 
@@ -406,11 +449,14 @@ async def amend_hardblock(services: Services, caller: Caller, pk: int | None, am
     changes = check_changes(amendment.changes)
     reason = check_reason(amendment.reason)
     return await _one_block_write(services, caller, pk, id,
-                                  lambda session, block: _apply_amendment(session, caller, block, changes, reason))
+                                  lambda session, block: _apply_amendment(session, caller, block, changes, reason),
+                                  (amendment.idempotency_key, "amendHardblock",
+                                   {"changes": _changes_snapshot(changes), "reason": reason}))
 
 
 async def return_hardblock_rooms(services: Services, caller: Caller, pk: int | None, start: date, end: date, rooms: int,
-                                 reason: str | None = None, id: str | None = None) -> models.Hardblock:
+                                 reason: str | None = None, id: str | None = None,
+                                 idempotency_key: str | None = None) -> models.Hardblock:
     """Give `rooms` rooms of each night of [start, end) back to the pool (an amendment shrinking
     those nights; never below what is booked)."""
     if start >= end:
@@ -429,13 +475,15 @@ async def return_hardblock_rooms(services: Services, caller: Caller, pk: int | N
             raise InvalidInput(problem.field, problem.message) from None
         return await _apply_amendment(session, caller, block, changes, reason, "hardblock.rooms_returned", state)
 
-    return await _one_block_write(services, caller, pk, id, give_back)
+    return await _one_block_write(services, caller, pk, id, give_back, (
+        idempotency_key, "returnHardblockRooms", {"from": start, "to": end, "rooms": rooms, "reason": reason}))
 
 
 async def revert_hardblock_amendment(services: Services, caller: Caller, amendment_pk: int | None,
                                      id: str | None = None) -> models.Hardblock:
     """Void an amendment's events, if the block can go back: not below its bookings, and only with
     pool availability for what it takes back. Otherwise a typed failure naming the nights."""
+    _staff_only(caller, "reverting an amendment")
     async with write(services) as unit:
         session = unit.session
         amendment = await session.get(models.HardblockAmendment, amendment_pk) if amendment_pk else None
@@ -516,19 +564,22 @@ async def release_hardblock_nights(services: Services, caller: Caller, pk: int |
     return await _one_block_write(services, caller, pk, id, release)
 
 
-async def bulk_release_hardblocks(services: Services, caller: Caller,
-                                  ids: Sequence[tuple[int | None, str]]) -> list[BulkResult]:
+async def bulk_release_hardblocks(services: Services, caller: Caller, ids: Sequence[tuple[int | None, str]],
+                                  idempotency_key: str | None = None) -> list[BulkResult]:
     """Release several blocks: one result per id, in order, each block all or nothing."""
-    return await _bulk(services, caller, ids, lambda session, block: _release(session, caller, block))
+    return await _bulk(services, caller, ids, lambda session, block: _release(session, caller, block),
+                       (idempotency_key, "bulkReleaseHardblocks", {}))
 
 
 async def bulk_extend_hardblocks(services: Services, caller: Caller, ids: Sequence[tuple[int | None, str]],
-                                 count: int) -> list[BulkResult]:
+                                 count: int, idempotency_key: str | None = None) -> list[BulkResult]:
     """Extend several blocks by `count` nights after their last night, at the size of that night: one
     result per id, in order, each block all or nothing (growth needs the pool)."""
+    _staff_only(caller, "extending hardblocks")
     if not 1 <= count <= MAX_BLOCK_NIGHTS:
         return [InvalidInput("nights", f"nights must be 1 to {MAX_BLOCK_NIGHTS}")] * len(ids)
-    return await _bulk(services, caller, ids, lambda session, block: _extend(session, caller, block, count))
+    return await _bulk(services, caller, ids, lambda session, block: _extend(session, caller, block, count),
+                       (idempotency_key, "bulkExtendHardblocks", {"nights": count}))
 
 
 async def preview_hardblock_amendment(services: Services, caller: Caller, pk: int | None, amendment: Amendment,

@@ -6,7 +6,7 @@ it changes the availability of, and bumps the hotel's version like any inventory
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from app.services.changes import write
 from app.services.context import Caller, Services
 from app.services.errors import InvalidInput, InvalidTransition, NotFound
+from app.services.idempotency import Keyed, check_key
 from app.services.pages import Page, paginate
 from db import audit, models
 from db.inventory import lock_room_types
@@ -50,6 +51,7 @@ class EventSpec:
     quantity: int | None = None
     rate: Money | None = None
     hardblock_id: int | None = None
+    idempotency_key: str | None = None
 
 
 def problem_text(problem: Any, prefix: str = "") -> InvalidInput:
@@ -148,9 +150,13 @@ async def record_allotment_event(services: Services, caller: Caller, spec: Event
     check_nights(spec.start, spec.end)
     if problem := check_event(spec.kind, spec.start, spec.end, spec.quantity, spec.rate, None):
         raise problem_text(problem)
+    key = check_key(spec.idempotency_key)
 
     async with write(services) as unit:
         session = unit.session
+        keyed = Keyed(session, caller, key, "recordAllotmentEvent", {**asdict(spec), "idempotency_key": None})
+        if (earlier := await keyed.replay()) is not None:
+            return await session.get(models.AllotmentEvent, earlier["allotment_event"])  # type: ignore[return-value]
         room_type = await session.get(models.RoomType, spec.room_type_id)
         if room_type is None:
             raise NotFound("no room type with that id", str(spec.room_type_id))
@@ -165,6 +171,7 @@ async def record_allotment_event(services: Services, caller: Caller, spec: Event
         await session.flush()
         audit.record(session, caller.actor, "allotment_event.recorded", "AllotmentEvent", event.id,
                      after=_event_snapshot(event))
+        await keyed.remember({"allotment_event": event.id})
         unit.touch(room_type.hotel_id, [room_type.id], spec.start, spec.end)
     return event
 

@@ -144,12 +144,15 @@ async def test_bad_block_input_is_refused_with_the_field_named(gql):
     assert data(await gql(LIST))["hardblocks"]["edges"] == []
 
 
-async def test_agents_block_for_their_own_agency_only(gql):
+async def test_only_staff_create_blocks_and_they_name_the_agency(gql):
     hotel, ids, agencies = await setup(gql)
-    own = await create_block(gql, None, ids["STD"], role="agent", agency="SUNTRAVEL")
-    assert own["agency"]["code"] == "SUNTRAVEL"
-    other = await create_block(gql, agencies["BLUEWAVE"], ids["STD"], role="agent", agency="SUNTRAVEL")
-    assert (other["__typename"], other["field"]) == ("InvalidInput", "agencyId")
+    for agency_id in (None, agencies["SUNTRAVEL"]):  # not even for its own agency
+        refused = await gql(CREATE_BLOCK, {"input": block_input(agency_id, ids["STD"])}, role="agent",
+                            agency="SUNTRAVEL")
+        assert refused["data"] is None and refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    unnamed = await create_block(gql, None, ids["STD"], role="operator")
+    assert (unnamed["__typename"], unnamed["field"]) == ("InvalidInput", "agencyId")
+    assert await blocked(gql, hotel) == [0] * 6
 
 
 # --- amend ---------------------------------------------------------------------------------------

@@ -236,9 +236,10 @@ async def test_agents_receive_only_their_agency_s_groups_and_bookings(server, gq
         "reference": own["reference"], "status": "HELD", "agency": {"code": "SUNTRAVEL"}}
     assert [(await next_data(operator))["bookingGroupChanged"]["reference"] for _ in range(3)] == [
         foreign["reference"], foreign["reference"], own["reference"]]
-    # pool numbers are everyone's; bookings in the cells only the agent's own
+    # what is available is everyone's; the pool's make-up and bookings in the cells only staff's / its own
     availability = [(await next_data(agent_cells))["availabilityChanged"] for _ in range(3)]
-    assert [change["cells"][0]["held"] for change in availability] == [1, 0, 1]
+    assert [change["cells"][0]["available"] for change in availability] == [9, 10, 9]
+    assert [change["cells"][0]["held"] for change in availability] == [None, None, None]
     assert [change["cells"][0]["bookings"] for change in availability] == [[], [], [
         {"group": {"reference": own["reference"], "agency": {"code": "SUNTRAVEL"}}}]]
     await nothing_within(spy, 0.3)  # another agency's group, even by id
@@ -280,8 +281,10 @@ async def test_subscribers_alike_share_one_execution_and_each_scope_sees_only_it
         blue_change = (await next_data(blue))["availabilityChanged"]
         admin_change = (await next_data(admin))["availabilityChanged"]
         wider_change = (await next_data(wider))["availabilityChanged"]
-        assert [c["held"] for c in sun_changes[0]["cells"]] == [c["held"] for c in blue_change["cells"]] == [
-            c["held"] for c in admin_change["cells"]]
+        assert [c["available"] for c in sun_changes[0]["cells"]] == [c["available"] for c in blue_change["cells"]] \
+            == [c["available"] for c in admin_change["cells"]]
+        assert {c["held"] for c in sun_changes[0]["cells"] + blue_change["cells"]} == {None}  # staff's figure
+        assert None not in [c["held"] for c in admin_change["cells"]]
         assert bookings(sun_changes[0]) <= {ours["reference"]}
         assert bookings(blue_change) <= {theirs["reference"]}
     assert bookings(sun_changes[0]) == {ours["reference"]}

@@ -13,6 +13,7 @@ from tests.domain.factories import d, eur
         ({"allotment": 0, "release_days": 0}, None),
         ({"end": d(0)}, "to"),
         ({"allotment": -1}, "allotment"),
+        ({"allotment": 100_001}, "allotment"),
         ({"release_days": -1}, "releaseDays"),
         ({"release_days": 365}, None),
         ({"release_days": 366}, "releaseDays"),

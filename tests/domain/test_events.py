@@ -35,6 +35,7 @@ INVALID = [
     (dict(kind=STOP, start=3, end=1), "to", "must be after from (ranges are half-open over nights)"),
     (dict(kind=INC), "quantity", "is required for INCREASE_ALLOTMENT"),
     (dict(kind=INC, quantity=0), "quantity", "must be positive"),
+    (dict(kind=INC, quantity=100_001), "quantity", "must be at most 100000"),
     (dict(kind=RED), "quantity", "is required for REDUCE_ALLOTMENT"),
     (dict(kind=RED, quantity=-2), "quantity", "must be positive"),
     (dict(kind=AMEND, hardblock_id=7), "quantity", "is required for BLOCK_AMENDMENT"),
