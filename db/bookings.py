@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -143,15 +143,17 @@ async def group_footprint(session: AsyncSession, group_id: int) -> Footprint | N
             max(row.check_out for row in rows))
 
 
-async def lock_group(session: AsyncSession, group_id: int) -> BookingGroup:
-    """Re-read the group FOR UPDATE (call after the room-type locks): its state as of now."""
+async def lock_group(session: AsyncSession, group_id: int) -> tuple[BookingGroup, datetime]:
+    """Re-read the group FOR UPDATE (call after the room-type locks): its state as of now, and the
+    database's clock for that now (decide expiry with it, not the host's)."""
     result = await session.execute(
-        select(BookingGroup)
+        select(BookingGroup, func.statement_timestamp())
         .where(BookingGroup.id == group_id)
-        .with_for_update()
+        .with_for_update(of=BookingGroup)
         .execution_options(populate_existing=True)
     )
-    return result.scalar_one()
+    group, now = result.one()
+    return group, now
 
 
 async def set_bookings_status(
@@ -194,14 +196,14 @@ async def mark_expired(
 
 _LAPSED = text(
     "SELECT g.id AS group_id, b.hotel_id, b.room_type_id, b.check_in, b.check_out "
-    "FROM (SELECT id FROM booking_group WHERE status = 'HELD' AND expires_at <= :now "
+    "FROM (SELECT id FROM booking_group WHERE status = 'HELD' AND expires_at <= statement_timestamp() "
     "      ORDER BY expires_at LIMIT :limit) AS g "
     "JOIN booking AS b ON b.group_id = g.id"
 )
 
 
 async def expire_lapsed_holds(
-    session: AsyncSession, now: datetime, lock_timeout_ms: int, *, limit: int = 200
+    session: AsyncSession, lock_timeout_ms: int, *, limit: int = 200
 ) -> list[tuple[BookingGroup, list[Any]]]:
     """One sweep: mark up to `limit` lapsed holds EXPIRED. Safe with several workers. Returns
     each expired group with its bookings' (hotel_id, room_type_id, check_in, check_out) rows.
@@ -210,7 +212,7 @@ async def expire_lapsed_holds(
     then are the groups re-read FOR UPDATE SKIP LOCKED, still HELD and lapsed: the same lock
     order as confirm and cancel, and a group another worker is expiring is skipped, not waited on.
     """
-    candidates = (await session.execute(_LAPSED, {"now": now, "limit": limit})).all()
+    candidates = (await session.execute(_LAPSED, {"limit": limit})).all()
     if not candidates:
         return []
     await lock_room_types(session, {row.room_type_id for row in candidates}, lock_timeout_ms)
@@ -219,7 +221,7 @@ async def expire_lapsed_holds(
         .where(
             BookingGroup.id.in_({row.group_id for row in candidates}),
             BookingGroup.status == "HELD",
-            BookingGroup.expires_at <= now,
+            BookingGroup.expires_at <= func.statement_timestamp(),
         )
         .order_by(BookingGroup.id)
         .with_for_update(skip_locked=True)

@@ -161,6 +161,7 @@ class StayInventory:
     decides on under the advisory locks. Read in one statement (`load_stay_inventory`), so the
     critical section pays one round trip for it."""
 
+    now: datetime  # the database's clock as of the read: the `now` to decide with
     version: int
     room_type_ids: list[int]
     contracts: list[ContractTerms]
@@ -202,26 +203,28 @@ _STAY_INVENTORY = text(
     "  WHERE r.hardblock_id IN (SELECT x.id "
     + _overlapping("hardblock", "start_date", "end_date") + ") AND r.night >= :start AND r.night < :end) AS releases, "
     # Bookings summed per stay and status: the decision needs rooms per night, not who booked, and
-    # a hot room type holds thousands of one-room bookings. Lapsed holds (as of :now) drop out.
+    # a hot room type holds thousands of one-room bookings. Lapsed holds drop out, as of the
+    # database's clock (`now` below), which every app host shares.
     "ARRAY(SELECT ROW(min(x.id), x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status, "
     "  max(x.expires_at), CAST(sum(x.rooms) AS integer)) "
     f"  {_overlapping('booking', 'check_in', 'check_out')} "
-    "  AND (x.status = 'CONFIRMED' OR (x.status = 'HELD' AND x.expires_at > :now)) "
+    "  AND (x.status = 'CONFIRMED' OR (x.status = 'HELD' AND x.expires_at > statement_timestamp())) "
     "  GROUP BY x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status ORDER BY 1) AS bookings, "
-    "(SELECT version FROM inventory_version WHERE hotel_id = :hotel_id) AS version"
+    "(SELECT version FROM inventory_version WHERE hotel_id = :hotel_id) AS version, "
+    "statement_timestamp() AS now"
 )
 
 
 async def load_stay_inventory(
-    session: AsyncSession, hotel_id: int, room_type_ids: Sequence[int], start: date, end: date, now: datetime
+    session: AsyncSession, hotel_id: int, room_type_ids: Sequence[int], start: date, end: date
 ) -> StayInventory:
     """What `load_inventory` reads for `room_type_ids` of the hotel over [start, end), as domain
     values only, in one statement (the write paths call it under the advisory locks). Bookings
-    come summed per (room type, block, stay, status), without holds lapsed at `now`: decide with
-    that same `now`."""
+    come summed per (room type, block, stay, status), without holds lapsed at the database's
+    `now`, which comes back with them: decide with that same `now`."""
     connection = await session.connection()
     row = (await connection.execute(_STAY_INVENTORY, {
-        "ids": list(room_type_ids), "start": start, "end": end, "hotel_id": hotel_id, "now": now,
+        "ids": list(room_type_ids), "start": start, "end": end, "hotel_id": hotel_id,
     })).one()
     releases: dict[int, dict[date, datetime]] = {}
     for block_id, night, released_at in row.releases:
@@ -229,6 +232,7 @@ async def load_stay_inventory(
     events = [event_terms(_EventRecord(*e)) for e in row.events]
     hardblocks = [_HardblockRecord(*h) for h in row.hardblocks]
     return StayInventory(
+        now=row.now,
         version=int(row.version or 0),
         room_type_ids=sorted(room_type_ids),
         contracts=[contract_terms(_ContractRecord(*c)) for c in row.contracts],

@@ -268,9 +268,9 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
         )
 
         async def decide() -> tuple[list[Money], datetime]:
-            """Prices, or SoldOut, on a read of what is committed now."""
-            now = models.utcnow()
-            inventory = await load_stay_inventory(session, hotel_id, room_type_ids, start, end, now)
+            """Prices, or SoldOut, on a read of what is committed now (the database's now)."""
+            inventory = await load_stay_inventory(session, hotel_id, room_type_ids, start, end)
+            now = inventory.now
             rows = inventory.calendar(start, end, now)
             prices = _prices(rows, items)
             if shortfalls := _shortfalls(inventory, rows, items, now):
@@ -323,8 +323,7 @@ async def confirm_booking(services: Services, caller: Caller, group_id: int | No
         session = unit.session
         _, (hotel_id, room_type_ids, start, end) = await _visible_group(session, caller, group_id, id)
         await lock_room_types(session, room_type_ids, services.settings.lock_timeout_ms)
-        group = await lock_group(session, group_id)  # the state as of the lock: expiry may have won
-        now = models.utcnow()
+        group, now = await lock_group(session, group_id)  # the state as of the lock: expiry may have won
         try:
             confirm_status(BookingStatus(group.status), group.expires_at, now)
         except DomainBookingExpired as error:
@@ -376,8 +375,7 @@ async def cancel_booking(services: Services, caller: Caller, group_id: int | Non
         session = unit.session
         _, (hotel_id, room_type_ids, start, end) = await _visible_group(session, caller, group_id, id)
         await lock_room_types(session, room_type_ids, services.settings.lock_timeout_ms)
-        group = await lock_group(session, group_id)
-        now = models.utcnow()
+        group, now = await lock_group(session, group_id)
         try:
             cancel_status(BookingStatus(group.status), group.expires_at, now)
         except DomainInvalidTransition as error:
@@ -445,8 +443,7 @@ async def sweep_expired_holds(services: Services, *, limit: int = 200) -> list[i
     Returns the expired groups' ids. Availability never waits for this: it only writes it down."""
     try:
         async with write(services) as unit:
-            expired = await expire_lapsed_holds(unit.session, models.utcnow(), services.settings.lock_timeout_ms,
-                                                limit=limit)
+            expired = await expire_lapsed_holds(unit.session, services.settings.lock_timeout_ms, limit=limit)
             for group, rows in expired:
                 for row in rows:
                     unit.touch(row.hotel_id, [row.room_type_id], row.check_in, row.check_out,

@@ -41,7 +41,7 @@ from app.services.scope import acting_agency, own_agency_id, scoped
 from db import audit, models
 from db.calendar import InventorySnapshot, load_inventory
 from db.hardblocks import record_auto_releases, release_nights
-from db.inventory import lock_room_types
+from db.inventory import database_now, lock_room_types
 from db.queries import rows_by_id
 from domain import (
     AllotmentEvent,
@@ -195,7 +195,7 @@ async def _state(session: AsyncSession, block: models.Hardblock, start: date, en
     """The block and its room type's pool over [start, end) widened to the block's span."""
     start, end = min(start, block.start_date), max(end, block.end_date)
     snapshot = await load_inventory(session, block.hotel_id, start, end, [block.room_type_id])
-    now = models.utcnow()
+    now = await database_now(session)
     terms = next(t for t in snapshot.hardblock_terms if t.id == block.id)
     return _BlockState(snapshot, terms, snapshot.calendar(start, end, now)[block.room_type_id], now)
 
@@ -417,7 +417,7 @@ async def create_hardblock(services: Services, caller: Caller, request: NewHardb
             raise InvalidInput("roomTypeId", "no room type with that id")
         await lock_room_types(session, [room_type.id], services.settings.lock_timeout_ms)
         snapshot = await load_inventory(session, room_type.hotel_id, request.start, request.end, [room_type.id])
-        now = models.utcnow()
+        now = await database_now(session)
         pool = snapshot.calendar(request.start, request.end, now)[room_type.id]
         block = models.Hardblock(
             reference=f"HB-{secrets.token_hex(4).upper()}", agency_id=agency.id, hotel_id=room_type.hotel_id,
@@ -615,9 +615,9 @@ async def hardblocks(services: Services, caller: Caller, hotel_id: int | None, s
 async def record_releases(services: Services, *, limit: int = 1000) -> int:
     """Write down (audit, version bump, publish) the nights that released themselves since the
     last run. Availability never waits for this. Returns how many nights were recorded."""
-    now = models.utcnow()
     async with write(services) as unit:
         session = unit.session
+        now = await database_now(session)
         recorded = await record_auto_releases(session, now, utc_today(now), limit=limit)
         if not recorded:
             return 0

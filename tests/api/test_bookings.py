@@ -521,3 +521,21 @@ async def test_a_busy_inventory_lock_is_a_retryable_lock_timeout(gql, quick, eng
     assert other_room_type["__typename"] == "BookingGroup"  # other room types proceed in parallel
     retried = await book(quick, agencies["SUNTRAVEL"], item(ids["STD"]))
     assert retried["__typename"] == "BookingGroup"
+
+
+# --- one clock for every host ----------------------------------------------------------------------
+
+
+async def test_holds_lapse_on_the_databases_clock_not_a_skewed_hosts(gql, sessions, monkeypatch):
+    """Another app host whose clock runs 20 minutes fast must not see a live hold as lapsed: it
+    would sell the hold's rooms again, refuse its confirmation, and sweep it."""
+    hotel, ids, agencies = await setup(gql, allotment=1)
+    held = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], rooms=1))
+    real = models.utcnow
+    monkeypatch.setattr(models, "utcnow", lambda: real() + timedelta(minutes=20))
+
+    again = await book(gql, agencies["BLUEWAVE"], item(ids["STD"], rooms=1))
+    assert again["__typename"] == "SoldOut"
+    assert await sweep_expired_holds(runtime_context(gql)) == []
+    confirmed = await confirm(gql, held["id"])
+    assert confirmed["__typename"] == "SaleOrder"
