@@ -6,6 +6,7 @@ take them before any row lock, so a confirm, a cancel and the sweeper never dead
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
 from db.inventory import lock_room_types
-from db.outbox import BUMP_VERSION, CHANGE_TOPIC, change_parameters, change_payload
+from db.outbox import CHANGE_TOPIC, bump_version_sql, change_parameters, change_payload
 from db.models import SALE_ORDER_NUMBER_SEQ, Booking, BookingGroup, IdempotencyKey
 
 
@@ -33,6 +34,17 @@ class HoldItem:
     rooms: int
     total_amount: Decimal
     currency: str
+
+
+GROUP_PREFIX, BLOCK_PREFIX = "BG", "HB"
+# A reference is random (it tells nobody how many bookings or blocks there are); a draw that is
+# already taken is drawn again, which a billion-fold space makes rare.
+REFERENCE_ATTEMPTS = 5
+_REFERENCE_BYTES = {GROUP_PREFIX: 5, BLOCK_PREFIX: 4}
+
+
+def new_reference(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(_REFERENCE_BYTES[prefix]).upper()}"
 
 
 # What a group's bookings touch: (hotel id, sorted room type ids, first night, day after the last
@@ -66,7 +78,10 @@ async def claim_idempotency_key(
 _INSERT_HOLD = text(
     "WITH new_group AS ("
     "  INSERT INTO booking_group (reference, agency_id, status, guest_name, expires_at, created_by, created_at)"
-    "  VALUES (:reference, :agency_id, :status, :guest_name, :expires_at, :created_by, :created_at) RETURNING id"
+    "  VALUES (:reference, :agency_id, :status, :guest_name, :expires_at, :created_by, :created_at)"
+    # A reference already taken (random, so rarely) writes nothing at all: every other part of the
+    # statement, the version bump included, is driven by new_group's row; insert_hold retries.
+    "  ON CONFLICT (reference) DO NOTHING RETURNING id"
     "), new_bookings AS ("
     "  INSERT INTO booking (group_id, agency_id, hotel_id, room_type_id, hardblock_id, check_in, check_out, rooms,"
     "                       status, expires_at, total_amount, currency)"
@@ -87,7 +102,7 @@ _INSERT_HOLD = text(
     "), keyed AS ("
     "  UPDATE idempotency_key SET group_id = new_group.id FROM new_group"
     "  WHERE idempotency_key.scope = :key_scope AND idempotency_key.key = :key"
-    f"), version AS ({BUMP_VERSION}"
+    f"), version AS ({bump_version_sql('SELECT CAST(:hotel_id AS integer), 1 FROM new_group')}"
     "), change AS ("
     f"  INSERT INTO outbox (topic, payload) SELECT '{CHANGE_TOPIC}', "
     + change_payload("jsonb_build_array(jsonb_build_array(new_group.id, CAST(:agency_id AS integer)))")
@@ -116,7 +131,8 @@ async def insert_hold(
     """
     scope, key = idempotency
     hotel_id, room_type_ids, start, end = footprint
-    row = (await (await session.connection()).execute(_INSERT_HOLD, {
+    connection = await session.connection()
+    parameters = {
         **change_parameters(hotel_id, room_type_ids, start, end, (), ()),
         "reference": group.reference, "agency_id": group.agency_id, "status": group.status,
         "guest_name": group.guest_name, "expires_at": group.expires_at, "created_by": group.created_by,
@@ -127,9 +143,14 @@ async def insert_hold(
         "currencies": [b.currency for b in bookings],
         "actor_uid": actor.uid, "actor_role": actor.role, "actor_agency": actor.agency_code,
         "request_id": actor.request_id, "after": audit_after, "key_scope": scope, "key": key,
-    })).one()
-    group.id = row.id
-    return int(row.version), int(row.change_id)
+    }
+    for _ in range(REFERENCE_ATTEMPTS):
+        row = (await connection.execute(_INSERT_HOLD, parameters)).one_or_none()
+        if row is not None:
+            group.id = row.id
+            return int(row.version), int(row.change_id)
+        group.reference = parameters["reference"] = new_reference(GROUP_PREFIX)  # taken: draw again
+    raise RuntimeError(f"{REFERENCE_ATTEMPTS} random booking references in a row were taken")
 
 
 async def group_footprint(session: AsyncSession, group_id: int) -> Footprint | None:

@@ -111,9 +111,16 @@ async def release_nights(session: AsyncSession, hardblock_id: int, nights: Itera
 
 
 # Nights of active blocks whose release time (midnight UTC, release_days before the night) has
-# passed and that nothing has recorded yet. Every worker may run this: the unique (block, night)
-# index gives each night to exactly one inserting transaction.
-_RECORD_AUTO_RELEASES = text("""
+# passed and that no standing release records yet. A manual release that a later live amendment
+# re-grew no longer stands (effective_released_nights): its row is taken over by the automatic
+# release when the night's time comes, so that release is written down too. Every worker may run
+# this: the unique (block, night) index and the re-checked condition of the update give each night
+# to exactly one transaction.
+_SUPERSEDED = """EXISTS (SELECT 1 FROM allotment_event e
+                 WHERE e.hardblock_id = {release}.hardblock_id AND e.kind = 'BLOCK_AMENDMENT'
+                   AND e.voided_at IS NULL AND e.start_date <= {release}.night AND e.end_date > {release}.night
+                   AND e.effective_at >= {release}.released_at)"""
+_RECORD_AUTO_RELEASES = text(f"""
 WITH due AS (
     SELECT b.id AS hardblock_id, night::date AS night
     FROM hardblock b
@@ -122,13 +129,15 @@ WITH due AS (
       AND b.start_date - b.release_days <= :today
       AND night::date - b.release_days <= :today
       AND NOT EXISTS (SELECT 1 FROM hardblock_night_release r
-                      WHERE r.hardblock_id = b.id AND r.night = night::date)
+                      WHERE r.hardblock_id = b.id AND r.night = night::date
+                        AND NOT {_SUPERSEDED.format(release="r")})
     ORDER BY b.id, night
     LIMIT :limit
 )
-INSERT INTO hardblock_night_release (hardblock_id, night, cause, released_at)
+INSERT INTO hardblock_night_release AS existing (hardblock_id, night, cause, released_at)
 SELECT hardblock_id, night, 'AUTO', :now FROM due
-ON CONFLICT (hardblock_id, night) DO NOTHING
+ON CONFLICT (hardblock_id, night) DO UPDATE SET cause = 'AUTO', released_at = excluded.released_at
+    WHERE {_SUPERSEDED.format(release="existing")}
 RETURNING hardblock_id, night
 """)
 

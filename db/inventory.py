@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 # Advisory lock keys are one bigint: (id << 8) | keyspace, so room-type locks never collide
 # with other kinds of lock this service may take.
 ROOM_TYPE_KEYSPACE = 1
+CONTRACT_KEYSPACE = 2  # by the supplier's contract id (a hash of it): creating one is then an upsert
 
 _LOCK = text(
     "WITH setting AS MATERIALIZED (SELECT set_config('lock_timeout', :timeout, true)) "
@@ -29,9 +30,14 @@ locking_enabled = True
 
 
 class LockTimeout(Exception):
-    def __init__(self, keys: list[int]) -> None:
-        super().__init__(f"timed out waiting for the inventory lock of room types {keys}")
+    def __init__(self, keys: list[int], message: str | None = None) -> None:
+        super().__init__(message or f"timed out waiting for the inventory lock of room types {keys}")
         self.keys = keys
+
+
+def is_lock_timeout(error: DBAPIError) -> bool:
+    """`lock_timeout` expired (SQLSTATE 55P03), on an advisory lock or a row lock."""
+    return getattr(error.orig, "sqlstate", None) == "55P03" or "lock timeout" in str(error.orig)
 
 
 def room_type_lock_key(room_type_id: int) -> int:
@@ -52,8 +58,28 @@ async def lock_room_types(session: AsyncSession, room_type_ids: Iterable[int], t
         await (await session.connection()).execute(_LOCK, {"timeout": str(int(timeout_ms)),
                                                            "keys": [room_type_lock_key(i) for i in ids]})
     except DBAPIError as error:
-        if getattr(error.orig, "sqlstate", None) == "55P03" or "lock timeout" in str(error.orig):
+        if is_lock_timeout(error):
             raise LockTimeout(ids) from error
+        raise
+
+
+_CONTRACT_LOCK = text(
+    "WITH setting AS MATERIALIZED (SELECT set_config('lock_timeout', :timeout, true)) "
+    "SELECT pg_advisory_xact_lock((CAST(hashtext(:external_id) AS bigint) << 8) | :keyspace) FROM setting"
+)
+
+
+async def lock_contract(session: AsyncSession, external_id: str, timeout_ms: int) -> None:
+    """Serialise the writers of one supplier contract id, before they read it: two first upserts of a
+    new id would otherwise both find nothing and both insert. Taken before any room-type lock."""
+    if not locking_enabled:
+        return
+    try:
+        await (await session.connection()).execute(_CONTRACT_LOCK, {
+            "timeout": str(int(timeout_ms)), "external_id": external_id, "keyspace": CONTRACT_KEYSPACE})
+    except DBAPIError as error:
+        if is_lock_timeout(error):
+            raise LockTimeout([], f"timed out waiting for another write of contract {external_id}") from error
         raise
 
 

@@ -31,10 +31,15 @@ def change_payload(groups: str = "CAST(:groups AS jsonb)") -> str:
     )
 
 
-BUMP_VERSION = (
-    "INSERT INTO inventory_version (hotel_id, version) VALUES (:hotel_id, 1) "
-    "ON CONFLICT (hotel_id) DO UPDATE SET version = inventory_version.version + 1 RETURNING version"
-)
+def bump_version_sql(rows: str = "VALUES (CAST(:hotel_id AS integer), 1)") -> str:
+    """The version bump, for each row of `rows` (one: the hotel and 1; none: no bump)."""
+    return (
+        f"INSERT INTO inventory_version (hotel_id, version) {rows} "
+        "ON CONFLICT (hotel_id) DO UPDATE SET version = inventory_version.version + 1 RETURNING version"
+    )
+
+
+BUMP_VERSION = bump_version_sql()
 
 _RECORD_CHANGE = text(
     f"WITH version AS ({BUMP_VERSION}) "

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry import relay
 
-from app.api.errors import InvalidInput, NotFound
+from app.api.errors import InvalidInput, LockTimeout, NotFound
 from app.api.ids import decode_id, filter_pk
 from app.api.pagination import connection
 from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info, require_principal
@@ -193,7 +193,8 @@ class UpsertContractInput:
 
 CreateAgencyResult = Annotated[Agency | InvalidInput, strawberry.union("CreateAgencyResult")]
 UpsertHotelResult = Annotated[Hotel | InvalidInput, strawberry.union("UpsertHotelResult")]
-UpsertContractResult = Annotated[Contract | InvalidInput | NotFound, strawberry.union("UpsertContractResult")]
+UpsertContractResult = Annotated[Contract | InvalidInput | NotFound | LockTimeout,
+                                 strawberry.union("UpsertContractResult")]
 
 
 @strawberry.type

@@ -15,7 +15,7 @@ from strawberry import relay
 from app.api.bookings import Booking
 from app.api.catalog import RoomType, load_room_type
 from app.api.context import Context
-from app.api.errors import IdempotencyConflict, InvalidInput, InvalidTransition, NotFound
+from app.api.errors import IdempotencyConflict, InvalidInput, InvalidTransition, LockTimeout, NotFound
 from app.api.hardblocks import IDEMPOTENCY_KEY, Hardblock, HardblockSlot
 from app.api.ids import decode_id, filter_pk, target_pk
 from app.api.permissions import STAFF, Info
@@ -300,10 +300,11 @@ class AllotmentEventInput:
 
 
 RecordAllotmentEventResult = Annotated[
-    AllotmentEvent | InvalidInput | NotFound | IdempotencyConflict, strawberry.union("RecordAllotmentEventResult")
+    AllotmentEvent | InvalidInput | NotFound | IdempotencyConflict | LockTimeout,
+    strawberry.union("RecordAllotmentEventResult"),
 ]
 VoidAllotmentEventResult = Annotated[
-    AllotmentEvent | InvalidTransition | NotFound, strawberry.union("VoidAllotmentEventResult")
+    AllotmentEvent | InvalidTransition | NotFound | LockTimeout, strawberry.union("VoidAllotmentEventResult")
 ]
 
 

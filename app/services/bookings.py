@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,6 +35,7 @@ from app.services.pages import Page, paginate
 from app.services.scope import acting_agency, own_agency_id, scoped
 from db import audit, models
 from db.bookings import (
+    GROUP_PREFIX,
     HoldItem,
     claim_idempotency_key,
     expire_lapsed_holds,
@@ -43,6 +43,7 @@ from db.bookings import (
     insert_hold,
     lock_group,
     mark_expired,
+    new_reference,
     next_sale_order_number,
     set_bookings_status,
 )
@@ -263,7 +264,7 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
                      min(it.check_in for it in items), max(it.check_out for it in items))
         hotel_id, room_type_ids, start, end = footprint
         group = models.BookingGroup(
-            reference=f"BG-{secrets.token_hex(5).upper()}", agency_id=agency.id, status="HELD",
+            reference=new_reference(GROUP_PREFIX), agency_id=agency.id, status="HELD",
             guest_name=guest_name, created_by=caller.actor.uid,
         )
 

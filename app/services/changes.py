@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import outbox
 from db.engine import transaction
+from db.inventory import LockTimeout, is_lock_timeout
 
 if TYPE_CHECKING:
     from app.services.context import Services
@@ -128,10 +130,17 @@ class Write:
 async def write(services: Services) -> AsyncIterator[Write]:
     """One write transaction: yields the unit of work; on success records its changes (version
     bumps and outbox rows), commits, then publishes them. Any exception rolls everything back."""
-    async with transaction(services.sessions) as session:
-        unit = Write(session)
-        yield unit
-        await unit._record()
+    try:
+        async with transaction(services.sessions) as session:
+            unit = Write(session)
+            yield unit
+            await unit._record()
+    except DBAPIError as error:
+        # The room types' locks set the transaction's lock_timeout; a row lock can run out of it too:
+        # the hotel's version row, held by another write of the hotel that is committing.
+        if is_lock_timeout(error):
+            raise LockTimeout([], "timed out waiting for another write of this hotel to commit") from error
+        raise
     await services.relay.deliver(unit.changes, unit.outbox_ids)
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.bookings import check_reason
@@ -40,6 +40,7 @@ from app.services.pages import Page, paginate
 from app.services.scope import acting_agency, own_agency_id, scoped
 from db import audit, models
 from db.calendar import InventorySnapshot, load_inventory
+from db.bookings import BLOCK_PREFIX, REFERENCE_ATTEMPTS, new_reference
 from db.hardblocks import record_auto_releases, release_nights
 from db.inventory import database_now, lock_room_types
 from db.queries import rows_by_id
@@ -420,7 +421,7 @@ async def create_hardblock(services: Services, caller: Caller, request: NewHardb
         now = await database_now(session)
         pool = snapshot.calendar(request.start, request.end, now)[room_type.id]
         block = models.Hardblock(
-            reference=f"HB-{secrets.token_hex(4).upper()}", agency_id=agency.id, hotel_id=room_type.hotel_id,
+            reference=new_reference(BLOCK_PREFIX), agency_id=agency.id, hotel_id=room_type.hotel_id,
             room_type_id=room_type.id, start_date=request.start, end_date=request.end,
             base_start_date=request.start, base_end_date=request.end, rooms=request.rooms,
             release_days=request.release_days, status=HardblockStatus.ACTIVE.value, created_at=now,
@@ -432,13 +433,28 @@ async def create_hardblock(services: Services, caller: Caller, request: NewHardb
         preview = AmendmentPreview(all(d.conflict is None for d in diffs), tuple(diffs))
         _raise_conflicts(preview, pool, None, room_type, lambda late: InvalidInput(
             "releaseDays", f"nights past their release time cannot be blocked: {late}"))
-        session.add(block)
-        await session.flush()
+        await _insert_with_fresh_reference(session, block)
         audit.record(session, caller.actor, "hardblock.created", "Hardblock", block.id,
                      after={**_block_snapshot(block), "agency": agency.code})
         await keyed.remember({"hardblock": block.id})
         _touch(unit, block, (request.start, request.end))
     return block
+
+
+async def _insert_with_fresh_reference(session: AsyncSession, block: models.Hardblock) -> None:
+    """Insert the block; a random reference that is already taken is drawn again (in a savepoint,
+    so the failed insert leaves the transaction usable)."""
+    for _ in range(REFERENCE_ATTEMPTS):
+        try:
+            async with session.begin_nested():
+                session.add(block)
+                await session.flush()
+            return
+        except IntegrityError as error:
+            if "uq_hardblock_reference" not in str(error.orig):
+                raise
+            block.reference = new_reference(BLOCK_PREFIX)
+    raise RuntimeError(f"{REFERENCE_ATTEMPTS} random hardblock references in a row were taken")
 
 
 async def amend_hardblock(services: Services, caller: Caller, pk: int | None, amendment: Amendment,

@@ -19,7 +19,7 @@ from app.services.errors import InvalidInput, InvalidTransition, NotFound
 from app.services.idempotency import Keyed, check_key
 from app.services.pages import Page, paginate
 from db import audit, models
-from db.inventory import lock_room_types
+from db.inventory import lock_contract, lock_room_types
 from domain import EventKind, Money, check_contract, check_event, check_money, check_range
 
 MAX_CONTRACT_NIGHTS = 3 * 366
@@ -106,6 +106,7 @@ async def upsert_contract(services: Services, caller: Caller, spec: ContractSpec
             raise NotFound("no room type with that id", str(spec.room_type_id))
         if room_type.hotel_id != spec.hotel_id:
             raise InvalidInput("roomTypeId", "the room type belongs to another hotel")
+        await lock_contract(session, external_id, services.settings.lock_timeout_ms)
         contract = (await session.execute(
             select(models.Contract).where(models.Contract.external_id == external_id))).scalar_one_or_none()
         if contract is not None and contract.hotel_id != spec.hotel_id:

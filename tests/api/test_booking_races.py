@@ -227,3 +227,32 @@ async def test_cancel_racing_confirm_leaves_a_consistent_group(gql, http, sessio
             assert confirmed == "InvalidTransition" and order is None
     cal = await calendar(gql, hotel["id"], end=START + timedelta(days=1))
     assert column(cal, "STD", "held") == column(cal, "STD", "sold") == [0]
+
+
+# --- the first upserts of a new supplier contract id -----------------------------------------------
+
+
+async def _race_first_upserts(gql, http) -> list[dict]:
+    from tests.api.test_catalog import UPSERT_CONTRACT, contract_input
+
+    hotel, ids, _ = await setup(gql)
+    racers = [contract_input(hotel["id"], ids["STD"], externalId="NEW-1", allotment=n) for n in range(1, 9)]
+    responses = await asyncio.gather(*(
+        http.post("/graphql", json={"query": UPSERT_CONTRACT, "variables": {"input": value}},
+                  headers={"Authorization": f"Bearer {token('admin')}"}) for value in racers))
+    return [response.json() for response in responses]
+
+
+async def test_concurrent_first_upserts_of_a_contract_id_create_one_contract(gql, http, sessions):
+    bodies = await _race_first_upserts(gql, http)
+    assert [body.get("errors") for body in bodies] == [None] * len(bodies)
+    assert {body["data"]["upsertContract"]["__typename"] for body in bodies} == {"Contract"}
+    async with sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(models.Contract)
+                                      .where(models.Contract.external_id == "NEW-1"))).scalar_one() == 1
+
+
+async def test_without_the_contract_lock_first_upserts_collide(gql, http):
+    with inventory_lock_disabled():
+        bodies = await _race_first_upserts(gql, http)
+    assert any(body.get("errors") for body in bodies)  # the unique index refuses the second insert

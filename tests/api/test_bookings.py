@@ -539,3 +539,38 @@ async def test_holds_lapse_on_the_databases_clock_not_a_skewed_hosts(gql, sessio
     assert await sweep_expired_holds(runtime_context(gql)) == []
     confirmed = await confirm(gql, held["id"])
     assert confirmed["__typename"] == "SaleOrder"
+
+
+async def test_a_write_waiting_too_long_for_the_hotels_version_row_is_a_lock_timeout(gql, sessions):
+    """The room types' locks are free, but another write of the hotel holds its version row (it is
+    committing): past lock_timeout the answer is the typed, retryable LockTimeout, and nothing changed."""
+    hotel, ids, agencies = await setup(gql)
+    await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], rooms=1))  # the version row exists
+    hotel_pk = decode_id(hotel["id"], "Hotel", "id")
+    before = await calendar(gql, hotel["id"])
+    async with sessions() as blocker, blocker.begin():
+        await blocker.execute(text("SELECT version FROM inventory_version WHERE hotel_id = :h FOR UPDATE"),
+                              {"h": hotel_pk})
+        answer = await book(gql, agencies["SUNTRAVEL"], item(ids["SUP"], rooms=1))
+    assert answer["__typename"] == "LockTimeout" and "retry" in answer["message"]
+    assert (await calendar(gql, hotel["id"]))["version"] == before["version"]
+
+
+async def test_a_reference_drawn_twice_is_drawn_again(gql, monkeypatch):
+    """References are random; a draw that is already taken costs a retry, not an error, and the
+    failed draw leaves no trace (no version bumped for it)."""
+    import secrets
+
+    from tests.api.test_hardblocks import create_block
+
+    hotel, ids, agencies = await setup(gql)
+    draws = iter(["c0ffee0000", "c0ffee0000", "c0ffee0001", "beef0000", "beef0000", "beef0001"])
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(draws)[: 2 * n])
+    first = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], rooms=1))
+    version = (await calendar(gql, hotel["id"]))["version"]
+    second = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], rooms=1))
+    assert (first["reference"], second["reference"]) == ("BG-C0FFEE0000", "BG-C0FFEE0001")
+    assert (await calendar(gql, hotel["id"]))["version"] == version + 1
+
+    blocks = [await create_block(gql, agencies["SUNTRAVEL"], ids["SUP"], rooms=1) for _ in range(2)]
+    assert [b["reference"] for b in blocks] == ["HB-BEEF0000", "HB-BEEF0001"]

@@ -446,6 +446,24 @@ async def test_nights_release_themselves_at_release_time_and_the_job_writes_it_d
     assert causes == ["AUTO"] * 4
 
 
+async def test_a_regrown_manual_release_is_recorded_again_when_the_night_releases_itself(gql, app, sessions):
+    hotel, ids, agencies = await setup(gql, allotment=5)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2, nights=3)
+    data(await gql(RELEASE_NIGHTS, {"id": block["id"], "dates": [d(1)]}))
+    assert sizes(await amend(gql, block["id"], (1, 2, 2))) == [2, 2, 2]  # the released night grown back
+    pk = decode_id(block["id"], "Hardblock", "id")
+    async with sessions() as session, session.begin():  # time travel: every night past its release time
+        (await session.get(models.Hardblock, pk)).release_days = 100
+    services = app.state.runtime.services
+    assert await record_releases(services) == 3
+    assert await record_releases(services) == 0
+    entry = (await audit_actions(gql, block["id"]))[0]
+    assert entry["after"]["cause"] == "AUTO" and entry["after"]["nights"] == [d(0), d(1), d(2)]
+    async with sessions() as session:
+        causes = (await session.execute(select(models.HardblockNightRelease.cause))).scalars().all()
+    assert causes == ["AUTO"] * 3
+
+
 # --- scope ---------------------------------------------------------------------------------------
 
 
