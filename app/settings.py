@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=10, ge=1)
     graphql_max_aliases: int = Field(default=15, ge=1)
     graphql_max_tokens: int = Field(default=2000, ge=1)
+    # The static cost an operation may have (app/api/cost.py): about 250,000 calendar cells.
+    graphql_max_cost: int = Field(default=500_000, ge=1)
     ws_connection_init_timeout_s: float = Field(default=5, gt=0)
     # graphql-transport-ws `ping` from the server; no `pong` within the timeout drops the socket.
     ws_ping_interval_s: float = Field(default=15, gt=0)

@@ -29,6 +29,7 @@ from strawberry.types.graphql import OperationType
 from app.api.audit import AuditQuery
 from app.api.bookings import BookingMutation, BookingQuery
 from app.api.catalog import CatalogMutation, CatalogQuery, Viewer, viewer
+from app.api.cost import QueryCost
 from app.api.errors import HANDLERS
 from app.api.hardblocks import HardblockMutation, HardblockQuery
 from app.api.inventory import InventoryMutation
@@ -190,6 +191,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: _ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         RejectNulCharacters,  # after the cache, which replaces the validation errors it finds
+        lambda: QueryCost(limit=settings.graphql_max_cost),
     ]
     if settings.production:
         extensions.append(DisableIntrospection)

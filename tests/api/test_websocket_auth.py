@@ -88,8 +88,10 @@ async def test_operations_run_as_the_token_s_caller(ws, db):
     # when it runs a query over the socket
     await send(ws, {"id": "1", "type": "subscribe", "payload": {"query": VIEWER}})
 
-    # then the query sees the principal from connection_init
-    assert await receive(ws) == {
+    # then the query sees the principal from connection_init (and is priced like any other)
+    answer = await receive(ws)
+    assert answer["payload"].pop("extensions")["cost"]["requested"] == 2
+    assert answer == {
         "id": "1",
         "type": "next",
         "payload": {"data": {"viewer": {"uid": "dev-operator", "role": "OPERATOR", "agency": None}}},
