@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -33,6 +35,7 @@ from app.api.schema import build_schema
 from app.api.subscriptions import SharedData, SharedResultsExecutor
 from app.auth import FirebaseVerifier
 from app.broadcast import Broadcast
+from app.limits import RequestBodyLimit
 from app.services.changes import OutboxRelay
 from app.services.context import Services
 from app.services.jobs import run_expiry_sweeper, run_release_job
@@ -174,10 +177,13 @@ class GraphQLApp(GraphQL):
             services=runtime.services, verifier=runtime.verifier, broadcast=runtime.broadcast, request=request,
             response=response,
         )
+        # Our own id names the request in logs, errors and the audit log; a client's id is kept
+        # beside it (logged, never trusted as ours) so both sides can find the same request.
         supplied = request.headers.get("x-request-id", "")
         if _REQUEST_ID.match(supplied):
-            context.request_id = supplied
+            context.client_request_id = supplied
         if isinstance(request, Request):
+            response.headers["X-Request-Id"] = context.request_id
             await context.authenticate(request.headers.get("authorization"))
         return context
 
@@ -253,7 +259,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             verifier.close()
             await engine.dispose()
 
-    app = Starlette(lifespan=lifespan)
+    app = Starlette(lifespan=lifespan, middleware=[
+        # Outermost, so that refusals (413) carry CORS headers and browsers can read them.
+        Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                   allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+                   expose_headers=["X-Request-Id", "Retry-After"], max_age=600),
+        Middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes),
+    ])
     graphql = GraphQLApp(app, settings)
     app.router.routes.extend(
         [

@@ -25,6 +25,8 @@ class Context:
     principal: Principal | None = None
     auth_error: AuthenticationError | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The caller's own X-Request-Id, if it sent a well-formed one: logged beside ours.
+    client_request_id: str | None = None
     # Set by Strawberry from the websocket `connection_init` payload.
     connection_params: dict[str, Any] | None = None
     _loaders: Loaders | None = None

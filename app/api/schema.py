@@ -86,8 +86,11 @@ class MaskUnexpectedErrors(MaskErrors):
         super().__init__(should_mask_error=_mask)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        request_id = getattr(self.execution_context.context, "request_id", None)
-        log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=error.original_error)
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", None)
+        client_request_id = getattr(context, "client_request_id", None)
+        log.error("unexpected error in request %s (client id %s) at %s", request_id, client_request_id, error.path,
+                  exc_info=error.original_error)
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
         return masked
