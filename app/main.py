@@ -232,6 +232,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size,
+                               pool_timeout_s=settings.db_pool_timeout_s,
                                statement_timeout_ms=settings.db_statement_timeout_ms,
                                idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms)
         broadcast = Broadcast(settings.broadcast_url, queue_size=settings.broadcast_queue_size)

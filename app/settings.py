@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     data_dir: Path = PROJECT_ROOT / ".data"
     db_pool_size: int = Field(default=10, ge=1)
+    # How long a request waits for a pooled connection (or for a new one to connect) before it
+    # gets a retryable 503: a lost or saturated database answers quickly instead of hanging.
+    db_pool_timeout_s: float = Field(default=5, gt=0)
     # Unset: seed an empty database with demo data, except in production.
     seed_demo: bool | None = None
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
+from sqlalchemy import exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -25,16 +27,21 @@ def plain_url(url: str) -> str:
 # runaway query or a stuck client cannot pin a connection (and the locks it holds) for ever.
 STATEMENT_TIMEOUT_MS = 15_000
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
+# How long a checkout waits for a free connection, or for a new one to connect.
+POOL_TIMEOUT_S = 5.0
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, echo: bool = False, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+    url: str, *, pool_size: int = 10, max_overflow: int | None = None, pool_timeout_s: float = POOL_TIMEOUT_S,
+    echo: bool = False, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
     idle_in_transaction_timeout_ms: int = IDLE_IN_TRANSACTION_TIMEOUT_MS,
 ) -> AsyncEngine:
+    """`max_overflow` defaults to `pool_size` (as many again under a burst)."""
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
         echo=echo,
         connect_args={
@@ -44,6 +51,8 @@ def create_engine(
             },
             # asyncpg's own bound, a little past the server's: a connection that stops answering.
             "command_timeout": statement_timeout_ms / 1000 + 5,
+            # A server that drops packets must not hold a checkout longer than a busy pool would.
+            "timeout": pool_timeout_s,
         },
     )
 
@@ -59,3 +68,29 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
     """One session, one transaction: commit on success, roll back on any exception."""
     async with sessions() as session, session.begin():
         yield session
+
+
+# Failures that say "the database is not reachable right now" (restarting, shutting down, gone, or
+# the pool has nothing to give), as opposed to a bug or a bad statement: the request changed
+# nothing it did not commit, and the same request may simply be retried.
+_UNAVAILABLE = (
+    exc.TimeoutError,  # pool checkout
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, e.g. "connection was closed in the middle of operation"
+    asyncpg.AdminShutdownError,  # 57P01 "terminating connection due to administrator command"
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.CannotConnectNowError,  # 57P03 "the database system is shutting down / starting up"
+    OSError,  # connection refused or reset, connect timeout (TimeoutError is an OSError)
+)
+
+
+def database_unavailable(error: BaseException | None) -> bool:
+    """Whether `error` (or what it wraps) is a lost or unreachable database, or an exhausted pool."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, _UNAVAILABLE):
+            return True
+        if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+            return True
+        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
+    return False

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from starlette.requests import Request
+
 from app.api.loaders import Loaders
 from app.auth import AuthenticationError, FirebaseVerifier, Principal, bearer_token
 from app.services.context import Caller, Services
@@ -13,6 +15,9 @@ from app.services.context import Caller, Services
 if TYPE_CHECKING:
     from app.broadcast import Broadcast
     from app.settings import Settings
+
+# What a 503 asks the client to wait: a restarting database is usually back within seconds.
+RETRY_AFTER_S = 1
 
 
 @dataclass
@@ -68,6 +73,12 @@ class Context:
             return True
         own = await self.loaders.agency_id_by_code.load(principal.agency_code)
         return own == agency_id
+
+    def answer_unavailable(self) -> None:
+        """Make a plain HTTP answer a retryable 503 (a websocket's error carries the code alone)."""
+        if isinstance(self.request, Request) and self.response is not None:
+            self.response.status_code = 503
+            self.response.headers["Retry-After"] = str(RETRY_AFTER_S)
 
     async def authenticate(self, authorization: str | None) -> None:
         try:
