@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -41,7 +42,7 @@ from app.services.context import Services
 from app.services.jobs import run_expiry_sweeper, run_release_job
 from app.settings import Settings, get_settings
 from db import migrate
-from db.engine import create_engine, session_factory
+from db.engine import ConnectionBudget, create_engine, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +174,12 @@ class GraphQLApp(GraphQL):
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
         runtime: Runtime = self._app.state.runtime
+        settings = runtime.settings
+        # Every session of this request (use cases, loaders, calendars) goes through one budget.
+        budget = ConnectionBudget(runtime.sessions, settings.db_connections_per_request, settings.db_pool_timeout_s)
         context = Context(
-            services=runtime.services, verifier=runtime.verifier, broadcast=runtime.broadcast, request=request,
-            response=response,
+            services=dataclasses.replace(runtime.services, sessions=budget), verifier=runtime.verifier,
+            broadcast=runtime.broadcast, request=request, response=response,
         )
         # Our own id names the request in logs, errors and the audit log; a client's id is kept
         # beside it (logged, never trusted as ours) so both sides can find the same request.

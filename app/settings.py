@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # How long a request waits for a pooled connection (or for a new one to connect) before it
     # gets a retryable 503: a lost or saturated database answers quickly instead of hanging.
     db_pool_timeout_s: float = Field(default=5, gt=0)
+    # Pooled connections one GraphQL request (or one websocket) may hold at once: a document of
+    # many aliased calendars must not take the whole pool.
+    db_connections_per_request: int = Field(default=2, ge=1)
     # Unset: seed an empty database with demo data, except in production.
     seed_demo: bool | None = None
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
 from sqlalchemy import exc
@@ -57,6 +58,10 @@ def create_engine(
     )
 
 
+# What opens a session: the engine's sessionmaker, or a ConnectionBudget over it.
+Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: objects stay readable after commit without lazy loads
     # (which would raise MissingGreenlet under asyncio).
@@ -64,10 +69,36 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @asynccontextmanager
-async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+async def transaction(sessions: Sessions) -> AsyncIterator[AsyncSession]:
     """One session, one transaction: commit on success, roll back on any exception."""
     async with sessions() as session, session.begin():
         yield session
+
+
+class ConnectionBudget:
+    """At most `limit` sessions open at once through it; the rest wait (up to `timeout_s`).
+
+    A session holds at most one pooled connection, so this bounds the connections one caller
+    (a GraphQL request) takes, however many fields it resolves concurrently. Waiting longer
+    than `timeout_s` raises the pool's own TimeoutError, like an exhausted pool.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], limit: int, timeout_s: float = POOL_TIMEOUT_S) -> None:
+        self._sessions = sessions
+        self._slots = asyncio.Semaphore(limit)
+        self._timeout_s = timeout_s
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[AsyncSession]:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._timeout_s)
+        except TimeoutError:
+            raise exc.TimeoutError(f"no connection of this request's budget freed up within {self._timeout_s} s") from None
+        try:
+            async with self._sessions() as session:
+                yield session
+        finally:
+            self._slots.release()
 
 
 # Failures that say "the database is not reachable right now" (restarting, shutting down, gone, or

@@ -1,4 +1,5 @@
-"""Issue 11: a lost database or an exhausted pool is a typed, retryable 503, never SQL text.
+"""Issue 11: a lost database or an exhausted pool is a typed, retryable 503, never SQL text; and one
+request never holds more than DB_CONNECTIONS_PER_REQUEST pooled connections.
 
 The restart test restarts a PostgreSQL of its own (tests.test_broadcast.DedicatedPostgres) while
 bookings stream against a live server; the machine's shared server is never touched.
@@ -7,6 +8,7 @@ bookings stream against a live server; the machine's shared server is never touc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import Counter
@@ -14,12 +16,14 @@ from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import event as sa_event
 
 from db import migrate
 from db.scratch import scratch_database
 from tests.api.test_bookings import CREATE, booking_input, item, setup
+from tests.api.test_calendar import END, START
 from tests.api.test_health import serving
-from tests.support import GraphQL, LiveServer, token
+from tests.support import GraphQL, LiveServer, data, token
 from tests.test_broadcast import dedicated_postgres  # noqa: F401 (fixture)
 
 HOTELS = "{ hotels { code } }"
@@ -128,3 +132,43 @@ async def test_bookings_across_a_database_restart_succeed_or_get_a_retryable_503
             await connection.close()
     # none lost, none doubled
     assert Counter({row["guest_name"]: row["n"] for row in rows}) == Counter(set(bookings))
+
+
+# --- the connection budget of one request --------------------------------------------------------
+
+
+@contextlib.contextmanager
+def checked_out_connections(engine: Any) -> Any:
+    """The most connections `engine`'s pool had checked out at once while the block ran."""
+    state = {"now": 0, "most": 0}
+
+    def checkout(*args: Any) -> None:
+        state["now"] += 1
+        state["most"] = max(state["most"], state["now"])
+
+    def checkin(*args: Any) -> None:
+        state["now"] -= 1
+
+    sa_event.listen(engine.sync_engine, "checkout", checkout)
+    sa_event.listen(engine.sync_engine, "checkin", checkin)
+    try:
+        yield state
+    finally:
+        sa_event.remove(engine.sync_engine, "checkout", checkout)
+        sa_event.remove(engine.sync_engine, "checkin", checkin)
+
+
+async def test_one_request_holds_at_most_its_connection_budget(app, gql):
+    # given a hotel, and a document of fifteen aliased calendars (each loads on its own)
+    await setup(gql, room_types=("STD", "SUP"))
+    fields = " ".join(
+        f'c{n}: hotels {{ calendar(from: "{START}", to: "{END}") {{ version rows {{ cells {{ available }} }} }} }}'
+        for n in range(15))
+
+    # when it runs
+    with checked_out_connections(app.state.runtime.engine) as connections:
+        result = data(await gql(f"{{ {fields} }}"))
+
+    # then all fifteen are answered, never on more than DB_CONNECTIONS_PER_REQUEST connections
+    assert len(result) == 15 and all(len(hotels[0]["calendar"]["rows"]) == 2 for hotels in result.values())
+    assert 1 <= connections["most"] <= app.state.runtime.settings.db_connections_per_request == 2
