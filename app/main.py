@@ -209,20 +209,32 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def ready(request: Request) -> JSONResponse:
+    """Ready when the database is reachable with its migrations at head, and the broadcast
+    backend answers; a 503 says which part failed."""
     runtime: Runtime = request.app.state.runtime
+    body: dict[str, Any] = {"status": "ok"}
     try:
         # A probe must answer even when the database silently drops packets.
         revision = await asyncio.wait_for(migrate.current_revision(runtime.engine), READY_TIMEOUT_S)
     except Exception as error:  # any failure to reach the database means "not ready"
-        log.warning("readiness check failed: %s", error)
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    head = migrate.head_revision()
-    if revision != head:
-        return JSONResponse(
-            {"status": "unavailable", "database": "ok", "migrations": {"current": revision, "head": head}},
-            status_code=503,
-        )
-    return JSONResponse({"status": "ok", "database": "ok", "migrations": {"current": revision, "head": head}})
+        log.warning("readiness check: database unreachable: %s", error)
+        body["database"] = "unreachable"
+    else:
+        head = migrate.head_revision()
+        body["database"] = "ok"
+        body["migrations"] = {"current": revision, "head": head}
+        if revision != head:
+            body["status"] = "unavailable"
+    try:
+        await runtime.broadcast.ping(READY_TIMEOUT_S)
+    except Exception as error:  # any failure means subscribers would miss changes
+        log.warning("readiness check: broadcast backend unreachable: %r", error)
+        body["broadcast"] = "unreachable"
+    else:
+        body["broadcast"] = "ok"
+    if "unreachable" in (body["database"], body["broadcast"]):
+        body["status"] = "unavailable"
+    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
