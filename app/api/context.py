@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ from app.services.context import Caller, Services
 if TYPE_CHECKING:
     from app.broadcast import Broadcast
     from app.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # What a 503 asks the client to wait: a restarting database is usually back within seconds.
 RETRY_AFTER_S = 1
@@ -86,3 +89,6 @@ class Context:
             self.principal = await self.verifier.verify(token) if token else None
         except AuthenticationError as error:
             self.principal, self.auth_error = None, error
+            # The fixed reason only: the message may quote the token, which no log may hold.
+            log.warning("token refused: request %s (client id %s), uid %s, reason %s", self.request_id,
+                        self.client_request_id, error.uid, error.reason)
