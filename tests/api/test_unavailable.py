@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections import Counter
@@ -172,3 +173,41 @@ async def test_one_request_holds_at_most_its_connection_budget(app, gql):
     # then all fifteen are answered, never on more than DB_CONNECTIONS_PER_REQUEST connections
     assert len(result) == 15 and all(len(hotels[0]["calendar"]["rows"]) == 2 for hotels in result.values())
     assert 1 <= connections["most"] <= app.state.runtime.settings.db_connections_per_request == 2
+
+
+async def test_over_a_websocket_the_error_carries_the_code(settings, database_url):
+    from tests.api.test_subscriptions import open_socket, receive
+
+    with LiveServer(settings, db_pool_size=1, db_pool_timeout_s=0.5) as server:
+        engine = server.app.state.runtime.engine
+
+        async def hold_every_connection() -> list[Any]:
+            held = [await engine.connect(), await engine.connect()]  # the pool's one, and its one of overflow
+            for connection in held:
+                await connection.exec_driver_sql("SELECT 1")
+            return held
+
+        async def release(held: list[Any]) -> None:
+            for connection in held:
+                await connection.close()
+
+        # given a socket, and a server whose pool has nothing left to give
+        ws = await open_socket(server)
+        held = await server.call(hold_every_connection())
+        try:
+            # when an operation on the socket needs the database
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": HOTELS}}))
+            message = await receive(ws)
+        finally:
+            await server.call(release(held))
+
+        # then its error is typed and retryable, without the pool's message; the socket stays open
+        assert message["type"] == "next" and message["id"] == "1", message
+        [error] = message["payload"]["errors"]
+        assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE" and error["extensions"]["requestId"]
+        assert not any(leak in json.dumps(message) for leak in LEAKS)
+        assert (await receive(ws))["type"] == "complete"
+        await ws.send(json.dumps({"id": "2", "type": "subscribe", "payload": {"query": HOTELS}}))
+        again = await receive(ws)
+        assert again["type"] == "next" and "errors" not in again["payload"], again
+        await ws.close()
