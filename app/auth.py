@@ -41,6 +41,9 @@ _BEARER_FORMAT = "Authorization header must be 'Bearer <Firebase ID token>'"
 # https://… for details"); API clients only need the reason.
 _SDK_ADVICE = re.compile(r"\s*(Make sure the|See https?://).*", re.DOTALL)
 _MAX_REASON_CHARS = 200
+# google-auth quotes the token, or a decoded part of it, in some reasons ("Wrong number of segments
+# in token: b'<the token>'"). Strawberry logs every error's message, so drop the quote.
+_QUOTED_TOKEN = re.compile(r":\s*b?(['\"]).*?\1", re.DOTALL)
 
 
 class Role(str, Enum):
@@ -63,11 +66,16 @@ class Principal:
 
 
 class AuthenticationError(Exception):
+    """`message` is for the caller (it may quote parts of their own token); `reason` is a fixed
+    word for logs, which must never hold any part of a token; `uid` when the token named one."""
+
     code = "UNAUTHENTICATED"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, reason: str = "invalid", uid: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason
+        self.uid = uid
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -76,7 +84,7 @@ def bearer_token(header: str | None) -> str | None:
         return None
     parts = header.split()
     if len(parts) != 2 or parts[0].lower() != "bearer":
-        raise AuthenticationError(_BEARER_FORMAT)
+        raise AuthenticationError(_BEARER_FORMAT, "malformed header")
     return parts[1]
 
 
@@ -135,23 +143,24 @@ class FirebaseVerifier:
                 firebase_auth.verify_id_token, token, app=self._app, clock_skew_seconds=CLOCK_SKEW_S
             )
         except firebase_auth.ExpiredIdTokenError:
-            raise AuthenticationError("ID token has expired") from None
+            raise AuthenticationError("ID token has expired", "expired") from None
         except firebase_auth.RevokedIdTokenError:
-            raise AuthenticationError("ID token has been revoked") from None
+            raise AuthenticationError("ID token has been revoked", "revoked") from None
         except firebase_auth.UserDisabledError:
-            raise AuthenticationError("the user account is disabled") from None
+            raise AuthenticationError("the user account is disabled", "user disabled") from None
         except firebase_auth.CertificateFetchError as error:
             # The reason names the certificate URL (maybe an internal mirror): log, don't send.
             logger.warning("ID token verification failed: %s", error)
             raise AuthenticationError(
-                "ID token cannot be verified right now: the public certificates are unavailable"
+                "ID token cannot be verified right now: the public certificates are unavailable",
+                "certificates unavailable",
             ) from None
         except (firebase_exceptions.FirebaseError, ValueError) as error:
             raise AuthenticationError(f"ID token is invalid: {_reason(error)}") from None
         principal = principal_from_claims(claims)
         # Emulator mode accepts expired tokens; a token past its `exp` is refused in every mode.
         if principal.expires_at is not None and principal.expires_at + CLOCK_SKEW_S < time.time():
-            raise AuthenticationError("ID token has expired")
+            raise AuthenticationError("ID token has expired", "expired", principal.uid)
         return principal
 
     def close(self) -> None:
@@ -168,16 +177,16 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     """Map verified claims; a token without a usable StaySync role is not a StaySync login."""
     uid = claims.get("uid") or claims.get("sub")
     if not isinstance(uid, str) or not uid:
-        raise AuthenticationError("ID token has no subject")
+        raise AuthenticationError("ID token has no subject", "no subject")
     raw_role = claims.get("role")
     if raw_role is None:
-        raise AuthenticationError("token has no StaySync role claim")
+        raise AuthenticationError("token has no StaySync role claim", "no role", uid)
     try:
         role = Role(raw_role)
     except ValueError:
         raise AuthenticationError(
             f"token has no StaySync role claim: 'role' must be admin, operator or agent, "
-            f"not {str(raw_role)[:40]!r}"
+            f"not {str(raw_role)[:40]!r}", "unknown role", uid,
         ) from None
     exp = claims.get("exp")
     expires_at = float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
@@ -185,7 +194,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         return Principal(uid=uid, role=role, agency_code=None, expires_at=expires_at)
     agency = claims.get("agency")
     if not isinstance(agency, str) or not agency.strip():
-        raise AuthenticationError("agent token has no 'agency' claim (the agency code)")
+        raise AuthenticationError("agent token has no 'agency' claim (the agency code)", "no agency", uid)
     return Principal(uid=uid, role=role, agency_code=agency, expires_at=expires_at)
 
 
@@ -242,7 +251,7 @@ def _b64_json(value: dict[str, Any]) -> str:
 
 
 def _reason(error: Exception) -> str:
-    reason = _SDK_ADVICE.sub("", str(error)).strip()
+    reason = _QUOTED_TOKEN.sub("", _SDK_ADVICE.sub("", str(error))).strip()
     if len(reason) > _MAX_REASON_CHARS:
         reason = reason[: _MAX_REASON_CHARS - 1] + "…"
     return reason

@@ -137,6 +137,9 @@ class _MemoryBackend:
             self._connected = False
             await self._backend.unsubscribe(WIRE_CHANNEL)
 
+    async def ping(self) -> None:
+        """In-process: there is nothing to reach."""
+
     async def close(self) -> None:
         await self._backend.disconnect()
 
@@ -172,6 +175,11 @@ class _PostgresBackend:
                     asyncpg.exceptions.OperatorInterventionError, OSError):
                 if attempt:
                     raise
+
+    async def ping(self) -> None:
+        pool = await self._publish_pool()
+        async with pool.acquire() as connection:
+            await connection.fetchval("SELECT 1")
 
     async def listen(self, deliver: Deliver, ready: Callable[[], None]) -> None:
         import asyncpg
@@ -218,6 +226,9 @@ class _RedisBackend:
             except (RedisConnectionError, OSError):
                 if attempt:
                     raise
+
+    async def ping(self) -> None:
+        await self._publisher.ping()
 
     async def listen(self, deliver: Deliver, ready: Callable[[], None]) -> None:
         from redis.asyncio import Redis
@@ -315,6 +326,13 @@ class Broadcast:
             self._listener = None
         self._connected.clear()
         await self._backend.close()
+
+    async def ping(self, timeout: float) -> None:
+        """Raises unless the backend answers within `timeout` and the listener is connected:
+        without the listener, subscribers on this worker hear nothing."""
+        await asyncio.wait_for(self._backend.ping(), timeout)
+        if not self.connected:
+            raise ConnectionError("the broadcast listener is not connected")
 
     async def publish(self, channel: str, message: str) -> None:
         payload = json.dumps({"c": channel, "m": message}, separators=(",", ":"))

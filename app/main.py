@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -17,6 +18,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -33,12 +36,13 @@ from app.api.schema import build_schema
 from app.api.subscriptions import SharedData, SharedResultsExecutor
 from app.auth import FirebaseVerifier
 from app.broadcast import Broadcast
+from app.limits import RequestBodyLimit
 from app.services.changes import OutboxRelay
 from app.services.context import Services
 from app.services.jobs import run_expiry_sweeper, run_release_job
 from app.settings import Settings, get_settings
 from db import migrate
-from db.engine import create_engine, session_factory
+from db.engine import ConnectionBudget, create_engine, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +174,20 @@ class GraphQLApp(GraphQL):
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
         runtime: Runtime = self._app.state.runtime
+        settings = runtime.settings
+        # Every session of this request (use cases, loaders, calendars) goes through one budget.
+        budget = ConnectionBudget(runtime.sessions, settings.db_connections_per_request, settings.db_pool_timeout_s)
         context = Context(
-            services=runtime.services, verifier=runtime.verifier, broadcast=runtime.broadcast, request=request,
-            response=response,
+            services=dataclasses.replace(runtime.services, sessions=budget), verifier=runtime.verifier,
+            broadcast=runtime.broadcast, request=request, response=response,
         )
+        # Our own id names the request in logs, errors and the audit log; a client's id is kept
+        # beside it (logged, never trusted as ours) so both sides can find the same request.
         supplied = request.headers.get("x-request-id", "")
         if _REQUEST_ID.match(supplied):
-            context.request_id = supplied
+            context.client_request_id = supplied
         if isinstance(request, Request):
+            response.headers["X-Request-Id"] = context.request_id
             await context.authenticate(request.headers.get("authorization"))
         return context
 
@@ -199,20 +209,32 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def ready(request: Request) -> JSONResponse:
+    """Ready when the database is reachable with its migrations at head, and the broadcast
+    backend answers; a 503 says which part failed."""
     runtime: Runtime = request.app.state.runtime
+    body: dict[str, Any] = {"status": "ok"}
     try:
         # A probe must answer even when the database silently drops packets.
         revision = await asyncio.wait_for(migrate.current_revision(runtime.engine), READY_TIMEOUT_S)
     except Exception as error:  # any failure to reach the database means "not ready"
-        log.warning("readiness check failed: %s", error)
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    head = migrate.head_revision()
-    if revision != head:
-        return JSONResponse(
-            {"status": "unavailable", "database": "ok", "migrations": {"current": revision, "head": head}},
-            status_code=503,
-        )
-    return JSONResponse({"status": "ok", "database": "ok", "migrations": {"current": revision, "head": head}})
+        log.warning("readiness check: database unreachable: %s", error)
+        body["database"] = "unreachable"
+    else:
+        head = migrate.head_revision()
+        body["database"] = "ok"
+        body["migrations"] = {"current": revision, "head": head}
+        if revision != head:
+            body["status"] = "unavailable"
+    try:
+        await runtime.broadcast.ping(READY_TIMEOUT_S)
+    except Exception as error:  # any failure means subscribers would miss changes
+        log.warning("readiness check: broadcast backend unreachable: %r", error)
+        body["broadcast"] = "unreachable"
+    else:
+        body["broadcast"] = "ok"
+    if "unreachable" in (body["database"], body["broadcast"]):
+        body["status"] = "unavailable"
+    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -226,6 +248,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size,
+                               pool_timeout_s=settings.db_pool_timeout_s,
                                statement_timeout_ms=settings.db_statement_timeout_ms,
                                idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms)
         broadcast = Broadcast(settings.broadcast_url, queue_size=settings.broadcast_queue_size)
@@ -253,7 +276,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             verifier.close()
             await engine.dispose()
 
-    app = Starlette(lifespan=lifespan)
+    app = Starlette(lifespan=lifespan, middleware=[
+        # Outermost, so that refusals (413) carry CORS headers and browsers can read them.
+        Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                   allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+                   expose_headers=["X-Request-Id", "Retry-After"], max_age=600),
+        Middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes),
+    ])
     graphql = GraphQLApp(app, settings)
     app.router.routes.extend(
         [

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# scheme://host[:port] and nothing else: no wildcard, path or trailing slash.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 GOOGLE_ID_TOKEN_CERT_URL = (
     "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
 )
@@ -30,6 +33,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     data_dir: Path = PROJECT_ROOT / ".data"
     db_pool_size: int = Field(default=10, ge=1)
+    # How long a request waits for a pooled connection (or for a new one to connect) before it
+    # gets a retryable 503: a lost or saturated database answers quickly instead of hanging.
+    db_pool_timeout_s: float = Field(default=5, gt=0)
+    # Pooled connections one GraphQL request (or one websocket) may hold at once: a document of
+    # many aliased calendars must not take the whole pool.
+    db_connections_per_request: int = Field(default=2, ge=1)
     # Unset: seed an empty database with demo data, except in production.
     seed_demo: bool | None = None
 
@@ -50,6 +59,11 @@ class Settings(BaseSettings):
     # deployments (a mirror of Google's endpoint) change it.
     firebase_cert_url: str = GOOGLE_ID_TOKEN_CERT_URL
 
+    # Largest HTTP request body, counted as it streams in (Content-Length or chunked).
+    max_request_bytes: int = Field(default=262_144, ge=1024)
+    # Browser origins allowed to call the API (CORS): exact `scheme://host[:port]`, comma-separated.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
     graphql_max_depth: int = Field(default=10, ge=1)
     graphql_max_aliases: int = Field(default=15, ge=1)
     graphql_max_tokens: int = Field(default=2000, ge=1)
@@ -59,6 +73,16 @@ class Settings(BaseSettings):
     # graphql-transport-ws `ping` from the server; no `pong` within the timeout drops the socket.
     ws_ping_interval_s: float = Field(default=15, gt=0)
     ws_ping_timeout_s: float = Field(default=10, gt=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _exact_origins(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        origins = tuple(item.strip() for item in items if item.strip())  # type: ignore[union-attr]
+        for origin in origins:
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"CORS_ORIGINS takes exact origins such as https://app.example.com, not {origin!r}")
+        return origins
 
     @property
     def production(self) -> bool:

@@ -12,6 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The session-level advisory lock that serialises upgrades (migrations/env.py takes it), so
+# replicas starting together migrate one after the other. The two-integer form lives in a key
+# space of its own: it never meets the inventory's one-bigint transaction locks.
+MIGRATION_LOCK = (0x5359_4E43, 1)  # ("SYNC", 1)
 
 
 def alembic_config(database_url: str | None = None) -> Config:

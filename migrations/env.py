@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from db import models  # noqa: F401  (registers every table on the metadata)
 from db.engine import create_engine
+from db.migrate import MIGRATION_LOCK
 from sqlmodel import SQLModel
 
 config = context.config
@@ -39,7 +40,17 @@ async def _run() -> None:
     engine = create_engine(_url(), pool_size=1)
     try:
         async with engine.connect() as connection:
+            # Replicas that start together: the first migrates, the others wait here and then
+            # find the database at head. The wait has no statement timeout (another replica's
+            # migration may take longer than any statement should); the migrations keep theirs.
+            await connection.exec_driver_sql("SET statement_timeout = 0")
+            await connection.exec_driver_sql("SELECT pg_advisory_lock(%d, %d)" % MIGRATION_LOCK)
+            await connection.exec_driver_sql("RESET statement_timeout")
+            await connection.commit()  # a session-level lock outlives the transaction
             await connection.run_sync(_configure)
+            await connection.commit()
+            # On failure the lock goes with the connection, which dispose() closes.
+            await connection.exec_driver_sql("SELECT pg_advisory_unlock(%d, %d)" % MIGRATION_LOCK)
             await connection.commit()
     finally:
         await engine.dispose()

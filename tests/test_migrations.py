@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 
 import asyncpg
 import pytest
@@ -10,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
+from app.settings import PROJECT_ROOT
 from db import migrate, models  # noqa: F401  (models register the tables)
 from db.engine import create_engine, plain_url
 from db.scratch import create_scratch_database, drop_scratch_database
@@ -87,3 +91,28 @@ def test_constraints_guard_the_domain(database_url: str):
     assert asyncio.run(attempt(hardblock.format("'2027-01-01', '2027-01-03'", "0, 0"))) == "ck_hardblock_rooms_positive"
     assert asyncio.run(attempt(hardblock.format("'2027-01-01', '2027-01-04'", "1, 0"))) == (
         "ck_hardblock_base_nights_within_span")
+
+
+def test_replicas_migrating_together_both_succeed(empty_database: str):
+    # given two replicas (processes) that start on a fresh database at the same instant (once
+    # both have imported everything)
+    at = time.time() + 3
+    upgrade = (f"import time; from db import migrate; time.sleep(max(0, {at} - time.time())); "
+               f"migrate.upgrade({empty_database!r})")
+    replicas = [subprocess.Popen([sys.executable, "-c", upgrade], cwd=PROJECT_ROOT, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+
+    # when both run `alembic upgrade head`
+    outcomes = [(replica.wait(120), replica.stderr.read()) for replica in replicas]  # type: ignore[union-attr]
+
+    # then neither fails (one waits for the other's lock) and the database is at head
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    assert asyncio.run(_revision(empty_database)) == migrate.head_revision()
+
+
+async def _revision(url: str) -> str | None:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval("SELECT version_num FROM alembic_version")
+    finally:
+        await connection.close()

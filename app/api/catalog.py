@@ -250,5 +250,5 @@ class CatalogMutation:
 
 
 def viewer(info: Info) -> Viewer:
-    principal = require_principal(info.context)
+    principal = require_principal(info.context, info)
     return Viewer(uid=principal.uid, role=principal.role, agency_code=principal.agency_code)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
 
 from app.api.loaders import Loaders
 from app.auth import AuthenticationError, FirebaseVerifier, Principal, bearer_token
@@ -13,6 +16,11 @@ from app.services.context import Caller, Services
 if TYPE_CHECKING:
     from app.broadcast import Broadcast
     from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# What a 503 asks the client to wait: a restarting database is usually back within seconds.
+RETRY_AFTER_S = 1
 
 
 @dataclass
@@ -25,6 +33,8 @@ class Context:
     principal: Principal | None = None
     auth_error: AuthenticationError | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The caller's own X-Request-Id, if it sent a well-formed one: logged beside ours.
+    client_request_id: str | None = None
     # Set by Strawberry from the websocket `connection_init` payload.
     connection_params: dict[str, Any] | None = None
     _loaders: Loaders | None = None
@@ -67,9 +77,18 @@ class Context:
         own = await self.loaders.agency_id_by_code.load(principal.agency_code)
         return own == agency_id
 
+    def answer_unavailable(self) -> None:
+        """Make a plain HTTP answer a retryable 503 (a websocket's error carries the code alone)."""
+        if isinstance(self.request, Request) and self.response is not None:
+            self.response.status_code = 503
+            self.response.headers["Retry-After"] = str(RETRY_AFTER_S)
+
     async def authenticate(self, authorization: str | None) -> None:
         try:
             token = bearer_token(authorization)
             self.principal = await self.verifier.verify(token) if token else None
         except AuthenticationError as error:
             self.principal, self.auth_error = None, error
+            # The fixed reason only: the message may quote the token, which no log may hold.
+            log.warning("token refused: request %s (client id %s), uid %s, reason %s", self.request_id,
+                        self.client_request_id, error.uid, error.reason)

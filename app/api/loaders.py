@@ -13,11 +13,13 @@ from app.services.reads import block_grids
 from db import queries
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from db.engine import Sessions
 
 
 def _loader(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     fetch: Callable[[AsyncSession, Sequence[Any]], Awaitable[dict[Any, Any]]],
     missing: Any = None,
 ) -> DataLoader:
@@ -30,7 +32,7 @@ def _loader(
 
 
 class Loaders:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         by_id = queries.BY_ID
         self.agency = _loader(sessions, by_id["agency"])
         self.agency_id_by_code = _loader(sessions, queries.agency_ids_by_code)

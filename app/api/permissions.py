@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import strawberry
@@ -13,15 +14,31 @@ from app.api.context import Context
 
 Info = strawberry.Info[Context, None]
 
+log = logging.getLogger(__name__)
+
 UNAUTHENTICATED_MESSAGE = "Authentication required: send 'Authorization: Bearer <Firebase ID token>'"
 
 
-def require_principal(context: Context) -> Principal:
+def require_principal(context: Context, info: Info | None = None) -> Principal:
     """The caller, or a top-level UNAUTHENTICATED error that says what was wrong with the token."""
     if context.principal is None:
+        reason = f"unauthenticated ({context.auth_error.reason})" if context.auth_error else "unauthenticated (no token)"
+        log_refusal(context, info, reason)
         message = context.auth_error.message if context.auth_error else UNAUTHENTICATED_MESSAGE
         raise StrawberryGraphQLError(message, extensions={"code": "UNAUTHENTICATED"})
     return context.principal
+
+
+def log_refusal(context: Context, info: Info | None, reason: str) -> None:
+    """Who was refused what, and why; never their token."""
+    principal = context.principal
+    operation = field = None
+    if info is not None:
+        operation = f"{info.operation.operation.value} {info.operation.name.value if info.operation.name else '-'}"
+        field = f"{info.path.typename}.{info.field_name}"
+    log.info("access refused: request %s (client id %s), uid %s, role %s, %s, field %s: %s", context.request_id,
+             context.client_request_id, principal.uid if principal else None,
+             principal.role.value if principal else None, operation, field, reason)
 
 
 class _RoleRequired(BasePermission):
@@ -30,7 +47,10 @@ class _RoleRequired(BasePermission):
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         # Permission instances are shared by all requests: keep them stateless.
-        return require_principal(info.context).role in self.roles
+        allowed = require_principal(info.context, info).role in self.roles
+        if not allowed:
+            log_refusal(info.context, info, f"needs role {' or '.join(role.value for role in self.roles)}")
+        return allowed
 
 
 class IsAuthenticated(_RoleRequired):

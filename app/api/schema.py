@@ -29,6 +29,7 @@ from strawberry.types.graphql import OperationType
 from app.api.audit import AuditQuery
 from app.api.bookings import BookingMutation, BookingQuery
 from app.api.catalog import CatalogMutation, CatalogQuery, Viewer, viewer
+from app.api.context import Context
 from app.api.cost import QueryCost
 from app.api.errors import HANDLERS
 from app.api.hardblocks import HardblockMutation, HardblockQuery
@@ -36,7 +37,7 @@ from app.api.inventory import InventoryMutation
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.subscriptions import Subscription
 from app.api.types import SERIES_SCALAR, Series
-from app.services.errors import Forbidden
+from app.services.errors import Forbidden, database_unavailable
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,18 +83,34 @@ def _code(error: GraphQLError) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
+UNAVAILABLE_MESSAGE = "The service is briefly unavailable; retry the same request."
+
+
 class MaskUnexpectedErrors(MaskErrors):
     """In every environment: an unexpected exception reaches the client as "Unexpected error." with
     the request id, never its text (which may hold SQL and parameters); the log keeps it, with the
-    same request id. Every other error gets an `extensions.code` if it has none."""
+    same request id. A lost database or an exhausted pool is SERVICE_UNAVAILABLE instead (an HTTP
+    503 with Retry-After): retrying the same request is safe. Every other error gets an
+    `extensions.code` if it has none."""
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=_mask)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        request_id = getattr(self.execution_context.context, "request_id", None)
-        log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=error.original_error)
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", None)
+        client_request_id = getattr(context, "client_request_id", None)
         masked = super().anonymise_error(error)
+        if database_unavailable(error.original_error):
+            log.warning("database unavailable in request %s (client id %s) at %s", request_id, client_request_id,
+                        error.path, exc_info=error.original_error)
+            masked.message = UNAVAILABLE_MESSAGE
+            masked.extensions = {"code": "SERVICE_UNAVAILABLE", "requestId": request_id}
+            if isinstance(context, Context):
+                context.answer_unavailable()
+            return masked
+        log.error("unexpected error in request %s (client id %s) at %s", request_id, client_request_id, error.path,
+                  exc_info=error.original_error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
         return masked
 

@@ -9,10 +9,9 @@ from app.auth import Principal
 from db.audit import Actor
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
     from app.services.changes import OutboxRelay
     from app.settings import Settings
+    from db.engine import Sessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,5 +37,6 @@ class Services:
     """What the use cases share: settings, the database and the relay of committed changes."""
 
     settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
+    # Per request, a ConnectionBudget over the engine's sessionmaker (see app.main.get_context).
+    sessions: Sessions
     relay: OutboxRelay

@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from db.engine import database_unavailable  # a lost database or exhausted pool: retry the same request
 from db.inventory import LockTimeout  # a failure like these: retryable, and it changed nothing
 
 __all__ = [
-    "BlockUnderflow", "BookingExpired", "Failure", "Forbidden", "IdempotencyConflict", "InvalidInput", "InvalidTransition",
-    "LockTimeout", "NotFound", "Shortfall", "SlotDiff", "SoldOut",
+    "BlockUnderflow", "BookingExpired", "Failure", "Forbidden", "IdempotencyConflict", "InvalidInput",
+    "InvalidTransition", "LockTimeout", "NotFound", "Shortfall", "SlotDiff", "SoldOut", "database_unavailable",
 ]
 
 

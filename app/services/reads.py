@@ -12,12 +12,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import SlotDiff
 from db import models, queries
 from db.calendar import InventorySnapshot, event_terms, load_inventory
-from db.engine import transaction
+from db.engine import Sessions, transaction
 from db.hardblocks import BlockGridData, load_block_grids
 from db.inventory import current_version
 from domain import (
@@ -31,9 +31,6 @@ from domain import (
     proposed_amendments,
     resolve,
 )
-
-Sessions = async_sessionmaker[AsyncSession]
-
 
 @dataclass(frozen=True, slots=True)
 class BlockSlot:

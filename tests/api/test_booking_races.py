@@ -38,10 +38,10 @@ LEFT = 5
 def server(settings) -> Iterator[tuple[str, Any]]:
     """A real uvicorn (lifespan on) serving the app on a free loopback port, in its own thread.
 
-    A generous lock timeout: 200 requests queue on one room type's lock, and this test is about
-    correctness, not latency (bench/ measures that).
+    A generous lock timeout and pool timeout: 200 requests queue on one room type's lock (and for
+    the pool's connections), and this test is about correctness, not latency (bench/ measures that).
     """
-    with LiveServer(settings, backlog=2048, lock_timeout_ms=20_000, db_pool_size=10) as live:
+    with LiveServer(settings, backlog=2048, lock_timeout_ms=20_000, db_pool_size=10, db_pool_timeout_s=30) as live:
         yield live.http_url, live.app
 
 

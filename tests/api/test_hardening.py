@@ -69,9 +69,9 @@ def resolver_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     original = app.api.permissions.require_principal
 
-    def spy(context: Any) -> Principal:
+    def spy(context: Any, info: Any = None) -> Principal:
         calls.append("require_principal")
-        return original(context)
+        return original(context, info)
 
     monkeypatch.setattr(app.api.permissions, "require_principal", spy)
     monkeypatch.setattr(app.api.catalog, "require_principal", spy)

@@ -1,4 +1,5 @@
-"""Liveness (/health) and readiness (/health/ready: database reachable, migrations at head)."""
+"""Liveness (/health) and readiness (/health/ready: database reachable, migrations at head,
+broadcast backend answering)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from app.settings import Settings
 from db import migrate
 from db import scratch
+from tests.test_broadcast import WAIT_S, dedicated_postgres, redis_server  # noqa: F401 (fixtures)
 
 SECRET = "hunter2-not-for-clients"
 
@@ -59,6 +61,7 @@ async def test_ready_when_migrations_are_at_head(client):
         "status": "ok",
         "database": "ok",
         "migrations": {"current": head, "head": head},
+        "broadcast": "ok",
     }
     assert head  # there is at least one migration
 
@@ -80,6 +83,7 @@ async def test_not_ready_below_head(settings, scratch_database, prepare):
         "status": "unavailable",
         "database": "ok",
         "migrations": {"current": None, "head": migrate.head_revision()},
+        "broadcast": "ok",
     }
 
 
@@ -93,8 +97,37 @@ async def test_not_ready_when_the_database_is_unreachable(settings):
         liveness = await http.get("/health")
 
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": "unreachable"}
+    assert response.json() == {"status": "unavailable", "database": "unreachable", "broadcast": "ok"}
     for leak in (SECRET, "staysync_nowhere", str(port), "127.0.0.1", "postgresql"):
         assert leak not in response.text
     # liveness does not depend on the database
     assert liveness.status_code == 200
+
+
+async def ready_body(http: httpx.AsyncClient, status: int) -> dict:
+    """The readiness answer once it has `status` (the listener notices a loss within seconds)."""
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while (response := await http.get("/health/ready")).status_code != status:
+        assert asyncio.get_running_loop().time() < deadline, response.text
+        await asyncio.sleep(0.1)
+    return response.json()
+
+
+@pytest.mark.parametrize("backend", ["redis", "postgres"])
+async def test_not_ready_while_the_broadcast_backend_is_down(settings, request, backend):
+    # given an app whose broadcast backend is a server of the test's own
+    server = request.getfixturevalue({"redis": "redis_server", "postgres": "dedicated_postgres"}[backend])
+    async with serving(settings.model_copy(update={"broadcast_url": server.url}), settings.database_url) as http:
+        assert (await ready_body(http, 200))["broadcast"] == "ok"
+
+        # when that server stops, the app says it is not ready, and which part failed
+        await asyncio.to_thread(server.stop)
+        try:
+            body = await ready_body(http, 503)
+        finally:
+            await asyncio.to_thread(server.start)
+        assert body["status"] == "unavailable" and body["broadcast"] == "unreachable" and body["database"] == "ok"
+        assert server.url not in str(body)
+
+        # and once it is back, ready again
+        assert (await ready_body(http, 200))["broadcast"] == "ok"
