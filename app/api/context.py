@@ -1,9 +1,10 @@
-"""The per-request (per-websocket-connection) GraphQL context."""
+"""The GraphQL context: who is calling (per request, or per websocket connection), and the reads
+cached for one operation."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from app.api.loaders import Loaders
@@ -27,7 +28,8 @@ class Context:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     # Set by Strawberry from the websocket `connection_init` payload.
     connection_params: dict[str, Any] | None = None
-    _loaders: Loaders | None = None
+    # Reads cached for one operation (see for_operation); never copied, never shared.
+    _loaders: Loaders | None = field(default=None, init=False, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -49,9 +51,16 @@ class Context:
             self._loaders = Loaders(self.services.sessions)
         return self._loaders
 
+    def for_operation(self) -> Context:
+        """The same caller with no cached reads: the context of one operation (app.api.schema's
+        OneOperationContext). A websocket's context lives as long as the socket; its queries and
+        mutations must not read through the loaders of earlier ones.
+        """
+        return replace(self)  # the loaders (init=False) and app.api.inventory's caches stay behind
+
     def fresh_loaders(self) -> None:
-        """Forget every cached read. A websocket's context lives as long as the connection, so a
-        subscription calls this before each event: its fields must show the state after the event.
+        """Forget every cached read. A subscription is one operation that lasts, so it calls this
+        before each event: its fields must show the state after the event.
         """
         self._loaders = None
         for cache in ("_cell_loaders", "_inventory_cache"):  # set by app.api.inventory

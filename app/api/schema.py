@@ -29,6 +29,7 @@ from strawberry.types.graphql import OperationType
 from app.api.audit import AuditQuery
 from app.api.bookings import BookingMutation, BookingQuery
 from app.api.catalog import CatalogMutation, CatalogQuery, Viewer, viewer
+from app.api.context import Context
 from app.api.errors import HANDLERS
 from app.api.hardblocks import HardblockMutation, HardblockQuery
 from app.api.inventory import InventoryMutation
@@ -98,6 +99,22 @@ class MaskUnexpectedErrors(MaskErrors):
             if not (error.extensions or {}).get("code"):
                 error.extensions = {**(error.extensions or {}), "code": _code(error)}
         return processed
+
+
+class OneOperationContext(SchemaExtension):
+    """Every operation runs on its own copy of the context (`Context.for_operation`), so its loaders
+    and inventory caches belong to it alone. Over HTTP a context serves one request anyway, but
+    Strawberry builds a websocket's context once per connection (strawberry #1754): without this,
+    every query and mutation sent over the socket would share ever-growing caches and read data
+    from before writes made since. A subscription keeps its copy for its lifetime and refreshes
+    it before each event (app.api.subscriptions).
+    """
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            self.execution_context.context = context.for_operation()
+        yield
 
 
 class _ParserCache(ParserCache):
@@ -181,6 +198,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
     ]
     extensions: list = [
+        OneOperationContext,  # first: the other extensions see the operation's own context
         lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: _ParserCache(maxsize=512),
