@@ -64,7 +64,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
     Once acknowledged, the server sends `ping` every WS_PING_INTERVAL_S; a client that does not
     answer `pong` within WS_PING_TIMEOUT_S (a half-open connection, a frozen tab) is dropped and
     its subscriptions freed. When the token of `connection_init` expires the socket closes with
-    4403, like a bad token at connect; the client reconnects with a fresh one.
+    4403, like a bad token at connect, even while a ping is outstanding, and no event is sent past
+    `exp`; the client reconnects with a fresh one.
     """
 
     CLOSE_TIMEOUT_S = 2
@@ -84,6 +85,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         self._pong.set()
 
     async def send_message(self, message: Any) -> None:
+        if message.get("type") == "next" and self._token_expired():
+            return  # nothing reaches a client past its token's `exp`; the watchdog is closing the socket
         # A result shared by several subscribers (app.api.subscriptions.SharedData) is encoded to
         # JSON once; each socket only adds its own operation id around it.
         payload = message.get("payload") if message.get("type") == "next" else None
@@ -105,26 +108,36 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         await super().shutdown()
 
     async def _watch(self) -> None:
-        context: Context = self.context
-        settings = context.settings
-        expires_at = context.principal.expires_at if context.principal else None
+        settings = self.context.settings
         try:
             while True:
-                wait = settings.ws_ping_interval_s
-                if expires_at is not None:
-                    wait = min(wait, expires_at - time.time())
-                await asyncio.sleep(max(wait, 0))
-                if expires_at is not None and time.time() >= expires_at:
+                await asyncio.sleep(max(self._until_expiry(settings.ws_ping_interval_s), 0))
+                if self._token_expired():
                     await self._drop(4403, "Token expired")
                     return
                 self._pong.clear()
                 try:
-                    await asyncio.wait_for(self._ping_and_wait(), settings.ws_ping_timeout_s)
+                    # An outstanding ping never outlasts the token: at `exp` the socket closes
+                    # (4403), whether or not the client still answers.
+                    await asyncio.wait_for(self._ping_and_wait(), self._until_expiry(settings.ws_ping_timeout_s))
                 except TimeoutError:
-                    await self._drop(4408, "Ping timeout")
+                    await self._drop(*((4403, "Token expired") if self._token_expired() else (4408, "Ping timeout")))
                     return
         except Exception as error:  # noqa: BLE001 - logged like Strawberry's own tasks
             await self.handle_task_exception(error)
+
+    def _until_expiry(self, limit: float) -> float:
+        """`limit` seconds, or fewer if the token expires sooner."""
+        expires_at = self._expires_at()
+        return limit if expires_at is None else min(limit, expires_at - time.time())
+
+    def _token_expired(self) -> bool:
+        expires_at = self._expires_at()
+        return expires_at is not None and time.time() >= expires_at
+
+    def _expires_at(self) -> float | None:
+        principal = self.context.principal
+        return principal.expires_at if principal else None
 
     async def _ping_and_wait(self) -> None:
         await self.send_message({"type": "ping"})
