@@ -9,10 +9,11 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from json import JSONDecodeError
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -20,10 +21,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocketDisconnect
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
@@ -33,7 +34,7 @@ from app.api.schema import build_schema
 from app.api.subscriptions import SharedData, SharedResultsExecutor
 from app.auth import FirebaseVerifier
 from app.broadcast import Broadcast
-from app.services.changes import OutboxRelay
+from app.services.changes import OutboxRelay, is_valid_message
 from app.services.context import Services
 from app.services.jobs import run_expiry_sweeper, run_release_job
 from app.settings import Settings, get_settings
@@ -56,6 +57,69 @@ class Runtime:
     verifier: FirebaseVerifier
     broadcast: Broadcast
     services: Services
+    sockets: OpenSockets
+
+
+class OpenSockets:
+    """This worker's websockets: every handler (closed with 1001 at shutdown), and the acknowledged
+    sockets of each user (uid), capped at WS_MAX_SOCKETS_PER_USER. The count is per worker process:
+    sockets the same user holds on other workers or hosts are not seen here."""
+
+    def __init__(self, max_per_user: int) -> None:
+        self.max_per_user = max_per_user
+        self.handlers: set[TransportWSHandler] = set()
+        self._by_user: dict[str, set[int]] = {}  # uid -> id() of each socket's (connection) context
+
+    def claim(self, context: Context) -> bool:
+        """Count an authenticated socket against its user's cap; False when the user is at the cap."""
+        assert context.principal is not None
+        sockets = self._by_user.setdefault(context.principal.uid, set())
+        if len(sockets) >= self.max_per_user:
+            return False
+        sockets.add(id(context))  # the context lives as long as its socket, so its id stays unique
+        return True
+
+    def release(self, context: Context) -> None:
+        if context.principal is None:
+            return
+        sockets = self._by_user.get(context.principal.uid)
+        if sockets is not None:
+            sockets.discard(id(context))
+            if not sockets:
+                del self._by_user[context.principal.uid]
+
+
+class SocketRejected(Exception):
+    """on_ws_connect refusing a socket with a close code of its own (Strawberry closes a socket for
+    any ConnectionRejectionError with 4403)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's websocket adapter, with a size limit: a message over WS_MAX_MESSAGE_BYTES closes
+    the socket with 4400 (graphql-transport-ws: a bad message) before it is decoded."""
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        # ASGIWebSocketAdapter.iter_json, with the size check before decoding
+        limit = self.view.max_message_bytes
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                if len(text.encode()) > limit:
+                    await self.close(4400, f"Message larger than {limit} bytes")
+                    return
+                try:
+                    yield self.view.decode_json(text)
+                except JSONDecodeError as error:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from error
+        except KeyError as error:  # a binary message
+            raise NonTextMessageReceived from error
+        except WebSocketDisconnect:
+            pass
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
@@ -74,15 +138,32 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         super().__init__(*args, **kwargs)
         self._watchdog: asyncio.Task | None = None
         self._pong = asyncio.Event()
+        self._sockets: OpenSockets = self.view.runtime.sockets
+        self._sockets.handlers.add(self)
 
     async def handle_connection_init(self, message: Any) -> None:
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except SocketRejected as rejection:
+            await self.websocket.close(code=rejection.code, reason=rejection.reason)
+            return
         if self.connection_acknowledged and self._watchdog is None:
             self._watchdog = asyncio.create_task(self._watch())
             self._watchdog.add_done_callback(self._task_done)
 
     async def handle_pong(self, message: Any) -> None:
         self._pong.set()
+
+    async def handle_subscribe(self, message: Any) -> None:
+        # Strawberry's own check answers without an error code; the socket stays open either way.
+        limit = self.max_subscriptions_per_connection
+        if (self.connection_acknowledged and limit is not None and len(self.operations) >= limit
+                and message["id"] not in self.operations):
+            error = {"message": f"at most {limit} subscriptions (operations in flight) per socket: complete one first",
+                     "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"}}
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            return
+        await super().handle_subscribe(message)
 
     async def send_message(self, message: Any) -> None:
         if message.get("type") == "next" and self._token_expired():
@@ -105,7 +186,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
-        await super().shutdown()
+        try:
+            await super().shutdown()
+        finally:
+            self._sockets.release(self.context)
+            self._sockets.handlers.discard(self)
 
     async def _watch(self) -> None:
         settings = self.context.settings
@@ -167,6 +252,7 @@ def _tune_gc() -> None:
 
 class GraphQLApp(GraphQL):
     graphql_transport_ws_handler_class = TransportWSHandler
+    websocket_adapter_class = LimitedWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, app: Starlette, settings: Settings) -> None:
         schema = build_schema(settings)
@@ -178,11 +264,17 @@ class GraphQLApp(GraphQL):
             graphql_ide=None if settings.production else "graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions_per_socket,
         )
+        self.max_message_bytes = settings.ws_max_message_bytes
         self._app = app
 
+    @property
+    def runtime(self) -> Runtime:
+        return self._app.state.runtime
+
     async def get_context(self, request: Any, response: Any = None) -> Context:
-        runtime: Runtime = self._app.state.runtime
+        runtime = self.runtime
         context = Context(
             services=runtime.services, verifier=runtime.verifier, broadcast=runtime.broadcast, request=request,
             response=response,
@@ -205,6 +297,8 @@ class GraphQLApp(GraphQL):
         if expires_at is not None and expires_at <= time.time():
             # Emulator mode accepts expired tokens; a socket would outlive one anyway.
             raise ConnectionRejectionError({"message": "ID token has expired", "code": "UNAUTHENTICATED"})
+        if not self.runtime.sockets.claim(context):
+            raise SocketRejected(4429, "Too many open sockets for this user")
 
 
 async def health(request: Request) -> JSONResponse:
@@ -241,12 +335,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size,
                                statement_timeout_ms=settings.db_statement_timeout_ms,
                                idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms)
-        broadcast = Broadcast(settings.broadcast_url, queue_size=settings.broadcast_queue_size)
+        broadcast = Broadcast(settings.broadcast_url, queue_size=settings.broadcast_queue_size,
+                              validate=is_valid_message)
         await broadcast.connect()
         verifier = FirebaseVerifier(settings)
         sessions = session_factory(engine)
         services = Services(settings, sessions, OutboxRelay(sessions, broadcast.publish))
-        app.state.runtime = Runtime(settings, engine, sessions, verifier, broadcast, services)
+        app.state.runtime = Runtime(settings, engine, sessions, verifier, broadcast, services,
+                                    OpenSockets(settings.ws_max_sockets_per_user))
         if settings.app_env != "test":  # a test process builds many apps; it keeps its own GC
             _tune_gc()
         # The background writers: the outbox relay, the expiry sweeper and the hardblock release

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     # graphql-transport-ws `ping` from the server; no `pong` within the timeout drops the socket.
     ws_ping_interval_s: float = Field(default=15, gt=0)
     ws_ping_timeout_s: float = Field(default=10, gt=0)
+    # Operations in flight on one socket (subscriptions, and queries or mutations still running);
+    # one more is refused with an error, and the socket stays open.
+    ws_max_subscriptions_per_socket: int = Field(default=100, ge=1)
+    # Acknowledged sockets of one user (token uid) in one worker process; one more closes with 4429.
+    ws_max_sockets_per_user: int = Field(default=20, ge=1)
+    # A larger client message closes the socket with 4400; the same default as the HTTP body limit.
+    ws_max_message_bytes: int = Field(default=262_144, ge=1)
 
     @property
     def production(self) -> bool:

@@ -11,16 +11,26 @@ import time
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from app.api.ids import decode_id
-from app.services.changes import BOOKING_GROUPS_CHANNEL
+from app.services.changes import BOOKING_GROUPS_CHANNEL, inventory_channel
 from app.settings import Settings
 from tests.api.test_bookings import CONFIRM, book, item
 from tests.api.test_calendar import d, setup_hotel
-from tests.api.test_subscriptions import GROUPS, http, next_data, open_socket, receive, subscribe
+from tests.api.test_subscriptions import (
+    AVAILABILITY,
+    GROUPS,
+    http,
+    next_data,
+    open_socket,
+    receive,
+    subscribe,
+    watch,
+)
 from tests.support import LiveServer, data, live_server, token
+from tests.test_broadcast import eventually
 
 WAIT_S = 10
 
@@ -128,3 +138,125 @@ async def test_at_exp_the_socket_closes_4403_even_with_a_ping_outstanding_and_se
         assert max(at for at, kind in received if kind == "next") < expires_at + 0.25
         assert (ws.close_code, ws.close_reason) == (4403, "Token expired")
         assert closed_at < expires_at + 1
+
+
+# --- 2. limits per socket and per user; malformed broadcast messages -------------------------------
+
+MAX_SUBSCRIPTIONS, MAX_SOCKETS, MAX_MESSAGE_BYTES = 2, 2, 2048
+HOTEL = object()  # in a malformed message: the id of the test's hotel
+
+
+@pytest.fixture(scope="module")
+def limited(settings: Settings):
+    with live_server(settings, ws_max_subscriptions_per_socket=MAX_SUBSCRIPTIONS,
+                     ws_max_sockets_per_user=MAX_SOCKETS, ws_max_message_bytes=MAX_MESSAGE_BYTES) as live:
+        yield live
+
+
+async def test_a_subscription_past_the_cap_is_an_error_and_the_socket_stays_open(limited, db):
+    # given a socket with as many subscriptions as allowed
+    ws = await open_socket(limited, bearer=token("admin", uid="subscription-cap"))
+    for op in ("1", "2"):
+        await subscribe(limited, GROUPS, ws=ws, op=op)
+
+    # when it asks for one more
+    await ws.send(json.dumps({"id": "3", "type": "subscribe", "payload": {"query": GROUPS}}))
+
+    # then that one is refused with a coded error
+    refused = await receive(ws)
+    assert refused["id"] == "3" and refused["type"] == "error"
+    assert refused["payload"][0]["extensions"] == {"code": "TOO_MANY_SUBSCRIPTIONS"}
+    # and the socket lives on: once one completes, another is accepted
+    await ws.send(json.dumps({"type": "ping"}))
+    assert await receive(ws) == {"type": "pong"}
+    await ws.send(json.dumps({"id": "1", "type": "complete"}))
+    await eventually(lambda: limited.broadcast.subscriber_count == 1, "the subscription to end")
+    await subscribe(limited, GROUPS, ws=ws, op="3")
+    await ws.close()
+
+
+async def test_a_socket_past_the_per_user_cap_closes_with_4429(limited, db):
+    # given a user with as many sockets as allowed
+    bearer = token("agent", "SUNTRAVEL", uid="socket-cap")
+    sockets = [await open_socket(limited, bearer=bearer) for _ in range(MAX_SOCKETS)]
+
+    # when the same user opens one more
+    ws = await connect(limited.ws_url, subprotocols=["graphql-transport-ws"], proxy=None, open_timeout=WAIT_S)
+    await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {bearer}"}}))
+
+    # then it is closed with 4429, without an ack
+    assert await closed(ws) == (4429, "Too many open sockets for this user")
+    # while another user still connects, and the first gets a socket again once one of its own closes
+    await (await open_socket(limited, bearer=token("agent", "SUNTRAVEL", uid="someone-else"))).close()
+    await sockets.pop().close()
+    sockets.append(await eventually_open(limited, bearer))
+    for ws in sockets:
+        await ws.close()
+
+
+async def eventually_open(server: LiveServer, bearer: str) -> ClientConnection:
+    """A socket for `bearer` once the server has seen one of that user's sockets close."""
+    for _ in range(100):
+        ws = await connect(server.ws_url, subprotocols=["graphql-transport-ws"], proxy=None, open_timeout=WAIT_S)
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {bearer}"}}))
+        try:
+            if (await receive(ws))["type"] == "connection_ack":
+                return ws
+        except ConnectionClosed:
+            await asyncio.sleep(0.05)
+    raise AssertionError("the user never got a socket again")
+
+
+@pytest.mark.parametrize("acknowledged", [False, True], ids=["before-init", "after-ack"])
+async def test_a_message_over_the_size_limit_closes_with_4400(limited, acknowledged):
+    ws = await connect(limited.ws_url, subprotocols=["graphql-transport-ws"], proxy=None, open_timeout=WAIT_S)
+    if acknowledged:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token('admin')}"}}))
+        assert (await receive(ws))["type"] == "connection_ack"
+        # a message at the limit is served
+        ping = json.dumps({"type": "ping"})
+        at_limit = ping[:-1] + " " * (MAX_MESSAGE_BYTES - len(ping)) + "}"
+        assert len(at_limit.encode()) == MAX_MESSAGE_BYTES
+        await ws.send(at_limit)
+        assert await receive(ws) == {"type": "pong"}
+
+    # one byte more (counted in UTF-8) closes the socket
+    query = "{ viewer { uid } }" + "#" + "é" * MAX_MESSAGE_BYTES
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}, ensure_ascii=False))
+
+    assert await closed(ws) == (4400, f"Message larger than {MAX_MESSAGE_BYTES} bytes")
+
+
+@pytest.mark.parametrize(
+    ("channel", "malformed"),
+    [
+        ("inventory", {"hotelId": HOTEL, "version": "next", "roomTypeIds": [], "from": d(0), "to": d(1)}),
+        ("inventory", {"hotelId": HOTEL, "version": 10**6, "roomTypeIds": [1], "from": "soon", "to": "later"}),
+        ("booking_groups", {"groupId": None, "agencyId": 1}),
+        ("booking_groups", {"groupId": [1], "agencyId": 1}),
+    ],
+    ids=["inventory-version", "inventory-dates", "group-null-id", "group-list-id"],
+)
+async def test_a_malformed_broadcast_message_is_dropped_and_subscriptions_live_on(server, db, caplog, channel,
+                                                                                   malformed):
+    # given subscribers to availability and to booking groups
+    async with http(server) as gql:
+        hotel, ids = await setup_hotel(gql)
+        agency = data(await gql('mutation { createAgency(input: {code: "SUNTRAVEL", name: "Sun"}) '
+                                "{ ... on Agency { id } } }"))["createAgency"]
+        availability = await subscribe(server, AVAILABILITY, watch(hotel))
+        groups = await subscribe(server, GROUPS)
+        hotel_pk = decode_id(hotel["id"], "Hotel", "hotelId")
+
+        # when a malformed message arrives on their channel, then a real change
+        wire_channel = inventory_channel(hotel_pk) if channel == "inventory" else BOOKING_GROUPS_CHANNEL
+        malformed = {key: hotel_pk if value is HOTEL else value for key, value in malformed.items()}
+        await server.call(server.broadcast.publish(wire_channel, json.dumps(malformed)))
+        await book(gql, agency["id"], item(ids["STD"], 0, 1))
+
+    # then both subscriptions deliver the change, and the bad message is in the log
+    assert (await next_data(availability))["availabilityChanged"]["cells"][0]["held"] == 1
+    assert (await next_data(groups))["bookingGroupChanged"]["status"] == "HELD"
+    assert any("malformed broadcast message" in record.getMessage() for record in caplog.records)
+    await availability.close()
+    await groups.close()
