@@ -32,7 +32,7 @@ import db.inventory
 from app.api.context import Context
 from app.api.schema import build_schema
 from app.api.subscriptions import SharedData, SharedResultsExecutor
-from app.auth import FirebaseVerifier
+from app.auth import AuthenticationError, FirebaseVerifier, UserLookupFailed
 from app.broadcast import Broadcast
 from app.services.changes import OutboxRelay, is_valid_message
 from app.services.context import Services
@@ -123,20 +123,21 @@ class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
-    """graphql-transport-ws with a watchdog: server pings, and a close when the token expires.
+    """graphql-transport-ws with watchdogs: server pings, and a close when the token expires or is revoked.
 
     Once acknowledged, the server sends `ping` every WS_PING_INTERVAL_S; a client that does not
     answer `pong` within WS_PING_TIMEOUT_S (a half-open connection, a frozen tab) is dropped and
     its subscriptions freed. When the token of `connection_init` expires the socket closes with
     4403, like a bad token at connect, even while a ping is outstanding, and no event is sent past
-    `exp`; the client reconnects with a fresh one.
+    `exp`; the client reconnects with a fresh one. With FIREBASE_CREDENTIALS, the user is looked up
+    again every AUTH_REVOCATION_CHECK_S, and a disabled user or a revoked token closes it with 4403.
     """
 
     CLOSE_TIMEOUT_S = 2
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._watchdog: asyncio.Task | None = None
+        self._watchdogs: list[asyncio.Task] = []
         self._pong = asyncio.Event()
         self._sockets: OpenSockets = self.view.runtime.sockets
         self._sockets.handlers.add(self)
@@ -147,9 +148,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         except SocketRejected as rejection:
             await self.websocket.close(code=rejection.code, reason=rejection.reason)
             return
-        if self.connection_acknowledged and self._watchdog is None:
-            self._watchdog = asyncio.create_task(self._watch())
-            self._watchdog.add_done_callback(self._task_done)
+        if self.connection_acknowledged and not self._watchdogs:
+            watches = [self._watch()]
+            if self.context.verifier.checks_revocation:
+                watches.append(self._watch_revocation())
+            for watch in watches:
+                task = asyncio.create_task(watch)
+                task.add_done_callback(self._task_done)
+                self._watchdogs.append(task)
 
     async def handle_pong(self, message: Any) -> None:
         self._pong.set()
@@ -182,10 +188,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
             raise WebSocketDisconnected from exc
 
     async def shutdown(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        for task in self._watchdogs:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+                await task
         try:
             await super().shutdown()
         finally:
@@ -207,6 +213,22 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
                     await asyncio.wait_for(self._ping_and_wait(), self._until_expiry(settings.ws_ping_timeout_s))
                 except TimeoutError:
                     await self._drop(*((4403, "Token expired") if self._token_expired() else (4408, "Ping timeout")))
+                    return
+        except Exception as error:  # noqa: BLE001 - logged like Strawberry's own tasks
+            await self.handle_task_exception(error)
+
+    async def _watch_revocation(self) -> None:
+        context: Context = self.context
+        assert context.principal is not None
+        try:
+            while True:
+                await asyncio.sleep(context.settings.auth_revocation_check_s)
+                try:
+                    await context.verifier.check_revocation(context.principal, fresh=True)
+                except UserLookupFailed:
+                    continue  # logged; Firebase Auth unreachable is no reason to drop every socket
+                except AuthenticationError as error:
+                    await self._drop(4403, error.message)
                     return
         except Exception as error:  # noqa: BLE001 - logged like Strawberry's own tasks
             await self.handle_task_exception(error)
@@ -289,7 +311,8 @@ class GraphQLApp(GraphQL):
     async def on_ws_connect(self, context: Context) -> None:
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         authorization = params.get("authorization") or params.get("Authorization")
-        await context.authenticate(authorization if isinstance(authorization, str) else None)
+        # The user's record is read now, whatever HTTP requests cached: a socket lasts.
+        await context.authenticate(authorization if isinstance(authorization, str) else None, fresh=True)
         if context.principal is None:
             message = context.auth_error.message if context.auth_error else "connection_init needs an authorization"
             raise ConnectionRejectionError({"message": message, "code": "UNAUTHENTICATED"})

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     # Where signed ID tokens' public certificates are fetched; only tests and air-gapped
     # deployments (a mirror of Google's endpoint) change it.
     firebase_cert_url: str = GOOGLE_ID_TOKEN_CERT_URL
+    # A service-account JSON key of the Firebase project. With it, revoked tokens and disabled users
+    # are refused (user records are read from Firebase Auth); without it, a token holds until its exp.
+    firebase_credentials: Path | None = None
+    # How long HTTP requests trust one look-up of a user's record (per uid, per worker).
+    auth_revocation_cache_s: float = Field(default=60, ge=0)
+    # How often an open websocket's user is looked up again (it is also looked up at connect).
+    auth_revocation_check_s: float = Field(default=300, gt=0)
 
     graphql_max_depth: int = Field(default=10, ge=1)
     graphql_max_aliases: int = Field(default=15, ge=1)

@@ -76,9 +76,10 @@ class Context:
         own = await self.loaders.agency_id_by_code.load(principal.agency_code)
         return own == agency_id
 
-    async def authenticate(self, authorization: str | None) -> None:
+    async def authenticate(self, authorization: str | None, *, fresh: bool = False) -> None:
+        """Sets the principal, or the reason there is none. `fresh`: see FirebaseVerifier.verify."""
         try:
             token = bearer_token(authorization)
-            self.principal = await self.verifier.verify(token) if token else None
+            self.principal = await self.verifier.verify(token, fresh=fresh) if token else None
         except AuthenticationError as error:
             self.principal, self.auth_error = None, error
