@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3001
     web_concurrency: int = Field(default=1, ge=1)
+    # At shutdown (SIGTERM), in-flight requests get this long to finish; websockets close at once (1001).
+    shutdown_timeout_s: float = Field(default=10, gt=0)
 
     # Unset: an embedded PostgreSQL is started in `data_dir` (see db/embedded.py).
     database_url: str | None = None

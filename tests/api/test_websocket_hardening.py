@@ -7,6 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -16,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.api.ids import decode_id
 from app.services.changes import BOOKING_GROUPS_CHANNEL, inventory_channel
-from app.settings import Settings
+from app.settings import PROJECT_ROOT, Settings
 from tests.api.test_bookings import CONFIRM, book, item
 from tests.api.test_calendar import d, setup_hotel
 from tests.api.test_subscriptions import (
@@ -29,7 +34,7 @@ from tests.api.test_subscriptions import (
     subscribe,
     watch,
 )
-from tests.support import LiveServer, data, live_server, token
+from tests.support import EMULATOR_HOST, PROJECT_ID, LiveServer, data, live_server, token
 from tests.test_broadcast import eventually
 
 WAIT_S = 10
@@ -260,3 +265,68 @@ async def test_a_malformed_broadcast_message_is_dropped_and_subscriptions_live_o
     assert any("malformed broadcast message" in record.getMessage() for record in caplog.records)
     await availability.close()
     await groups.close()
+
+
+# --- 5. graceful shutdown -----------------------------------------------------------------------------
+
+
+async def test_at_shutdown_an_open_subscription_socket_is_closed_with_1001(settings, db):
+    # given a live server with a subscriber
+    server = LiveServer(settings)
+    server.start()
+    try:
+        ws = await subscribe(server, GROUPS)
+    finally:
+        # when the server is told to stop
+        stopping = asyncio.create_task(asyncio.to_thread(server.close))
+
+    # then the socket is closed with 1001 (going away), not uvicorn's 1012
+    assert await closed(ws) == (1001, "Server shutting down")
+    await stopping
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_staysync_serve_closes_sockets_with_1001_on_sigterm(settings, db, workers):
+    # given `staysync serve` in its own process(es), and a socket on it running a query and a subscription
+    port = free_port()
+    env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": settings.database_url, "SEED_DEMO": "0",
+           "FIREBASE_PROJECT_ID": PROJECT_ID, "FIREBASE_AUTH_EMULATOR_HOST": EMULATOR_HOST, "SHUTDOWN_TIMEOUT_S": "5",
+           "WEB_CONCURRENCY": str(workers), "BROADCAST_URL": "memory://" if workers == 1 else settings.database_url}
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--no-migrate", "--port", str(port)],
+                               cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        ws = await connected(f"ws://127.0.0.1:{port}/graphql")
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token('admin')}"}}))
+        assert (await receive(ws))["type"] == "connection_ack"
+        assert (await run(ws, "q", "{ viewer { uid } }")) == {"viewer": {"uid": "dev-admin"}}
+        await ws.send(json.dumps({"id": "s", "type": "subscribe", "payload": {"query": GROUPS}}))
+
+        # when it gets SIGTERM (what an orchestrator sends)
+        process.send_signal(signal.SIGTERM)
+
+        # then the socket closes with 1001, and the process exits cleanly
+        assert await closed(ws) == (1001, "Server shutting down")
+        assert await asyncio.to_thread(process.wait, 15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def connected(url: str) -> ClientConnection:
+    """A websocket to a server that may still be starting."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return await connect(url, subprotocols=["graphql-transport-ws"], proxy=None, open_timeout=WAIT_S)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
