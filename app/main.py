@@ -61,13 +61,12 @@ class Runtime:
 
 
 class OpenSockets:
-    """This worker's websockets: every handler (closed with 1001 at shutdown), and the acknowledged
-    sockets of each user (uid), capped at WS_MAX_SOCKETS_PER_USER. The count is per worker process:
-    sockets the same user holds on other workers or hosts are not seen here."""
+    """The acknowledged websockets of each user (uid) in this worker, capped at
+    WS_MAX_SOCKETS_PER_USER. The count is per worker process: sockets the same user holds on other
+    workers or hosts are not seen here."""
 
     def __init__(self, max_per_user: int) -> None:
         self.max_per_user = max_per_user
-        self.handlers: set[TransportWSHandler] = set()
         self._by_user: dict[str, set[int]] = {}  # uid -> id() of each socket's (connection) context
 
     def claim(self, context: Context) -> bool:
@@ -140,7 +139,6 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         self._watchdogs: list[asyncio.Task] = []
         self._pong = asyncio.Event()
         self._sockets: OpenSockets = self.view.runtime.sockets
-        self._sockets.handlers.add(self)
 
     async def handle_connection_init(self, message: Any) -> None:
         try:
@@ -196,7 +194,6 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
             await super().shutdown()
         finally:
             self._sockets.release(self.context)
-            self._sockets.handlers.discard(self)
 
     async def _watch(self) -> None:
         settings = self.context.settings
