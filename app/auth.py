@@ -21,6 +21,7 @@ from typing import Any
 import firebase_admin
 import google.auth.credentials
 from firebase_admin import auth as firebase_auth
+from firebase_admin import credentials as firebase_credentials
 from firebase_admin import exceptions as firebase_exceptions
 
 from app.settings import Settings
@@ -44,6 +45,8 @@ _MAX_REASON_CHARS = 200
 # google-auth quotes the token, or a decoded part of it, in some reasons ("Wrong number of segments
 # in token: b'<the token>'"). Strawberry logs every error's message, so drop the quote.
 _QUOTED_TOKEN = re.compile(r":\s*b?(['\"]).*?\1", re.DOTALL)
+# Users whose revocation answers are cached at most (per worker); past that, stale ones are dropped.
+REVOCATION_CACHE_MAX_USERS = 10_000
 
 
 class Role(str, Enum):
@@ -59,6 +62,8 @@ class Principal:
     agency_code: str | None  # None for admin/operator
     # The token's `exp` (Unix time); websockets close when it passes. Not part of identity.
     expires_at: float | None = field(default=None, compare=False)
+    # The token's `iat`: a revocation after it invalidates the token.
+    issued_at: float | None = field(default=None, compare=False)
 
     @property
     def is_staff(self) -> bool:
@@ -76,6 +81,17 @@ class AuthenticationError(Exception):
         self.message = message
         self.reason = reason
         self.uid = uid
+
+
+class UserLookupFailed(AuthenticationError):
+    """Firebase Auth could not be asked whether the user is revoked or disabled."""
+
+
+@dataclass(frozen=True, slots=True)
+class _UserStatus:
+    checked_at: float  # time.monotonic()
+    disabled: bool
+    tokens_valid_after_ms: int
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -99,12 +115,22 @@ class FirebaseVerifier:
     def __init__(self, settings: Settings) -> None:
         settings.export_firebase_env()
         self._emulated = bool(settings.firebase_auth_emulator_host)
-        # Verifying ID tokens needs only the project id and Google's public certificates. The
-        # default credential (Application Default Credentials) would search the environment
-        # and the GCE metadata server; AnonymousCredentials is always "valid", is never
-        # refreshed, and adds nothing to requests, so no credential is ever looked up.
+        # Revocation needs the user's record, which only a service account may read.
+        self.checks_revocation = settings.firebase_credentials is not None
+        self._revocation_cache_s = settings.auth_revocation_cache_s
+        self._user_status: dict[str, _UserStatus] = {}
+        if self.checks_revocation:
+            credential: Any = firebase_credentials.Certificate(str(settings.firebase_credentials))
+        else:
+            logger.warning("FIREBASE_CREDENTIALS is not set: revoked tokens and disabled users are not "
+                           "detected; a token is accepted until it expires")
+            # Verifying ID tokens needs only the project id and Google's public certificates. The
+            # default credential (Application Default Credentials) would search the environment
+            # and the GCE metadata server; AnonymousCredentials is always "valid", is never
+            # refreshed, and adds nothing to requests, so no credential is ever looked up.
+            credential = google.auth.credentials.AnonymousCredentials()
         self._app: firebase_admin.App | None = firebase_admin.initialize_app(
-            credential=google.auth.credentials.AnonymousCredentials(),
+            credential=credential,
             options={
                 "projectId": settings.firebase_project_id,
                 "httpTimeout": CERT_FETCH_TIMEOUT_S,
@@ -129,7 +155,9 @@ class FirebaseVerifier:
             self.close()
             raise
 
-    async def verify(self, token: str) -> Principal:
+    async def verify(self, token: str, *, fresh: bool = False) -> Principal:
+        """The principal of a valid, unexpired token whose user is neither disabled nor revoked
+        (see check_revocation; `fresh` looks the user up again)."""
         if self._app is None:
             raise RuntimeError("FirebaseVerifier is closed")
         if os.environ.get(EMULATOR_HOST_ENV) and not self._emulated:
@@ -161,7 +189,44 @@ class FirebaseVerifier:
         # Emulator mode accepts expired tokens; a token past its `exp` is refused in every mode.
         if principal.expires_at is not None and principal.expires_at + CLOCK_SKEW_S < time.time():
             raise AuthenticationError("ID token has expired", "expired", principal.uid)
+        await self.check_revocation(principal, fresh=fresh)
         return principal
+
+    async def check_revocation(self, principal: Principal, *, fresh: bool = False) -> None:
+        """Refuse (AuthenticationError) a user who is disabled or whose tokens were revoked after
+        this one was issued, as verify_id_token(check_revoked=True) does. The user's record is
+        read from Firebase Auth at most once per AUTH_REVOCATION_CACHE_S per uid, or now if
+        `fresh`; UserLookupFailed when it cannot be read. Nothing is checked without credentials.
+        """
+        if not self.checks_revocation:
+            return
+        status = None if fresh else self._user_status.get(principal.uid)
+        if status is None or time.monotonic() - status.checked_at >= self._revocation_cache_s:
+            status = await self._look_up(principal.uid)
+        if status.disabled:
+            raise AuthenticationError("the user account is disabled", "user disabled", principal.uid)
+        if (principal.issued_at or 0) * 1000 < status.tokens_valid_after_ms:
+            raise AuthenticationError("ID token has been revoked", "revoked", principal.uid)
+
+    async def _look_up(self, uid: str) -> _UserStatus:
+        try:
+            user = await asyncio.to_thread(firebase_auth.get_user, uid, app=self._app)
+        except firebase_auth.UserNotFoundError:
+            raise AuthenticationError("the user account does not exist", "unknown user", uid) from None
+        except (firebase_exceptions.FirebaseError, ValueError) as error:
+            # The reason may name internal endpoints: log, don't send.
+            logger.warning("could not read the user record of %s for the revocation check: %s", uid, error)
+            raise UserLookupFailed(
+                "ID token cannot be verified right now: the user record is unavailable", "user lookup failed",
+                uid) from None
+        status = _UserStatus(time.monotonic(), user.disabled, user.tokens_valid_after_timestamp)
+        if len(self._user_status) >= REVOCATION_CACHE_MAX_USERS:
+            self._user_status = {uid: kept for uid, kept in self._user_status.items()
+                                 if status.checked_at - kept.checked_at < self._revocation_cache_s}
+            if len(self._user_status) >= REVOCATION_CACHE_MAX_USERS:
+                self._user_status.clear()
+        self._user_status[uid] = status
+        return status
 
     def close(self) -> None:
         if self._app is None:
@@ -188,14 +253,17 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
             f"token has no StaySync role claim: 'role' must be admin, operator or agent, "
             f"not {str(raw_role)[:40]!r}", "unknown role", uid,
         ) from None
-    exp = claims.get("exp")
-    expires_at = float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
+    expires_at, issued_at = _unix_time(claims.get("exp")), _unix_time(claims.get("iat"))
     if role is not Role.AGENT:
-        return Principal(uid=uid, role=role, agency_code=None, expires_at=expires_at)
+        return Principal(uid=uid, role=role, agency_code=None, expires_at=expires_at, issued_at=issued_at)
     agency = claims.get("agency")
     if not isinstance(agency, str) or not agency.strip():
         raise AuthenticationError("agent token has no 'agency' claim (the agency code)", "no agency", uid)
-    return Principal(uid=uid, role=role, agency_code=agency, expires_at=expires_at)
+    return Principal(uid=uid, role=role, agency_code=agency, expires_at=expires_at, issued_at=issued_at)
+
+
+def _unix_time(claim: Any) -> float | None:
+    return float(claim) if isinstance(claim, (int, float)) and not isinstance(claim, bool) else None
 
 
 def make_emulator_token(

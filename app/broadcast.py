@@ -9,6 +9,8 @@ listener task silently. Whatever the backend:
 - every message travels on one wire channel (`staysync`) as `{"c": channel, "m": message}`;
   the fan-out to local subscribers happens here, so subscribing never talks to the backend;
 - a message is at most `MAX_PAYLOAD_BYTES` (NOTIFY's limit), for every backend alike;
+- a message that `validate(channel, decoded JSON)` refuses is logged and dropped here, once,
+  before any subscriber sees it;
 - each subscriber has a bounded queue; on overflow its backlog is replaced by one resync event;
 - the listener reconnects with backoff after the backend restarts (or stops answering
   health checks), and then sends every subscriber a resync event: messages published while it
@@ -277,6 +279,7 @@ class Broadcast:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         health_check_s: float = 5.0,
         max_backoff_s: float = 5.0,
+        validate: Callable[[str, Any], bool] | None = None,
     ) -> None:
         scheme = urlparse(url).scheme
         if scheme == "memory":
@@ -289,6 +292,7 @@ class Broadcast:
             raise ValueError(f"unsupported BROADCAST_URL scheme {scheme!r}: use memory://, postgres:// or redis://")
         self.url = url
         self.queue_size = queue_size
+        self._validate = validate
         self._max_backoff_s = max_backoff_s
         self._subscribers: dict[str, set[Subscriber]] = {}
         self._listener: asyncio.Task[None] | None = None
@@ -385,10 +389,15 @@ class Broadcast:
         try:
             envelope = json.loads(payload)
             channel, message = envelope["c"], envelope["m"]
+            if not isinstance(channel, str) or not isinstance(message, str):
+                raise TypeError("channel and message are strings")
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed broadcast message: %.200r", payload)
             return
         event = Event(channel, message)  # one for all: see Event.json
+        if self._validate is not None and not self._validate(channel, event.json()):
+            log.warning("dropping a malformed broadcast message on %.100r: %.200r", channel, message)
+            return
         for subscriber in list(self._subscribers.get(channel, ())):
             subscriber.put(event)
 

@@ -53,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.seed import seed_demo
+    from app.server import uvicorn_options
     from db import migrate
 
     settings = get_settings()
@@ -77,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=workers,
         log_level="info",
         proxy_headers=True,
+        **uvicorn_options(settings),
     )
     return 0
 

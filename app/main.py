@@ -10,10 +10,11 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from json import JSONDecodeError
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -23,10 +24,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocketDisconnect
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
@@ -34,10 +35,10 @@ import db.inventory
 from app.api.context import Context
 from app.api.schema import build_schema
 from app.api.subscriptions import SharedData, SharedResultsExecutor
-from app.auth import FirebaseVerifier
+from app.auth import AuthenticationError, FirebaseVerifier, UserLookupFailed
 from app.broadcast import Broadcast
 from app.limits import RequestBodyLimit
-from app.services.changes import OutboxRelay
+from app.services.changes import OutboxRelay, is_valid_message
 from app.services.context import Services
 from app.services.jobs import run_expiry_sweeper, run_release_job
 from app.settings import Settings, get_settings
@@ -60,34 +61,121 @@ class Runtime:
     verifier: FirebaseVerifier
     broadcast: Broadcast
     services: Services
+    sockets: OpenSockets
+
+
+class OpenSockets:
+    """The acknowledged websockets of each user (uid) in this worker, capped at
+    WS_MAX_SOCKETS_PER_USER. The count is per worker process: sockets the same user holds on other
+    workers or hosts are not seen here."""
+
+    def __init__(self, max_per_user: int) -> None:
+        self.max_per_user = max_per_user
+        self._by_user: dict[str, set[int]] = {}  # uid -> id() of each socket's (connection) context
+
+    def claim(self, context: Context) -> bool:
+        """Count an authenticated socket against its user's cap; False when the user is at the cap."""
+        assert context.principal is not None
+        sockets = self._by_user.setdefault(context.principal.uid, set())
+        if len(sockets) >= self.max_per_user:
+            return False
+        sockets.add(id(context))  # the context lives as long as its socket, so its id stays unique
+        return True
+
+    def release(self, context: Context) -> None:
+        if context.principal is None:
+            return
+        sockets = self._by_user.get(context.principal.uid)
+        if sockets is not None:
+            sockets.discard(id(context))
+            if not sockets:
+                del self._by_user[context.principal.uid]
+
+
+class SocketRejected(Exception):
+    """on_ws_connect refusing a socket with a close code of its own (Strawberry closes a socket for
+    any ConnectionRejectionError with 4403)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's websocket adapter, with a size limit: a message over WS_MAX_MESSAGE_BYTES closes
+    the socket with 4400 (graphql-transport-ws: a bad message) before it is decoded."""
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        # ASGIWebSocketAdapter.iter_json, with the size check before decoding
+        limit = self.view.max_message_bytes
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                if len(text.encode()) > limit:
+                    await self.close(4400, f"Message larger than {limit} bytes")
+                    return
+                try:
+                    yield self.view.decode_json(text)
+                except JSONDecodeError as error:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from error
+        except KeyError as error:  # a binary message
+            raise NonTextMessageReceived from error
+        except WebSocketDisconnect:
+            pass
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
-    """graphql-transport-ws with a watchdog: server pings, and a close when the token expires.
+    """graphql-transport-ws with watchdogs: server pings, and a close when the token expires or is revoked.
 
     Once acknowledged, the server sends `ping` every WS_PING_INTERVAL_S; a client that does not
     answer `pong` within WS_PING_TIMEOUT_S (a half-open connection, a frozen tab) is dropped and
     its subscriptions freed. When the token of `connection_init` expires the socket closes with
-    4403, like a bad token at connect; the client reconnects with a fresh one.
+    4403, like a bad token at connect, even while a ping is outstanding, and no event is sent past
+    `exp`; the client reconnects with a fresh one. With FIREBASE_CREDENTIALS, the user is looked up
+    again every AUTH_REVOCATION_CHECK_S, and a disabled user or a revoked token closes it with 4403.
     """
 
     CLOSE_TIMEOUT_S = 2
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._watchdog: asyncio.Task | None = None
+        self._watchdogs: list[asyncio.Task] = []
         self._pong = asyncio.Event()
+        self._sockets: OpenSockets = self.view.runtime.sockets
 
     async def handle_connection_init(self, message: Any) -> None:
-        await super().handle_connection_init(message)
-        if self.connection_acknowledged and self._watchdog is None:
-            self._watchdog = asyncio.create_task(self._watch())
-            self._watchdog.add_done_callback(self._task_done)
+        try:
+            await super().handle_connection_init(message)
+        except SocketRejected as rejection:
+            await self.websocket.close(code=rejection.code, reason=rejection.reason)
+            return
+        if self.connection_acknowledged and not self._watchdogs:
+            watches = [self._watch()]
+            if self.context.verifier.checks_revocation:
+                watches.append(self._watch_revocation())
+            for watch in watches:
+                task = asyncio.create_task(watch)
+                task.add_done_callback(self._task_done)
+                self._watchdogs.append(task)
 
     async def handle_pong(self, message: Any) -> None:
         self._pong.set()
 
+    async def handle_subscribe(self, message: Any) -> None:
+        # Strawberry's own check answers without an error code; the socket stays open either way.
+        limit = self.max_subscriptions_per_connection
+        if (self.connection_acknowledged and limit is not None and len(self.operations) >= limit
+                and message["id"] not in self.operations):
+            error = {"message": f"at most {limit} subscriptions (operations in flight) per socket: complete one first",
+                     "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"}}
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            return
+        await super().handle_subscribe(message)
+
     async def send_message(self, message: Any) -> None:
+        if message.get("type") == "next" and self._token_expired():
+            return  # nothing reaches a client past its token's `exp`; the watchdog is closing the socket
         # A result shared by several subscribers (app.api.subscriptions.SharedData) is encoded to
         # JSON once; each socket only adds its own operation id around it.
         payload = message.get("payload") if message.get("type") == "next" else None
@@ -102,33 +190,62 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
             raise WebSocketDisconnected from exc
 
     async def shutdown(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        for task in self._watchdogs:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
-        await super().shutdown()
+                await task
+        try:
+            await super().shutdown()
+        finally:
+            self._sockets.release(self.context)
 
     async def _watch(self) -> None:
-        context: Context = self.context
-        settings = context.settings
-        expires_at = context.principal.expires_at if context.principal else None
+        settings = self.context.settings
         try:
             while True:
-                wait = settings.ws_ping_interval_s
-                if expires_at is not None:
-                    wait = min(wait, expires_at - time.time())
-                await asyncio.sleep(max(wait, 0))
-                if expires_at is not None and time.time() >= expires_at:
+                await asyncio.sleep(max(self._until_expiry(settings.ws_ping_interval_s), 0))
+                if self._token_expired():
                     await self._drop(4403, "Token expired")
                     return
                 self._pong.clear()
                 try:
-                    await asyncio.wait_for(self._ping_and_wait(), settings.ws_ping_timeout_s)
+                    # An outstanding ping never outlasts the token: at `exp` the socket closes
+                    # (4403), whether or not the client still answers.
+                    await asyncio.wait_for(self._ping_and_wait(), self._until_expiry(settings.ws_ping_timeout_s))
                 except TimeoutError:
-                    await self._drop(4408, "Ping timeout")
+                    await self._drop(*((4403, "Token expired") if self._token_expired() else (4408, "Ping timeout")))
                     return
         except Exception as error:  # noqa: BLE001 - logged like Strawberry's own tasks
             await self.handle_task_exception(error)
+
+    async def _watch_revocation(self) -> None:
+        context: Context = self.context
+        assert context.principal is not None
+        try:
+            while True:
+                await asyncio.sleep(context.settings.auth_revocation_check_s)
+                try:
+                    await context.verifier.check_revocation(context.principal, fresh=True)
+                except UserLookupFailed:
+                    continue  # logged; Firebase Auth unreachable is no reason to drop every socket
+                except AuthenticationError as error:
+                    await self._drop(4403, error.message)
+                    return
+        except Exception as error:  # noqa: BLE001 - logged like Strawberry's own tasks
+            await self.handle_task_exception(error)
+
+    def _until_expiry(self, limit: float) -> float:
+        """`limit` seconds, or fewer if the token expires sooner."""
+        expires_at = self._expires_at()
+        return limit if expires_at is None else min(limit, expires_at - time.time())
+
+    def _token_expired(self) -> bool:
+        expires_at = self._expires_at()
+        return expires_at is not None and time.time() >= expires_at
+
+    def _expires_at(self) -> float | None:
+        principal = self.context.principal
+        return principal.expires_at if principal else None
 
     async def _ping_and_wait(self) -> None:
         await self.send_message({"type": "ping"})
@@ -158,6 +275,7 @@ def _tune_gc() -> None:
 
 class GraphQLApp(GraphQL):
     graphql_transport_ws_handler_class = TransportWSHandler
+    websocket_adapter_class = LimitedWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, app: Starlette, settings: Settings) -> None:
         schema = build_schema(settings)
@@ -169,11 +287,17 @@ class GraphQLApp(GraphQL):
             graphql_ide=None if settings.production else "graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions_per_socket,
         )
+        self.max_message_bytes = settings.ws_max_message_bytes
         self._app = app
 
+    @property
+    def runtime(self) -> Runtime:
+        return self._app.state.runtime
+
     async def get_context(self, request: Any, response: Any = None) -> Context:
-        runtime: Runtime = self._app.state.runtime
+        runtime = self.runtime
         settings = runtime.settings
         # Every session of this request (use cases, loaders, calendars) goes through one budget.
         budget = ConnectionBudget(runtime.sessions, settings.db_connections_per_request, settings.db_pool_timeout_s)
@@ -194,7 +318,8 @@ class GraphQLApp(GraphQL):
     async def on_ws_connect(self, context: Context) -> None:
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         authorization = params.get("authorization") or params.get("Authorization")
-        await context.authenticate(authorization if isinstance(authorization, str) else None)
+        # The user's record is read now, whatever HTTP requests cached: a socket lasts.
+        await context.authenticate(authorization if isinstance(authorization, str) else None, fresh=True)
         if context.principal is None:
             message = context.auth_error.message if context.auth_error else "connection_init needs an authorization"
             raise ConnectionRejectionError({"message": message, "code": "UNAUTHENTICATED"})
@@ -202,6 +327,8 @@ class GraphQLApp(GraphQL):
         if expires_at is not None and expires_at <= time.time():
             # Emulator mode accepts expired tokens; a socket would outlive one anyway.
             raise ConnectionRejectionError({"message": "ID token has expired", "code": "UNAUTHENTICATED"})
+        if not self.runtime.sockets.claim(context):
+            raise SocketRejected(4429, "Too many open sockets for this user")
 
 
 async def health(request: Request) -> JSONResponse:
@@ -251,12 +378,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                pool_timeout_s=settings.db_pool_timeout_s,
                                statement_timeout_ms=settings.db_statement_timeout_ms,
                                idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms)
-        broadcast = Broadcast(settings.broadcast_url, queue_size=settings.broadcast_queue_size)
+        broadcast = Broadcast(settings.broadcast_url, queue_size=settings.broadcast_queue_size,
+                              validate=is_valid_message)
         await broadcast.connect()
         verifier = FirebaseVerifier(settings)
         sessions = session_factory(engine)
         services = Services(settings, sessions, OutboxRelay(sessions, broadcast.publish))
-        app.state.runtime = Runtime(settings, engine, sessions, verifier, broadcast, services)
+        app.state.runtime = Runtime(settings, engine, sessions, verifier, broadcast, services,
+                                    OpenSockets(settings.ws_max_sockets_per_user))
         if settings.app_env != "test":  # a test process builds many apps; it keeps its own GC
             _tune_gc()
         # The background writers: the outbox relay, the expiry sweeper and the hardblock release

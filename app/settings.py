@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3001
     web_concurrency: int = Field(default=1, ge=1)
+    # At shutdown (SIGTERM), in-flight requests get this long to finish; websockets close at once (1001).
+    shutdown_timeout_s: float = Field(default=10, gt=0)
 
     # Unset: an embedded PostgreSQL is started in `data_dir` (see db/embedded.py).
     database_url: str | None = None
@@ -58,6 +60,13 @@ class Settings(BaseSettings):
     # Where signed ID tokens' public certificates are fetched; only tests and air-gapped
     # deployments (a mirror of Google's endpoint) change it.
     firebase_cert_url: str = GOOGLE_ID_TOKEN_CERT_URL
+    # A service-account JSON key of the Firebase project. With it, revoked tokens and disabled users
+    # are refused (user records are read from Firebase Auth); without it, a token holds until its exp.
+    firebase_credentials: Path | None = None
+    # How long HTTP requests trust one look-up of a user's record (per uid, per worker).
+    auth_revocation_cache_s: float = Field(default=60, ge=0)
+    # How often an open websocket's user is looked up again (it is also looked up at connect).
+    auth_revocation_check_s: float = Field(default=300, gt=0)
 
     # Largest HTTP request body, counted as it streams in (Content-Length or chunked).
     max_request_bytes: int = Field(default=262_144, ge=1024)
@@ -73,6 +82,13 @@ class Settings(BaseSettings):
     # graphql-transport-ws `ping` from the server; no `pong` within the timeout drops the socket.
     ws_ping_interval_s: float = Field(default=15, gt=0)
     ws_ping_timeout_s: float = Field(default=10, gt=0)
+    # Operations in flight on one socket (subscriptions, and queries or mutations still running);
+    # one more is refused with an error, and the socket stays open.
+    ws_max_subscriptions_per_socket: int = Field(default=100, ge=1)
+    # Acknowledged sockets of one user (token uid) in one worker process; one more closes with 4429.
+    ws_max_sockets_per_user: int = Field(default=20, ge=1)
+    # A larger client message closes the socket with 4400; the same default as the HTTP body limit.
+    ws_max_message_bytes: int = Field(default=262_144, ge=1)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

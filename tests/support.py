@@ -87,14 +87,17 @@ class LiveServer:
 
     def __init__(self, settings: Settings, *, backlog: int = 2048, **overrides: Any) -> None:
         from app.main import create_app
+        from app.server import uvicorn_options
 
-        self.app = create_app(settings.model_copy(update=overrides))
+        self.settings = settings.model_copy(update=overrides)
+        self.app = create_app(self.settings)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.http_url, self.ws_url = f"http://127.0.0.1:{self.port}", f"ws://127.0.0.1:{self.port}/graphql"
-        self._server = uvicorn.Server(uvicorn.Config(self.app, lifespan="on", log_level="warning", backlog=backlog))
+        self._server = uvicorn.Server(uvicorn.Config(self.app, lifespan="on", log_level="warning", backlog=backlog,
+                                                     **uvicorn_options(self.settings)))
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=f"uvicorn-{self.port}", daemon=True)
 

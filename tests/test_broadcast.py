@@ -160,6 +160,25 @@ async def test_messages_reach_the_subscribers_of_their_channel_only(broadcast):
     assert broadcast.subscriber_count == 0
 
 
+async def test_malformed_wire_messages_are_dropped_at_the_wall(caplog):
+    # given a broadcast that validates messages, and a subscriber
+    broadcast = Broadcast("memory://", validate=lambda channel, message: isinstance(message, dict))
+    await broadcast.connect()
+    try:
+        async with broadcast.subscribe("a") as subscriber:
+            # when malformed envelopes and a message the validator refuses arrive, then a good one
+            for payload in ('{"c": ["a"], "m": "x"}', '{"c": "a", "m": {"x": 1}}', '{"c": "a", "m": "[1]"}'):
+                await broadcast._backend.publish(payload)
+            await broadcast.publish("a", '{"x": 1}')
+
+            # then only the good one is delivered (no resync: the listener never failed); the rest is logged
+            assert await next_event(subscriber) == Event("a", '{"x": 1}')
+            assert subscriber.pending == 0
+    finally:
+        await broadcast.disconnect()
+    assert sum("malformed broadcast message" in record.getMessage() for record in caplog.records) == 3
+
+
 async def test_concurrent_publishes_never_fail(broadcast):
     # broadcaster's Postgres backend fails this with "another operation is in progress"
     async with broadcast.subscribe("burst") as subscriber:

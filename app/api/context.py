@@ -1,10 +1,11 @@
-"""The per-request (per-websocket-connection) GraphQL context."""
+"""The GraphQL context: who is calling (per request, or per websocket connection), and the reads
+cached for one operation."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -37,7 +38,8 @@ class Context:
     client_request_id: str | None = None
     # Set by Strawberry from the websocket `connection_init` payload.
     connection_params: dict[str, Any] | None = None
-    _loaders: Loaders | None = None
+    # Reads cached for one operation (see for_operation); never copied, never shared.
+    _loaders: Loaders | None = field(default=None, init=False, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -59,9 +61,16 @@ class Context:
             self._loaders = Loaders(self.services.sessions)
         return self._loaders
 
+    def for_operation(self) -> Context:
+        """The same caller with no cached reads: the context of one operation (app.api.schema's
+        OneOperationContext). A websocket's context lives as long as the socket; its queries and
+        mutations must not read through the loaders of earlier ones.
+        """
+        return replace(self)  # the loaders (init=False) and app.api.inventory's caches stay behind
+
     def fresh_loaders(self) -> None:
-        """Forget every cached read. A websocket's context lives as long as the connection, so a
-        subscription calls this before each event: its fields must show the state after the event.
+        """Forget every cached read. A subscription is one operation that lasts, so it calls this
+        before each event: its fields must show the state after the event.
         """
         self._loaders = None
         for cache in ("_cell_loaders", "_inventory_cache"):  # set by app.api.inventory
@@ -83,10 +92,11 @@ class Context:
             self.response.status_code = 503
             self.response.headers["Retry-After"] = str(RETRY_AFTER_S)
 
-    async def authenticate(self, authorization: str | None) -> None:
+    async def authenticate(self, authorization: str | None, *, fresh: bool = False) -> None:
+        """Sets the principal, or the reason there is none. `fresh`: see FirebaseVerifier.verify."""
         try:
             token = bearer_token(authorization)
-            self.principal = await self.verifier.verify(token) if token else None
+            self.principal = await self.verifier.verify(token, fresh=fresh) if token else None
         except AuthenticationError as error:
             self.principal, self.auth_error = None, error
             # The fixed reason only: the message may quote the token, which no log may hold.

@@ -122,6 +122,22 @@ class MaskUnexpectedErrors(MaskErrors):
         return processed
 
 
+class OneOperationContext(SchemaExtension):
+    """Every operation runs on its own copy of the context (`Context.for_operation`), so its loaders
+    and inventory caches belong to it alone. Over HTTP a context serves one request anyway, but
+    Strawberry builds a websocket's context once per connection (strawberry #1754): without this,
+    every query and mutation sent over the socket would share ever-growing caches and read data
+    from before writes made since. A subscription keeps its copy for its lifetime and refreshes
+    it before each event (app.api.subscriptions).
+    """
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            self.execution_context.context = context.for_operation()
+        yield
+
+
 class _ParserCache(ParserCache):
     """ParserCache that leaves unparsable documents to Strawberry's own parse.
 
@@ -203,6 +219,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
     ]
     extensions: list = [
+        OneOperationContext,  # first: the other extensions see the operation's own context
         lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: _ParserCache(maxsize=512),

@@ -1,8 +1,9 @@
 """Subscriptions (graphql-transport-ws): availability, booking groups and hardblocks as they change.
 
 Writes publish small messages after commit (app/publish.py); each subscription filters them by
-its arguments and the caller's scope, then re-reads what changed through fresh loaders (the
-context lives as long as the websocket), so a client always receives current, permitted data.
+its arguments and the caller's scope, then re-reads what changed through fresh loaders (a
+subscription is one operation with one context for its whole life: `fresh_loaders` before each
+event), so a client always receives current, permitted data.
 
 Fan-out: a worker with a thousand sockets on one hotel would otherwise do a thousand times the
 same work per change. What is provably the same for several subscribers is done once per worker:

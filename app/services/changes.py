@@ -46,6 +46,38 @@ def inventory_channel(hotel_id: int) -> str:
     return f"inventory.{hotel_id}"
 
 
+def is_valid_message(channel: str, message: Any) -> bool:
+    """Whether `message` (decoded JSON) has the shape `Change.messages()` gives on `channel`.
+
+    Subscribers read these fields as they are; a malformed message (a hand-made NOTIFY, another
+    version of the app) would otherwise end every subscription of its channel. A channel that
+    no change publishes to has no valid message.
+    """
+    if not isinstance(message, dict):
+        return False
+    if channel == BOOKING_GROUPS_CHANNEL:
+        return _are_ids(message, "groupId", "agencyId")
+    if channel == HARDBLOCKS_CHANNEL:
+        return _are_ids(message, "hardblockId", "agencyId")
+    if not _are_ids(message, "hotelId", "version") or channel != inventory_channel(message["hotelId"]):
+        return False
+    room_type_ids = message.get("roomTypeIds")
+    if not isinstance(room_type_ids, list) or not all(_is_id(i) for i in room_type_ids):
+        return False
+    try:
+        return date.fromisoformat(message["from"]) < date.fromisoformat(message["to"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _is_id(value: Any) -> bool:
+    return type(value) is int  # not a bool, not a float
+
+
+def _are_ids(message: dict[str, Any], *keys: str) -> bool:
+    return all(_is_id(message.get(key)) for key in keys)
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """A committed change of one hotel's inventory: its new version, the cells it touched, and the

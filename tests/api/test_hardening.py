@@ -227,7 +227,7 @@ def signed_in_as(production_app: Any, monkeypatch: pytest.MonkeyPatch) -> Callab
     """Stands in for a verified Firebase token (production mode never accepts emulator tokens)."""
 
     def sign_in(principal: Principal) -> None:
-        async def verify(token: str) -> Principal:
+        async def verify(token: str, *, fresh: bool = False) -> Principal:
             return principal
 
         monkeypatch.setattr(production_app.state.runtime.verifier, "verify", verify)

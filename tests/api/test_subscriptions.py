@@ -417,7 +417,8 @@ async def test_a_thousand_abrupt_disconnects_leave_no_subscriber_behind(server, 
 
     async def open_one(n: int) -> ClientConnection:
         async with limit:
-            ws = await open_socket(server, "agent", "SUNTRAVEL")
+            # a thousand users: one user gets at most WS_MAX_SOCKETS_PER_USER sockets
+            ws = await open_socket(server, bearer=token("agent", "SUNTRAVEL", uid=f"agent-{n}"))
             await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
                 "query": AVAILABILITY if n % 2 else GROUPS, "variables": watch(hotel) if n % 2 else {}}}))
             return ws
