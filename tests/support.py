@@ -69,13 +69,20 @@ def captured_statements(engine: AsyncEngine) -> Iterator[list[str]]:
     def commit(conn):
         statements.append("COMMIT")
 
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", capture)
-    sa_event.listen(engine.sync_engine, "commit", commit)
-    try:
+    with listening(engine, before_cursor_execute=capture, commit=commit):
         yield statements
+
+
+@contextmanager
+def listening(engine: AsyncEngine, **listeners: Any) -> Iterator[None]:
+    """SQLAlchemy event listeners on `engine` (by event name) while the block runs."""
+    for name, listener in listeners.items():
+        sa_event.listen(engine.sync_engine, name, listener)
+    try:
+        yield
     finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", capture)
-        sa_event.remove(engine.sync_engine, "commit", commit)
+        for name, listener in listeners.items():
+            sa_event.remove(engine.sync_engine, name, listener)
 
 
 class LiveServer:

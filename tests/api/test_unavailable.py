@@ -17,14 +17,13 @@ from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy import event as sa_event
 
 from db import migrate
 from db.scratch import scratch_database
 from tests.api.test_bookings import CREATE, booking_input, item, setup
 from tests.api.test_calendar import END, START
 from tests.api.test_health import serving
-from tests.support import GraphQL, LiveServer, data, token
+from tests.support import GraphQL, LiveServer, data, listening, token
 from tests.test_broadcast import dedicated_postgres  # noqa: F401 (fixture)
 
 HOTELS = "{ hotels { code } }"
@@ -150,13 +149,8 @@ def checked_out_connections(engine: Any) -> Any:
     def checkin(*args: Any) -> None:
         state["now"] -= 1
 
-    sa_event.listen(engine.sync_engine, "checkout", checkout)
-    sa_event.listen(engine.sync_engine, "checkin", checkin)
-    try:
+    with listening(engine, checkout=checkout, checkin=checkin):
         yield state
-    finally:
-        sa_event.remove(engine.sync_engine, "checkout", checkout)
-        sa_event.remove(engine.sync_engine, "checkin", checkin)
 
 
 async def test_one_request_holds_at_most_its_connection_budget(app, gql):
