@@ -39,7 +39,7 @@ from app.auth import AuthenticationError, FirebaseVerifier, UserLookupFailed
 from app.broadcast import Broadcast
 from app.limits import RequestBodyLimit
 from app.services.changes import OutboxRelay, is_valid_message
-from app.services.context import Services
+from app.services.context import Services, raw_pool
 from app.services.jobs import run_expiry_sweeper, run_release_job
 from app.settings import Settings, get_settings
 from db import migrate
@@ -383,7 +383,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await broadcast.connect()
         verifier = FirebaseVerifier(settings)
         sessions = session_factory(engine)
-        services = Services(settings, sessions, OutboxRelay(sessions, broadcast.publish))
+        services = Services(settings, sessions, OutboxRelay(sessions, broadcast.publish), raw_pool(settings))
         app.state.runtime = Runtime(settings, engine, sessions, verifier, broadcast, services,
                                     OpenSockets(settings.ws_max_sockets_per_user))
         if settings.app_env != "test":  # a test process builds many apps; it keeps its own GC
@@ -403,6 +403,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await task
             await broadcast.disconnect()
             verifier.close()
+            await services.raw.close()
             await engine.dispose()
 
     app = Starlette(lifespan=lifespan, middleware=[

@@ -253,10 +253,10 @@ class _Api:
         from app.api.schema import build_schema
         from app.auth import Principal, Role
         from app.services.changes import OutboxRelay
-        from app.services.context import Services
+        from app.services.context import Services, raw_pool
 
         self.schema = build_schema(settings)
-        self.services = Services(settings, sessions, OutboxRelay(sessions, _no_broadcast))
+        self.services = Services(settings, sessions, OutboxRelay(sessions, _no_broadcast), raw_pool(settings))
         self.principal = Principal(uid=SEED_UID, role=Role.ADMIN, agency_code=None)
 
     async def __call__(self, document: str, expect: str, **variables: Any) -> Any:
@@ -307,47 +307,50 @@ async def _seed_activity(
     settings = (settings or get_settings()).model_copy(
         update={"database_url": database_url, "booking_expiry_minutes": DEMO_HOLD_MINUTES})
     api = _Api(settings, sessions)
+    try:
 
-    def day(offset: int) -> str:
-        return (today + timedelta(days=offset)).isoformat()
+        def day(offset: int) -> str:
+            return (today + timedelta(days=offset)).isoformat()
 
-    def changes(nights: tuple[Nights, ...]) -> list[dict[str, Any]]:
-        return [{"from": day(a), "to": day(b), "rooms": rooms} for a, b, rooms in nights]
+        def changes(nights: tuple[Nights, ...]) -> list[dict[str, Any]]:
+            return [{"from": day(a), "to": day(b), "rooms": rooms} for a, b, rooms in nights]
 
-    for hotel in hotels:
-        ids: dict[str, str] = {}
-        for block in BLOCKS[hotel.code]:
-            created = await api(_CREATE_BLOCK, "Hardblock", input={
-                "agencyId": agencies[block.agency], "roomTypeId": room_types[hotel.code, block.room_type],
-                "from": day(block.start), "to": day(block.start + block.nights), "rooms": block.rooms,
-                "releaseDays": block.release_days,
-            })
-            ids[block.name] = created["id"]
-            for reason, nights in block.amendments:
-                await api(_AMEND, "Hardblock", input={"hardblockId": ids[block.name], "reason": reason,
-                                                      "changes": changes(nights)})
-            if block.returned:
-                (a, b, rooms), reason = block.returned
-                await api(_RETURN, "Hardblock", input={"hardblockId": ids[block.name], "from": day(a), "to": day(b),
-                                                       "rooms": rooms, "reason": reason})
-            if block.extend:
-                await api(_EXTEND, "Hardblock", ids=[ids[block.name]], nights=block.extend)
-        for booking in BOOKINGS[hotel.code]:
-            group = await api(_CREATE_BOOKING, "BookingGroup", input={
-                "idempotencyKey": booking.key, "agencyId": agencies[booking.agency], "guestName": booking.guest,
-                "items": [{"roomTypeId": room_types[hotel.code, rt], "checkIn": day(check_in),
-                           "checkOut": day(check_in + nights), "rooms": rooms,
-                           "hardblockId": ids[block] if block else None}
-                          for rt, check_in, nights, rooms, block in booking.items],
-            })
-            if booking.status in ("CONFIRMED", "CANCELLED") and group["status"] == "HELD":
-                await api(_CONFIRM, "SaleOrder", id=group["id"])
-            if booking.status == "CANCELLED":
-                await api(_CANCEL, "BookingGroup", id=group["id"], reason="Guest changed plans")
-        for block in BLOCKS[hotel.code]:
-            if block.released_nights:
-                await api(_RELEASE_NIGHTS, "Hardblock", id=ids[block.name],
-                          dates=[day(n) for n in block.released_nights])
-            if block.released:
-                await api(_RELEASE, "Hardblock", id=ids[block.name])
+        for hotel in hotels:
+            ids: dict[str, str] = {}
+            for block in BLOCKS[hotel.code]:
+                created = await api(_CREATE_BLOCK, "Hardblock", input={
+                    "agencyId": agencies[block.agency], "roomTypeId": room_types[hotel.code, block.room_type],
+                    "from": day(block.start), "to": day(block.start + block.nights), "rooms": block.rooms,
+                    "releaseDays": block.release_days,
+                })
+                ids[block.name] = created["id"]
+                for reason, nights in block.amendments:
+                    await api(_AMEND, "Hardblock", input={"hardblockId": ids[block.name], "reason": reason,
+                                                          "changes": changes(nights)})
+                if block.returned:
+                    (a, b, rooms), reason = block.returned
+                    await api(_RETURN, "Hardblock", input={"hardblockId": ids[block.name], "from": day(a), "to": day(b),
+                                                           "rooms": rooms, "reason": reason})
+                if block.extend:
+                    await api(_EXTEND, "Hardblock", ids=[ids[block.name]], nights=block.extend)
+            for booking in BOOKINGS[hotel.code]:
+                group = await api(_CREATE_BOOKING, "BookingGroup", input={
+                    "idempotencyKey": booking.key, "agencyId": agencies[booking.agency], "guestName": booking.guest,
+                    "items": [{"roomTypeId": room_types[hotel.code, rt], "checkIn": day(check_in),
+                               "checkOut": day(check_in + nights), "rooms": rooms,
+                               "hardblockId": ids[block] if block else None}
+                              for rt, check_in, nights, rooms, block in booking.items],
+                })
+                if booking.status in ("CONFIRMED", "CANCELLED") and group["status"] == "HELD":
+                    await api(_CONFIRM, "SaleOrder", id=group["id"])
+                if booking.status == "CANCELLED":
+                    await api(_CANCEL, "BookingGroup", id=group["id"], reason="Guest changed plans")
+            for block in BLOCKS[hotel.code]:
+                if block.released_nights:
+                    await api(_RELEASE_NIGHTS, "Hardblock", id=ids[block.name],
+                              dates=[day(n) for n in block.released_nights])
+                if block.released:
+                    await api(_RELEASE, "Hardblock", id=ids[block.name])
+    finally:
+        await api.services.raw.close()
     return True

@@ -320,6 +320,7 @@ class InProcessApp:
     def __init__(self, url: str) -> None:
         from app.api.schema import build_schema
         from app.auth import Principal, Role
+        from app.services.context import raw_pool
         from app.settings import Settings
         from db.engine import create_engine, session_factory
 
@@ -328,6 +329,7 @@ class InProcessApp:
         self.schema = build_schema(self.settings)
         self.engine = create_engine(url, pool_size=2)
         self.sessions = session_factory(self.engine)
+        self.raw = raw_pool(self.settings)
         self.principal = Principal(uid="bench", role=Role.ADMIN, agency_code=None)
 
     def context(self) -> Any:
@@ -335,7 +337,7 @@ class InProcessApp:
         from app.services.changes import OutboxRelay
         from app.services.context import Services
 
-        services = Services(self.settings, self.sessions, OutboxRelay(self.sessions, _discard))
+        services = Services(self.settings, self.sessions, OutboxRelay(self.sessions, _discard), self.raw)
         ctx = Context(services=services, verifier=None, broadcast=None)  # type: ignore[arg-type]
         ctx.principal = self.principal
         return ctx
@@ -348,6 +350,7 @@ class InProcessApp:
         return result
 
     async def dispose(self) -> None:
+        await self.raw.close()
         await self.engine.dispose()
 
 

@@ -13,11 +13,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+import asyncpg
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db import audit
+from db import audit, models
+from db.calendar import StayInventory, row_record, stay_inventory, stay_inventory_columns
+from db.fastpath import Statement
 from db.inventory import lock_room_types
 from db.outbox import CHANGE_TOPIC, bump_version_sql, change_parameters, change_payload
 from db.models import SALE_ORDER_NUMBER_SEQ, Booking, BookingGroup, IdempotencyKey
@@ -75,64 +78,73 @@ async def claim_idempotency_key(
     return existing.scalar_one()
 
 
-_INSERT_HOLD = text(
+# The hold's write, one statement: the group (a reference already taken, random so rarely, writes
+# nothing at all: insert_hold draws again), the idempotency key's claim naming it (a key a
+# concurrent request holds writes nothing further: the caller rolls back), then, driven by the
+# claim's row, the bookings (in order), the `booking_group.created` audit entry, the hotel's
+# version bump (last, as `bump_version` asks) and the change's outbox row. The key's row may name
+# the group inserted beside it: foreign keys are checked at the end of the statement.
+_INSERT_HOLD = Statement(
     "WITH new_group AS ("
     "  INSERT INTO booking_group (reference, agency_id, status, guest_name, expires_at, created_by, created_at)"
     "  VALUES (:reference, :agency_id, :status, :guest_name, :expires_at, :created_by, :created_at)"
-    # A reference already taken (random, so rarely) writes nothing at all: every other part of the
-    # statement, the version bump included, is driven by new_group's row; insert_hold retries.
     "  ON CONFLICT (reference) DO NOTHING RETURNING id"
+    "), claim AS ("
+    "  INSERT INTO idempotency_key (scope, key, request_hash, group_id)"
+    "  SELECT CAST(:key_scope AS varchar), CAST(:key AS varchar), CAST(:request_hash AS varchar), new_group.id"
+    "  FROM new_group ON CONFLICT ON CONSTRAINT uq_idempotency_key_scope_key DO NOTHING RETURNING group_id AS id"
     "), new_bookings AS ("
     "  INSERT INTO booking (group_id, agency_id, hotel_id, room_type_id, hardblock_id, check_in, check_out, rooms,"
     "                       status, expires_at, total_amount, currency)"
-    "  SELECT new_group.id, :agency_id, :hotel_id, item.room_type_id, item.hardblock_id, item.check_in,"
+    "  SELECT claim.id, :agency_id, :hotel_id, item.room_type_id, item.hardblock_id, item.check_in,"
     "         item.check_out, item.rooms, :status, :expires_at, item.total_amount, item.currency"
-    "  FROM new_group, unnest(CAST(:room_type_ids AS integer[]), CAST(:hardblock_ids AS integer[]),"
-    "                         CAST(:check_ins AS date[]), CAST(:check_outs AS date[]), CAST(:rooms AS integer[]),"
-    "                         CAST(:totals AS numeric[]), CAST(:currencies AS varchar[]))"
+    "  FROM claim, unnest(CAST(:room_type_ids AS integer[]), CAST(:hardblock_ids AS integer[]),"
+    "                     CAST(:check_ins AS date[]), CAST(:check_outs AS date[]), CAST(:rooms AS integer[]),"
+    "                     CAST(:totals AS numeric[]), CAST(:currencies AS varchar[]))"
     "       WITH ORDINALITY AS item(room_type_id, hardblock_id, check_in, check_out, rooms, total_amount, currency, n)"
     "  ORDER BY item.n"
     "), new_entry AS ("
     "  INSERT INTO audit_log (at, actor_uid, actor_role, agency_code, action, entity_type, entity_id, after,"
     "                         request_id)"
     "  SELECT CAST(:created_at AS timestamptz), CAST(:actor_uid AS varchar), CAST(:actor_role AS varchar),"
-    "         CAST(:actor_agency AS varchar), 'booking_group.created', 'BookingGroup', new_group.id,"
+    "         CAST(:actor_agency AS varchar), 'booking_group.created', 'BookingGroup', claim.id,"
     "         CAST(:after AS jsonb), CAST(:request_id AS varchar)"
-    "  FROM new_group"
-    "), keyed AS ("
-    "  UPDATE idempotency_key SET group_id = new_group.id FROM new_group"
-    "  WHERE idempotency_key.scope = :key_scope AND idempotency_key.key = :key"
-    f"), version AS ({bump_version_sql('SELECT CAST(:hotel_id AS integer), 1 FROM new_group')}"
+    "  FROM claim"
+    f"), version AS ({bump_version_sql('SELECT CAST(:hotel_id AS integer), 1 FROM claim')}"
     "), change AS ("
     f"  INSERT INTO outbox (topic, payload) SELECT '{CHANGE_TOPIC}', "
-    + change_payload("jsonb_build_array(jsonb_build_array(new_group.id, CAST(:agency_id AS integer)))")
-    + "  FROM new_group, version RETURNING id"
+    + change_payload("jsonb_build_array(jsonb_build_array(claim.id, CAST(:agency_id AS integer)))")
+    + "  FROM claim, version RETURNING id"
     ") "
-    "SELECT new_group.id, version.version, change.id AS change_id FROM new_group, version, change"
-).bindparams(bindparam("after", type_=JSONB), bindparam("blocks", type_=JSONB))
+    "SELECT (SELECT id FROM new_group) AS group_id, claim.id AS claimed, version.version, change.id AS change_id "
+    "FROM (SELECT 1) AS one LEFT JOIN claim ON true LEFT JOIN version ON true LEFT JOIN change ON true"
+)
+
+
+class KeyTaken(Exception):
+    """The idempotency key was claimed by a concurrent request that committed first: roll back and
+    answer as a retry would."""
 
 
 async def insert_hold(
-    session: AsyncSession,
+    connection: asyncpg.Connection,
     group: BookingGroup,
     bookings: Sequence[HoldItem],
     actor: audit.Actor,
     audit_after: dict,
-    idempotency: tuple[str, str],
+    idempotency: tuple[str, str, str],
     footprint: Footprint,
 ) -> tuple[int, int]:
-    """Write a new HELD group in one statement: the group, its bookings (in order), its
-    `booking_group.created` audit entry, its idempotency key's link, the hotel's version bump
-    (last, as `bump_version` asks) and the change's outbox row. Sets `group.id`; returns the new
-    inventory version and the outbox row's id.
+    """Write a new HELD group in one statement (see _INSERT_HOLD), inside the transaction that
+    holds the room types' locks. Sets `group.id`; returns the new inventory version and the outbox
+    row's id. KeyTaken when the key was claimed meanwhile (the caller must roll back).
 
-    The whole write is one round trip because it runs inside the critical section, where every
-    round trip is time the room types' advisory locks are held.
+    One round trip, because it runs inside the critical section, where every round trip is time
+    the room types' advisory locks are held.
     """
-    scope, key = idempotency
+    scope, key, request_hash = idempotency
     hotel_id, room_type_ids, start, end = footprint
-    connection = await session.connection()
-    parameters = {
+    values = {
         **change_parameters(hotel_id, room_type_ids, start, end, (), ()),
         "reference": group.reference, "agency_id": group.agency_id, "status": group.status,
         "guest_name": group.guest_name, "expires_at": group.expires_at, "created_by": group.created_by,
@@ -143,14 +155,95 @@ async def insert_hold(
         "currencies": [b.currency for b in bookings],
         "actor_uid": actor.uid, "actor_role": actor.role, "actor_agency": actor.agency_code,
         "request_id": actor.request_id, "after": audit_after, "key_scope": scope, "key": key,
+        "request_hash": request_hash,
     }
     for _ in range(REFERENCE_ATTEMPTS):
-        row = (await connection.execute(_INSERT_HOLD, parameters)).one_or_none()
-        if row is not None:
-            group.id = row.id
-            return int(row.version), int(row.change_id)
-        group.reference = parameters["reference"] = new_reference(GROUP_PREFIX)  # taken: draw again
+        row = await _INSERT_HOLD.fetchrow(connection, **values)
+        if row["group_id"] is None:  # the reference is taken: draw again
+            group.reference = values["reference"] = new_reference(GROUP_PREFIX)
+            continue
+        if row["claimed"] is None:
+            raise KeyTaken(key)
+        group.id = row["group_id"]
+        return int(row["version"]), int(row["change_id"])
     raise RuntimeError(f"{REFERENCE_ATTEMPTS} random booking references in a row were taken")
+
+
+# --- the reads of a hold: before any transaction, and under the locks ---------------------------
+
+RoomTypeRecord, _ROOM_TYPE_ROW = row_record(models.RoomType)
+HardblockRecord, _HARDBLOCK_ROW = row_record(models.Hardblock)
+_GroupRecord, _GROUP_ROW = row_record(models.BookingGroup)
+
+
+def _earlier(scope: str) -> str:
+    """The select-list entries of what an idempotency key already holds: its request's hash, and
+    its group (a row of booking_group's columns)."""
+    match = f"k.scope = {scope} AND k.key = CAST(:key AS varchar)"
+    return (f"(SELECT k.request_hash FROM idempotency_key AS k WHERE {match}) AS earlier_hash, "
+            f"(SELECT {_GROUP_ROW} FROM idempotency_key AS k JOIN booking_group AS x ON x.id = k.group_id "
+            f"WHERE {match}) AS earlier_group")
+
+
+# Who acts (staff name the agency by id, agents are theirs by code), the items' room types and
+# blocks, what the key already holds, and the inventory: all a request needs before deciding.
+_HOLD_CONTEXT = Statement(
+    "WITH acting AS (SELECT a.id, a.code FROM agency AS a WHERE a.id = CAST(:agency_id AS integer)"
+    "  OR (CAST(:agency_id AS integer) IS NULL AND a.code = CAST(:agency_code AS varchar))) "
+    "SELECT (SELECT ROW(acting.id, acting.code) FROM acting) AS agency, "
+    f"ARRAY(SELECT {_ROOM_TYPE_ROW} FROM room_type AS x WHERE x.id = ANY(CAST(:ids AS integer[]))) AS room_types, "
+    f"ARRAY(SELECT {_HARDBLOCK_ROW} FROM hardblock AS x WHERE x.id = ANY(CAST(:block_ids AS integer[]))) AS blocks, "
+    + _earlier("(SELECT code FROM acting)") + ", "
+    + stay_inventory_columns("(SELECT x.hotel_id FROM room_type AS x WHERE x.id = (CAST(:ids AS integer[]))[1])")
+)
+_LOCKED_READ = Statement("SELECT " + _earlier("CAST(:scope AS varchar)") + ", " + stay_inventory_columns())
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """What a used idempotency key holds."""
+
+    request_hash: str
+    group: BookingGroup | None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldContext:
+    agency: tuple[int, str] | None  # (id, code)
+    room_types: dict[int, Any]  # RoomTypeRecord by id
+    blocks: dict[int, Any]  # HardblockRecord by id
+    earlier: Earlier | None
+    inventory: StayInventory  # of the hotel of the smallest room type id
+
+
+def _earlier_of(row: asyncpg.Record) -> Earlier | None:
+    if row["earlier_hash"] is None:
+        return None
+    group = row["earlier_group"]
+    return Earlier(row["earlier_hash"], None if group is None else BookingGroup(**_GroupRecord(*group)._asdict()))
+
+
+async def read_hold_context(connection: asyncpg.Connection, *, agency_id: int | None, agency_code: str | None,
+                            room_type_ids: list[int], block_ids: list[int], key: str, start: date,
+                            end: date) -> HoldContext:
+    """One statement, outside any transaction (`room_type_ids` sorted)."""
+    row = await _HOLD_CONTEXT.fetchrow(connection, agency_id=agency_id, agency_code=agency_code, ids=room_type_ids,
+                                       block_ids=block_ids, key=key, start=start, end=end)
+    return HoldContext(
+        agency=None if row["agency"] is None else tuple(row["agency"]),
+        room_types={r[0]: RoomTypeRecord(*r) for r in row["room_types"]},
+        blocks={b[0]: HardblockRecord(*b) for b in row["blocks"]},
+        earlier=_earlier_of(row),
+        inventory=stay_inventory(row, room_type_ids),
+    )
+
+
+async def read_locked(connection: asyncpg.Connection, hotel_id: int, room_type_ids: list[int], start: date,
+                      end: date, scope: str, key: str) -> tuple[StayInventory, Earlier | None]:
+    """Under the locks: the inventory, and the key as a request that held them before left it."""
+    row = await _LOCKED_READ.fetchrow(connection, hotel_id=hotel_id, ids=room_type_ids, start=start, end=end,
+                                      scope=scope, key=key)
+    return stay_inventory(row, room_type_ids), _earlier_of(row)
 
 
 async def group_footprint(session: AsyncSession, group_id: int) -> Footprint | None:

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+import asyncpg
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
+from db.fastpath import Statement
 from db.inventory import current_version
 from domain import (
     AllotmentEvent,
@@ -175,16 +177,16 @@ class StayInventory:
         )
 
 
-def _record(model: Any, *skip: str) -> tuple[Any, str]:
+def row_record(model: Any, *skip: str) -> tuple[Any, str]:
     """A namedtuple with the table's columns (so the row converters above take it like an ORM
     row, and both loaders build the domain values alike) and the SQL ROW(...) of those columns."""
     names = [column.name for column in model.__table__.columns if column.name not in skip]
     return namedtuple(f"{model.__name__}Record", names), "ROW(" + ", ".join(f"x.{name}" for name in names) + ")"
 
 
-_ContractRecord, _CONTRACT_ROW = _record(models.Contract, "search", "terms")
-_EventRecord, _EVENT_ROW = _record(models.AllotmentEvent)
-_HardblockRecord, _HARDBLOCK_ROW = _record(models.Hardblock)
+_ContractRecord, _CONTRACT_ROW = row_record(models.Contract, "search", "terms")
+_EventRecord, _EVENT_ROW = row_record(models.AllotmentEvent)
+_HardblockRecord, _HARDBLOCK_ROW = row_record(models.Hardblock)
 
 
 def _overlapping(table: str, start_column: str, end_column: str) -> str:
@@ -193,49 +195,44 @@ def _overlapping(table: str, start_column: str, end_column: str) -> str:
 
 
 # The same rows as load_inventory's queries, as arrays of anonymous records (asyncpg decodes them
-# into typed tuples), in one statement.
-_STAY_INVENTORY = text(
-    f"SELECT ARRAY(SELECT {_CONTRACT_ROW} {_overlapping('contract', 'start_date', 'end_date')}) AS contracts, "
-    f"ARRAY(SELECT {_EVENT_ROW} {_overlapping('allotment_event', 'start_date', 'end_date')} "
-    "  AND x.voided_at IS NULL) AS events, "
-    f"ARRAY(SELECT {_HARDBLOCK_ROW} {_overlapping('hardblock', 'start_date', 'end_date')} ORDER BY x.id) AS hardblocks, "
-    "ARRAY(SELECT ROW(r.hardblock_id, r.night, r.released_at) FROM hardblock_night_release AS r "
-    "  WHERE r.hardblock_id IN (SELECT x.id "
-    + _overlapping("hardblock", "start_date", "end_date") + ") AND r.night >= :start AND r.night < :end) AS releases, "
-    # Bookings summed per stay and status: the decision needs rooms per night, not who booked, and
-    # a hot room type holds thousands of one-room bookings. Lapsed holds drop out, as of the
-    # database's clock (`now` below), which every app host shares.
-    "ARRAY(SELECT ROW(min(x.id), x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status, "
-    "  max(x.expires_at), CAST(sum(x.rooms) AS integer)) "
-    f"  {_overlapping('booking', 'check_in', 'check_out')} "
-    "  AND (x.status = 'CONFIRMED' OR (x.status = 'HELD' AND x.expires_at > statement_timestamp())) "
-    "  GROUP BY x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status ORDER BY 1) AS bookings, "
-    "(SELECT version FROM inventory_version WHERE hotel_id = :hotel_id) AS version, "
-    "statement_timestamp() AS now"
-)
+# into typed tuples): a select list for one statement. `hotel` is the SQL of the hotel's id.
+def stay_inventory_columns(hotel: str = ":hotel_id") -> str:
+    return (
+        f"ARRAY(SELECT {_CONTRACT_ROW} {_overlapping('contract', 'start_date', 'end_date')}) AS contracts, "
+        f"ARRAY(SELECT {_EVENT_ROW} {_overlapping('allotment_event', 'start_date', 'end_date')} "
+        "  AND x.voided_at IS NULL) AS events, "
+        f"ARRAY(SELECT {_HARDBLOCK_ROW} {_overlapping('hardblock', 'start_date', 'end_date')} ORDER BY x.id) AS hardblocks, "
+        "ARRAY(SELECT ROW(r.hardblock_id, r.night, r.released_at) FROM hardblock_night_release AS r "
+        "  WHERE r.hardblock_id IN (SELECT x.id "
+        + _overlapping("hardblock", "start_date", "end_date") + ") AND r.night >= :start AND r.night < :end) AS releases, "
+        # Bookings summed per stay and status: the decision needs rooms per night, not who booked,
+        # and a hot room type holds thousands of one-room bookings. Lapsed holds drop out, as of the
+        # database's clock (`now` below), which every app host shares.
+        "ARRAY(SELECT ROW(min(x.id), x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status, "
+        "  max(x.expires_at), CAST(sum(x.rooms) AS integer)) "
+        f"  {_overlapping('booking', 'check_in', 'check_out')} "
+        "  AND (x.status = 'CONFIRMED' OR (x.status = 'HELD' AND x.expires_at > statement_timestamp())) "
+        "  GROUP BY x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status ORDER BY 1) AS bookings, "
+        f"(SELECT version FROM inventory_version WHERE hotel_id = {hotel}) AS version, "
+        "statement_timestamp() AS now"
+    )
 
 
-async def load_stay_inventory(
-    session: AsyncSession, hotel_id: int, room_type_ids: Sequence[int], start: date, end: date
-) -> StayInventory:
-    """What `load_inventory` reads for `room_type_ids` of the hotel over [start, end), as domain
-    values only, in one statement (the write paths call it under the advisory locks). Bookings
-    come summed per (room type, block, stay, status), without holds lapsed at the database's
-    `now`, which comes back with them: decide with that same `now`."""
-    connection = await session.connection()
-    row = (await connection.execute(_STAY_INVENTORY, {
-        "ids": list(room_type_ids), "start": start, "end": end, "hotel_id": hotel_id,
-    })).one()
+_STAY_INVENTORY = Statement("SELECT " + stay_inventory_columns())
+
+
+def stay_inventory(row: Any, room_type_ids: Sequence[int]) -> StayInventory:
+    """The StayInventory of a row holding `stay_inventory_columns`."""
     releases: dict[int, dict[date, datetime]] = {}
-    for block_id, night, released_at in row.releases:
+    for block_id, night, released_at in row["releases"]:
         releases.setdefault(block_id, {})[night] = released_at
-    events = [event_terms(_EventRecord(*e)) for e in row.events]
-    hardblocks = [_HardblockRecord(*h) for h in row.hardblocks]
+    events = [event_terms(_EventRecord(*e)) for e in row["events"]]
+    hardblocks = [_HardblockRecord(*h) for h in row["hardblocks"]]
     return StayInventory(
-        now=row.now,
-        version=int(row.version or 0),
+        now=row["now"],
+        version=int(row["version"] or 0),
         room_type_ids=sorted(room_type_ids),
-        contracts=[contract_terms(_ContractRecord(*c)) for c in row.contracts],
+        contracts=[contract_terms(_ContractRecord(*c)) for c in row["contracts"]],
         events=events,
         hardblock_terms=[
             hardblock_terms(b, effective_released_nights(b.id, releases.get(b.id, {}), events))  # type: ignore[arg-type]
@@ -245,6 +242,17 @@ async def load_stay_inventory(
             BookingLine(id=pk, group_id=0, agency_id=0, room_type_id=room_type_id, check_in=check_in,
                         check_out=check_out, rooms=rooms, status=BookingStatus(status), expires_at=expires_at,
                         hardblock_id=hardblock_id)
-            for pk, room_type_id, hardblock_id, check_in, check_out, status, expires_at, rooms in row.bookings
+            for pk, room_type_id, hardblock_id, check_in, check_out, status, expires_at, rooms in row["bookings"]
         ],
     )
+
+
+async def load_stay_inventory(
+    connection: asyncpg.Connection, hotel_id: int, room_type_ids: Sequence[int], start: date, end: date
+) -> StayInventory:
+    """What `load_inventory` reads for `room_type_ids` of the hotel over [start, end), as domain
+    values only, in one statement (the write paths call it under the advisory locks). Bookings
+    come summed per (room type, block, stay, status), without holds lapsed at the database's
+    `now`, which comes back with them: decide with that same `now`."""
+    row = await _STAY_INVENTORY.fetchrow(connection, ids=list(room_type_ids), start=start, end=end, hotel_id=hotel_id)
+    return stay_inventory(row, room_type_ids)

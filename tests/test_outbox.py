@@ -15,7 +15,7 @@ from app.auth import Principal, Role
 from app.broadcast import Broadcast
 from app.services import bookings, catalog, inventory
 from app.services.changes import BOOKING_GROUPS_CHANNEL, Change, OutboxRelay, inventory_channel
-from app.services.context import Caller, Services
+from app.services.context import Caller, Services, raw_pool
 from app.services.errors import SoldOut
 from db import models
 from domain import Money
@@ -30,7 +30,7 @@ async def _published(channel_messages: list[tuple[str, str]], channel: str, mess
 
 def recording_services(settings, sessions) -> tuple[Services, list[tuple[str, str]]]:
     sent: list[tuple[str, str]] = []
-    return Services(settings, sessions, OutboxRelay(sessions, lambda c, m: _published(sent, c, m))), sent
+    return Services(settings, sessions, OutboxRelay(sessions, lambda c, m: _published(sent, c, m)), raw_pool(settings)), sent
 
 
 async def failing(channel: str, message: str) -> None:
@@ -89,7 +89,7 @@ async def test_a_rolled_back_write_records_and_sends_nothing(db, settings, sessi
 
 async def test_a_change_left_unsent_by_a_dead_worker_is_published_by_another(db, settings, sessions):
     # given a worker whose publish fails after its write committed (as if it died in between)
-    dead = Services(settings, sessions, OutboxRelay(sessions, failing))
+    dead = Services(settings, sessions, OutboxRelay(sessions, failing), raw_pool(settings))
     agency_id, hotel_id, room_type_id = await setup_hotel(dead)
     group = await bookings.create_booking(dead, ADMIN, hold(agency_id, room_type_id, "k-3"))
     assert await dead.relay.flush() == 0  # nothing was published, so nothing is marked
@@ -114,13 +114,13 @@ async def test_a_change_left_unsent_by_a_dead_worker_is_published_by_another(db,
 
 
 async def test_rows_within_the_grace_period_are_left_to_their_writer(db, settings, sessions):
-    dead = Services(settings, sessions, OutboxRelay(sessions, failing))
+    dead = Services(settings, sessions, OutboxRelay(sessions, failing), raw_pool(settings))
     await setup_hotel(dead)
     assert await OutboxRelay(sessions, failing, grace_s=3600).sweep() == 0
 
 
 async def test_two_relays_sweeping_at_once_send_each_row_once(db, settings, sessions):
-    dead = Services(settings, sessions, OutboxRelay(sessions, failing))
+    dead = Services(settings, sessions, OutboxRelay(sessions, failing), raw_pool(settings))
     agency_id, _, room_type_id = await setup_hotel(dead, allotment=2)
     for key in ("a", "b"):
         await bookings.create_booking(dead, ADMIN, hold(agency_id, room_type_id, key))

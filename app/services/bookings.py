@@ -32,12 +32,16 @@ from app.services.errors import (
 from app.services.idempotency import MAX_KEY_CHARS
 from app.services.inventory import MAX_AMOUNT
 from app.services.pages import Page, paginate
-from app.services.scope import acting_agency, own_agency_id, scoped
+from app.services.scope import own_agency_id, scoped
 from db import audit, models
 from db.bookings import (
     GROUP_PREFIX,
+    Earlier,
+    HardblockRecord,
+    HoldContext,
     HoldItem,
-    claim_idempotency_key,
+    KeyTaken,
+    RoomTypeRecord,
     expire_lapsed_holds,
     group_footprint,
     insert_hold,
@@ -45,11 +49,13 @@ from db.bookings import (
     mark_expired,
     new_reference,
     next_sale_order_number,
+    read_hold_context,
+    read_locked,
     set_bookings_status,
 )
-from db.calendar import StayInventory, load_stay_inventory
+from db.calendar import StayInventory
+from db.fastpath import locked_transaction
 from db.inventory import lock_room_types
-from db.queries import rows_by_id
 from domain import BookingExpired as DomainBookingExpired
 from domain import BookingStatus, CurrencyMismatch, HardblockSlot, Money, NoRate
 from domain import InvalidTransition as DomainInvalidTransition
@@ -94,12 +100,18 @@ class NewBooking:
 
 
 @dataclass(frozen=True, slots=True)
+class _Agency:
+    id: int
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Item:
-    room_type: models.RoomType
+    room_type: RoomTypeRecord
     check_in: date
     check_out: date
     rooms: int
-    hardblock: models.Hardblock | None
+    hardblock: HardblockRecord | None
 
 
 def _field(index: int, name: str) -> str:
@@ -136,20 +148,33 @@ def _check(request: NewBooking, today: date) -> tuple[str, str]:
     return key, guest_name
 
 
-async def _resolve_items(session: AsyncSession, request: NewBooking, agency: models.Agency) -> list[_Item]:
-    room_types = await rows_by_id(session, models.RoomType, [it.room_type_id for it in request.items])
-    blocks = await rows_by_id(session, models.Hardblock,
-                              [it.hardblock_id for it in request.items if it.hardblock_id is not None])
+def _acting_agency(caller: Caller, agency_id: int | None, found: tuple[int, str] | None) -> _Agency:
+    """The agency a booking is for, as (id, code): staff name it, agents act for their own (the
+    rules of app.services.scope.acting_agency, on a row read with everything else)."""
+    if caller.is_staff:
+        if agency_id is None:
+            raise InvalidInput("agencyId", "agencyId is required: say which agency the booking is for")
+        if found is None:
+            raise InvalidInput("agencyId", "no agency with that id")
+        return _Agency(*found)
+    if found is None:
+        raise InvalidInput("agencyId", f"your agency {caller.principal.agency_code!r} is not registered")
+    if agency_id is not None and agency_id != found[0]:
+        raise InvalidInput("agencyId", "agents book for their own agency only")
+    return _Agency(*found)
+
+
+def _resolve_items(request: NewBooking, agency: _Agency, context: HoldContext) -> list[_Item]:
     items: list[_Item] = []
     for i, item in enumerate(request.items):
-        room_type = room_types.get(item.room_type_id)
+        room_type = context.room_types.get(item.room_type_id)
         if room_type is None:
             raise InvalidInput(_field(i, "roomTypeId"), f"{_field(i, 'roomTypeId')}: no such room type")
         if items and room_type.hotel_id != items[0].room_type.hotel_id:
             raise InvalidInput(_field(i, "roomTypeId"), "all items of a booking must be in one hotel")
         block = None
         if item.hardblock_id is not None:
-            block = blocks.get(item.hardblock_id)
+            block = context.blocks.get(item.hardblock_id)
             if block is None or block.agency_id != agency.id:  # another agency's block: as if missing
                 raise InvalidInput(_field(i, "hardblockId"),
                                    f"{_field(i, 'hardblockId')}: no hardblock of agency {agency.code} with that id")
@@ -242,61 +267,87 @@ def _created_snapshot(group: models.BookingGroup, agency: models.Agency, items: 
     }
 
 
+def _replay(earlier: Earlier, request_hash: str, key: str) -> models.BookingGroup:
+    """A retry's answer: the group the key's first request created."""
+    if earlier.request_hash != request_hash or earlier.group is None:
+        raise IdempotencyConflict(key)
+    return earlier.group
+
+
+def _decide(inventory: StayInventory, items: list[_Item]) -> list[Money]:
+    """Prices, or SoldOut naming every night short, on `inventory` as of its own (the database's) now."""
+    start, end = min(it.check_in for it in items), max(it.check_out for it in items)
+    rows = inventory.calendar(start, end, inventory.now)
+    prices = _prices(rows, items)
+    if shortfalls := _shortfalls(inventory, rows, items, inventory.now):
+        raise SoldOut(shortfalls)
+    return prices
+
+
 async def create_booking(services: Services, caller: Caller, request: NewBooking) -> models.BookingGroup:
     """Hold rooms for every item, all or none, until `expiresAt`; SoldOut names every night short.
-    Never sells a room twice: decided under the room types' inventory locks on a fresh read."""
+    Never sells a room twice: decided under the room types' inventory locks on a fresh read.
+
+    Five round trips on asyncpg (db.fastpath): the context read, then BEGIN with the locks, the
+    read after them, the write and COMMIT. The critical section, from the lock to the commit, is
+    the last three; everything that does not depend on availability happens before it.
+    """
     settings = services.settings
     key, guest_name = _check(request, utc_today(models.utcnow()))
-    async with write(services) as unit:
-        session = unit.session
-        agency = await acting_agency(session, caller, request.agency_id)
-        items = await _resolve_items(session, request, agency)
+    room_type_ids = sorted({it.room_type_id for it in request.items})
+    start, end = min(it.check_in for it in request.items), max(it.check_out for it in request.items)
+    async with services.raw.connection() as connection:
+        context = await read_hold_context(
+            connection, agency_id=request.agency_id if caller.is_staff else None,
+            agency_code=None if caller.is_staff else caller.principal.agency_code, room_type_ids=room_type_ids,
+            block_ids=sorted({it.hardblock_id for it in request.items if it.hardblock_id is not None}), key=key,
+            start=start, end=end)
+        agency = _acting_agency(caller, request.agency_id, context.agency)
+        items = _resolve_items(request, agency, context)
         request_hash = _request_hash(agency, guest_name, items)
+        if context.earlier is not None:  # a retry of a request that committed
+            return _replay(context.earlier, request_hash, key)
+        # Already sold out as of a committed read: answer without queueing on the lock. That SoldOut
+        # is true as of the read and writes nothing; only a request that may succeed takes the lock,
+        # and it decides again on a read taken after it.
+        _decide(context.inventory, items)
 
-        # First: a concurrent retry with this key waits here until the first one commits.
-        earlier = await claim_idempotency_key(session, agency.code, key, request_hash)
-        if earlier is not None:
-            if earlier.request_hash != request_hash or earlier.group_id is None:
-                raise IdempotencyConflict(key)
-            return await session.get(models.BookingGroup, earlier.group_id)  # type: ignore[return-value]
-
-        footprint = (items[0].room_type.hotel_id, sorted({it.room_type.id for it in items}),
-                     min(it.check_in for it in items), max(it.check_out for it in items))
-        hotel_id, room_type_ids, start, end = footprint
-        group = models.BookingGroup(
-            reference=new_reference(GROUP_PREFIX), agency_id=agency.id, status="HELD",
-            guest_name=guest_name, created_by=caller.actor.uid,
-        )
-
-        async def decide() -> tuple[list[Money], datetime]:
-            """Prices, or SoldOut, on a read of what is committed now (the database's now)."""
-            inventory = await load_stay_inventory(session, hotel_id, room_type_ids, start, end)
-            now = inventory.now
-            rows = inventory.calendar(start, end, now)
-            prices = _prices(rows, items)
-            if shortfalls := _shortfalls(inventory, rows, items, now):
-                raise SoldOut(shortfalls)
-            return prices, now
-
-        # Already sold out as of a committed read: answer without queueing on the lock. That
-        # SoldOut is true as of the read and writes nothing; only a request that may succeed
-        # takes the lock, and it decides again on a read taken after it.
-        await decide()
-        # The critical section, from the lock to the commit: three round trips (read, write,
-        # commit). Everything that does not depend on availability happened above.
-        await lock_room_types(session, room_type_ids, settings.lock_timeout_ms)
-        prices, now = await decide()
-
-        group.created_at, group.expires_at = now, now + timedelta(minutes=settings.booking_expiry_minutes)
-        version, change_id = await insert_hold(
-            session, group,
-            [HoldItem(it.room_type.id, it.hardblock.id if it.hardblock else None, it.check_in, it.check_out,
-                      it.rooms, price.amount, price.currency) for it, price in zip(items, prices)],
-            caller.actor, _created_snapshot(group, agency, items, prices), (agency.code, key), footprint,
-        )
-        unit.recorded(Change(hotel_id, version, tuple(room_type_ids), start, end, ((group.id, agency.id),)),
-                      change_id)
+        hotel_id = items[0].room_type.hotel_id
+        group = models.BookingGroup(reference=new_reference(GROUP_PREFIX), agency_id=agency.id, status="HELD",
+                                    guest_name=guest_name, created_by=caller.actor.uid)
+        try:
+            async with locked_transaction(connection, room_type_ids, settings.lock_timeout_ms):
+                inventory, earlier = await read_locked(connection, hotel_id, room_type_ids, start, end, agency.code, key)
+                if earlier is not None:  # a concurrent retry held the locks first and committed
+                    raise _Replayed(earlier)
+                prices = _decide(inventory, items)
+                group.created_at = inventory.now
+                group.expires_at = inventory.now + timedelta(minutes=settings.booking_expiry_minutes)
+                version, change_id = await insert_hold(
+                    connection, group,
+                    [HoldItem(it.room_type.id, it.hardblock.id if it.hardblock else None, it.check_in,
+                              it.check_out, it.rooms, price.amount, price.currency)
+                     for it, price in zip(items, prices)],
+                    caller.actor, _created_snapshot(group, agency, items, prices), (agency.code, key, request_hash),
+                    (hotel_id, room_type_ids, start, end),
+                )
+        except _Replayed as replayed:
+            return _replay(replayed.earlier, request_hash, key)
+        except KeyTaken:  # claimed meanwhile by a request on other room types: it has committed now
+            earlier = (await read_hold_context(
+                connection, agency_id=agency.id, agency_code=None, room_type_ids=room_type_ids, block_ids=[],
+                key=key, start=start, end=end)).earlier
+            assert earlier is not None, "a key's claim commits or rolls back with its request"
+            return _replay(earlier, request_hash, key)
+    await services.relay.deliver(
+        [Change(hotel_id, version, tuple(room_type_ids), start, end, ((group.id, agency.id),))], [change_id])
     return group
+
+
+class _Replayed(Exception):
+    def __init__(self, earlier: Earlier) -> None:
+        super().__init__("replayed")
+        self.earlier = earlier
 
 
 # --- confirm and cancel --------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from app.auth import Principal
 from db.audit import Actor
 
+from db.fastpath import RawPool
+
 if TYPE_CHECKING:
     from app.services.changes import OutboxRelay
     from app.settings import Settings
@@ -40,3 +42,13 @@ class Services:
     # Per request, a ConnectionBudget over the engine's sessionmaker (see app.main.get_context).
     sessions: Sessions
     relay: OutboxRelay
+    # asyncpg directly, for the booking hold (db.fastpath).
+    raw: RawPool
+
+
+def raw_pool(settings: Settings) -> RawPool:
+    """The asyncpg pool of one process, sized and bounded like SQLAlchemy's."""
+    assert settings.database_url, "DATABASE_URL is set before any pool is made"
+    return RawPool(settings.database_url, size=settings.db_pool_size, timeout_s=settings.db_pool_timeout_s,
+                   statement_timeout_ms=settings.db_statement_timeout_ms,
+                   idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms)

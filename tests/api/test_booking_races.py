@@ -24,7 +24,7 @@ from app.services.bookings import sweep_expired_holds
 from app.api.ids import decode_id
 from app.broadcast import Broadcast
 from app.services.changes import OutboxRelay
-from app.services.context import Services
+from app.services.context import Services, raw_pool
 from db import models
 from tests.api.test_bookings import CANCEL, CONFIRM, CREATE, booking_input, item, setup
 from tests.api.test_calendar import START, calendar, column
@@ -111,14 +111,14 @@ async def test_without_the_inventory_lock_the_same_race_overbooks(gql, http, ses
     the availability read widens the window between read and write that the lock closes, so the
     overbooking shows every time instead of by chance.
     """
-    read = booking_service.load_stay_inventory
+    read = booking_service.read_locked
 
     async def slow_read(*args: Any, **kwargs: Any) -> Any:
         snapshot = await read(*args, **kwargs)
         await asyncio.sleep(0.02)
         return snapshot
 
-    monkeypatch.setattr(booking_service, "load_stay_inventory", slow_read)
+    monkeypatch.setattr(booking_service, "read_locked", slow_read)
     with inventory_lock_disabled():
         outcomes, held, hotel = await race_for_the_last_rooms(gql, http, sessions)
     assert held > LEFT, outcomes
@@ -168,7 +168,7 @@ async def test_confirm_racing_expiry_has_exactly_one_winner(gql, http, sessions,
     # Another worker's sweeper: this loop's engine and broadcaster (the server's are bound to its loop).
     broadcast = Broadcast("memory://")
     await broadcast.connect()
-    services = Services(settings, sessions, OutboxRelay(sessions, broadcast.publish))
+    services = Services(settings, sessions, OutboxRelay(sessions, broadcast.publish), raw_pool(settings))
     stop = asyncio.Event()
 
     async def sweeper() -> None:

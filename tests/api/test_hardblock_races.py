@@ -19,20 +19,22 @@ from tests.api.test_hardblocks import (
 )
 
 BOOKERS = 30
+# Longer than any writer's way from its start to its read: every racer has read before any writes.
+READ_PAUSE_S = 0.2
 
 
 def slow_reads(monkeypatch: Any) -> None:
     """A pause after every availability read: widens the read-to-write window the lock closes,
     so the unlocked races break the rules every time, not by chance."""
     for module in (booking_service, hardblock_service):
-        for name in ("load_stay_inventory", "load_inventory"):
+        for name in ("read_locked", "load_inventory"):
             read = getattr(module, name, None)
             if read is None:
                 continue
 
             async def slow(*args: Any, _read: Any = read, **kwargs: Any) -> Any:
                 result = await _read(*args, **kwargs)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(READ_PAUSE_S)
                 return result
 
             monkeypatch.setattr(module, name, slow)
