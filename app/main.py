@@ -34,7 +34,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 import db.inventory
 from app.api.context import Context
 from app.api.schema import build_schema
-from app.api.subscriptions import SharedData, SharedResultsExecutor
+from app.api.subscriptions import SharedData
 from app.auth import AuthenticationError, FirebaseVerifier, UserLookupFailed
 from app.broadcast import Broadcast
 from app.limits import RequestBodyLimit
@@ -279,9 +279,6 @@ class GraphQLApp(GraphQL):
 
     def __init__(self, app: Starlette, settings: Settings) -> None:
         schema = build_schema(settings)
-        # Subscription events that many sockets receive alike execute once (app.api.subscriptions);
-        # anything else executes exactly as with Strawberry's own executor, which this extends.
-        schema.execution_context_class = SharedResultsExecutor
         super().__init__(
             schema,
             graphql_ide=None if settings.production else "graphiql",

@@ -305,10 +305,10 @@ async def split_in_process(url: str, hotel_ids: dict[str, int], runs: int, profi
         room_types = {rt.id: RoomType.from_row(rt) for rt in snapshot.room_types}
 
         async def build_cells() -> Any:
-            return [CalendarRow(room_type=room_types[rt], _row=row).cells() for rt, row in rows.items()]
+            return [CalendarRow(room_type=room_types[rt], _row=row, _staff=True).cells() for rt, row in rows.items()]
 
         async def build_series() -> Any:
-            return [CalendarRow(room_type=room_types[rt], _row=row).series() for rt, row in rows.items()]
+            return [CalendarRow(room_type=room_types[rt], _row=row, _staff=True).series() for rt, row in rows.items()]
 
         cells_obj_ms, _ = await time_async(build_cells, runs)
         series_obj_ms, _ = await time_async(build_series, runs)

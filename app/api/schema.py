@@ -9,7 +9,8 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError, build_client_schema, get_introspection_query, print_schema
-from graphql.language import Node, StringValueNode
+from graphql import ValidationContext, ValidationRule
+from graphql.language import Node, SelectionSetNode, StringValueNode
 from strawberry import relay
 from strawberry.extensions import (
     SchemaExtension,
@@ -35,7 +36,7 @@ from app.api.errors import HANDLERS
 from app.api.hardblocks import HardblockMutation, HardblockQuery
 from app.api.inventory import InventoryMutation
 from app.api.permissions import AUTHENTICATED, Info
-from app.api.subscriptions import Subscription
+from app.api.subscriptions import SharedResultsExecutor, Subscription
 from app.api.types import SERIES_SCALAR, Series
 from app.services.errors import Forbidden, database_unavailable
 from app.settings import Settings
@@ -188,15 +189,37 @@ class RejectNulCharacters(SchemaExtension):
         yield
 
 
+def _walk(node: Any) -> Iterator[Node]:
+    """Every AST node under (and including) `node`."""
+    yield node
+    for name in node.keys:
+        child = getattr(node, name, None)
+        for item in child if isinstance(child, tuple | list) else (child,):
+            if isinstance(item, Node):
+                yield from _walk(item)
+
+
 def _string_values(node: Any) -> Iterator[StringValueNode]:
-    if isinstance(node, StringValueNode):
-        yield node
-    elif isinstance(node, Node):
-        for name in node.keys:
-            child = getattr(node, name, None)
-            for item in child if isinstance(child, tuple | list) else (child,):
-                if isinstance(item, Node):
-                    yield from _string_values(item)
+    return (n for n in _walk(node) if isinstance(n, StringValueNode))
+
+
+EMPTY_SELECTION_SET = "Syntax Error: a selection set selects at least one field; `{ }` selects nothing"
+
+
+def _refusing_empty_selection_sets(rule: type[ValidationRule]) -> type[ValidationRule]:
+    """The GraphQL grammar requires a selection set to select something, but graphql-core 3.3
+    parses `{ }`, and Strawberry's depth limiter fails on it (`max()` of nothing). Such a document
+    is refused here, as the syntax error it is, before the limiter looks at it."""
+
+    class Guarded(rule):  # type: ignore[valid-type, misc]
+        def __init__(self, context: ValidationContext) -> None:
+            if any(isinstance(n, SelectionSetNode) and not n.selections for n in _walk(context.document)):
+                ValidationRule.__init__(self, context)
+                context.report_error(GraphQLError(EMPTY_SELECTION_SET, extensions={"code": "GRAPHQL_PARSE_FAILED"}))
+                return
+            super().__init__(context)
+
+    return Guarded
 
 
 class _Schema(strawberry.Schema):
@@ -215,7 +238,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     # MaxAliasesLimiter create a new rule class per instance: build their rules once here,
     # or no validation would ever hit the cache.
     limit_rules = [
-        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *map(_refusing_empty_selection_sets, QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules),
         *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
     ]
     extensions: list = [
@@ -230,7 +253,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     if settings.production:
         extensions.append(DisableIntrospection)
     extensions.append(MaskUnexpectedErrors)
-    return _Schema(
+    schema = _Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -240,6 +263,11 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             disable_field_suggestions=settings.production, scalar_map={Series: SERIES_SCALAR}
         ),
     )
+    # Lists of plain data complete without per-field execution (app.api.plain), and subscription
+    # events that many sockets receive alike execute once (app.api.subscriptions); anything else
+    # executes exactly as with Strawberry's own executor, which these extend.
+    schema.execution_context_class = SharedResultsExecutor
+    return schema
 
 
 def sdl_of_introspection(introspection: dict) -> str:

@@ -27,7 +27,6 @@ from typing import Annotated, Any
 import strawberry
 from graphql import ExecutionResult
 from strawberry.exceptions import StrawberryGraphQLError
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.api.bookings import BookingGroup
 from app.api.catalog import Hotel, RoomType
@@ -36,6 +35,7 @@ from app.api.hardblocks import Hardblock
 from app.api.ids import decode_id
 from app.api.inventory import MAX_CALENDAR_NIGHTS, CalendarCell, inventory_cache, row_cells
 from app.api.permissions import AUTHENTICATED, Info
+from app.api.plain import PlainListExecutor
 from app.api.types import bad_input, check_room_type_ids
 from app.auth import Principal
 from app.broadcast import Event
@@ -165,7 +165,7 @@ def _freeze(value: object) -> object:
 _UNSHAREABLE = object()
 
 
-class SharedResultsExecutor(StrawberryGraphQLCoreExecutionContext):
+class SharedResultsExecutor(PlainListExecutor):
     """Executes a subscription event once for all the subscribers that would get the same result.
 
     Only events that carry `shared_results` (an AvailabilityChange several subscribers receive as

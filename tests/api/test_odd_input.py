@@ -63,3 +63,13 @@ async def test_dates_outside_the_service_window_and_a_sold_out_new_block(gql):
     too_big = data(await gql(CREATE_BLOCK, {"input": block_input(agencies["SUNTRAVEL"], ids["STD"], rooms=999)}))
     sold_out = too_big["createHardblock"]
     assert sold_out["__typename"] == "SoldOut" and sold_out["shortfalls"][0]["hardblock"] is None
+
+
+async def test_an_empty_selection_set_is_a_syntax_error(gql):
+    # graphql-core 3.3 parses `{ }`; the grammar does not allow it, and nothing may fail on it.
+    for query in ("{ viewer { } }", "{ viewer { ... on Viewer { } } }", "{ hotels { } }"):
+        result = await gql(query)
+        assert result.get("data") is None, query
+        [error] = result["errors"]
+        assert error["extensions"]["code"] == "GRAPHQL_PARSE_FAILED", (query, error)
+        assert "selects nothing" in error["message"]
