@@ -33,7 +33,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -84,7 +83,7 @@ def lua_literal(value: Any) -> str:
 
 def run_wrk(script: str, bases: Sequence[str], config: Mapping[str, Any], *, name: str, connections: int,
             threads: int, seconds: int, timeout_s: int = 30, quota: int = 0,
-            cpu_roots: Mapping[str, int | None] = {}) -> dict[str, Any]:
+            cpu_roots: Mapping[str, int | None] | None = None) -> dict[str, Any]:
     """One wrk run of bench/wrk/<script>.lua against the servers at `bases` (threads spread over
     them). quota > 0: a burst, each thread sends exactly `quota` requests (`connections` / `threads`
     of them at once when quota equals that) and wrk is stopped as soon as all threads are done,
@@ -92,6 +91,7 @@ def run_wrk(script: str, bases: Sequence[str], config: Mapping[str, Any], *, nam
     script needs beyond the servers, path, quota, output and seed/nonce. Returns the counters, the
     latency percentiles (ms) and the CPU seconds of the client and of each of `cpu_roots`."""
     binary = ensure_wrk()
+    cpu_roots = cpu_roots or {}
     if connections % threads or threads % len(bases):
         raise ValueError("connections must be a multiple of threads, and threads of the servers")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
