@@ -1,5 +1,5 @@
 """What the booking benchmarks share: a throwaway database with a bookable hotel, app servers in
-subprocesses, and a createBooking client.
+subprocesses, and the createBooking requests wrk sends (bench/wrk/create_booking.lua).
 
 PostgreSQL: BENCH_DATABASE_URL, else TEST_DATABASE_URL, else DATABASE_URL, else an embedded
 server in .data/bench. Each run creates a `staysync_bench_<hex>` database on it, migrates it and
@@ -8,21 +8,19 @@ drops it at the end.
 
 from __future__ import annotations
 
+import json
 import subprocess
-import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from bench.common import PROJECT_ID, RESULTS_DIR, free_port, start_server, stop_server, wait_ready
 
-AGENCIES = ("BENCHA", "BENCHB")
+AGENCIES = ("BENCHA", "BENCHB", "BENCHC", "BENCHD")
+AGENTS_PER_AGENCY = 2  # tokens in the rotation: agents of every agency
 START = date.today() + timedelta(days=30)  # first bookable night: no release cut-off near
 
 CREATE = """
@@ -96,6 +94,10 @@ class Servers:
     bases: list[str]
     processes: list[subprocess.Popen[bytes]]
 
+    def cpu_roots(self) -> dict[str, int]:
+        """The server processes by name (server0, server1...), for the CPU readings."""
+        return {f"server{n}": process.pid for n, process in enumerate(self.processes)}
+
 
 @contextmanager
 def app_servers(url: str, workers: int, name: str, *, locks: bool = True,
@@ -120,53 +122,58 @@ def app_servers(url: str, workers: int, name: str, *, locks: bool = True,
             stop_server(process)
 
 
-# --- the client ----------------------------------------------------------------------------------
+# --- the requests ---------------------------------------------------------------------------------
 
 
-def tokens() -> dict[str, str]:
+def tokens() -> list[str]:
+    """Agent tokens, AGENTS_PER_AGENCY for each of the AGENCIES, interleaved so consecutive
+    requests come from different agencies."""
     from app.auth import make_emulator_token
 
-    return {code: make_emulator_token(role="agent", agency=code, project_id=PROJECT_ID, lifetime_s=6 * 3600)
-            for code in AGENCIES}
+    return [make_emulator_token(role="agent", agency=code, uid=f"bench-{code.lower()}-{n}", project_id=PROJECT_ID,
+                                lifetime_s=6 * 3600)
+            for n in range(AGENTS_PER_AGENCY) for code in AGENCIES]
 
 
-def booking_variables(room_type_id: int, check_in: date, nights: int = 1, rooms: int = 1) -> dict[str, Any]:
+# Outcomes of a createBooking response (bench/wrk/lib.lua): a GraphQL error, else the result's
+# __typename (BookingGroup, SoldOut or another UserError).
+CLASSIFY = [['"errors"%s*:', "GraphQL error"], ['"__typename"%s*:%s*"(%w+)"']]
+
+
+def booking_template() -> str:
+    """The JSON body of a createBooking of 1 room as a string.format pattern (create_booking.lua):
+    %s for the idempotency key, the room type's global id, check-in and check-out."""
+    fields = ("@KEY@", "@ROOMTYPE@", "@IN@", "@OUT@")
+    body = json.dumps({"query": CREATE, "variables": {"input": {
+        "idempotencyKey": fields[0], "guestName": "Bench Guest",
+        "items": [{"roomTypeId": fields[1], "checkIn": fields[2], "checkOut": fields[3], "rooms": 1}]}}},
+        separators=(",", ":")).replace("%", "%%")
+    assert [body.index(f) for f in fields] == sorted(body.index(f) for f in fields)
+    for f in fields:
+        body = body.replace(f, "%s")
+    return body
+
+
+def booking_config(room_type_ids: Sequence[int], first_nights: Sequence[date], token: Sequence[str]) -> dict[str, Any]:
+    """What create_booking.lua needs: each request books 1 room for 1 night, on a room type and a
+    night drawn at random from these."""
     from app.api.ids import to_global_id
 
-    return {"input": {"idempotencyKey": uuid.uuid4().hex, "guestName": "Bench Guest", "items": [{
-        "roomTypeId": to_global_id("RoomType", room_type_id), "checkIn": check_in.isoformat(),
-        "checkOut": (check_in + timedelta(days=nights)).isoformat(), "rooms": rooms}]}}
+    return {"body": booking_template(), "tokens": list(token), "classify": CLASSIFY,
+            "room_types": [to_global_id("RoomType", rt) for rt in room_type_ids],
+            "stays": [[night.isoformat(), (night + timedelta(days=1)).isoformat()] for night in first_nights]}
 
 
-@dataclass
-class Outcome:
-    kind: str  # BookingGroup | SoldOut | a UserError code | "error: ..."
-    ms: float
-    server: int
-
-
-async def create_booking(client: httpx.AsyncClient, base: str, server: int, token: str,
-                         variables: dict[str, Any]) -> Outcome:
-    t0 = time.perf_counter_ns()
-    try:
-        response = await client.post(f"{base}/graphql", json={"query": CREATE, "variables": variables},
-                                     headers={"Authorization": f"Bearer {token}"})
-        body = response.json() if response.status_code == 200 else None
-    except httpx.HTTPError as error:
-        return Outcome(f"error: {type(error).__name__}", (time.perf_counter_ns() - t0) / 1e6, server)
-    ms = (time.perf_counter_ns() - t0) / 1e6
-    if body is None:
-        return Outcome(f"error: HTTP {response.status_code}", ms, server)
-    if body.get("errors"):
-        return Outcome(f"error: {body['errors'][0].get('message')}", ms, server)
-    result = body["data"]["createBooking"]
-    kind = result["__typename"]
-    return Outcome(kind if kind in ("BookingGroup", "SoldOut") else f"error: {result.get('code')}", ms, server)
-
-
-def client(connections: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(limits=limits, timeout=60, trust_env=False)
+def booking_outcomes(run: dict[str, Any]) -> dict[str, int]:
+    """booked / sold_out / errors / unanswered of a wrk run of create_booking.lua. Errors are every
+    other response (GraphQL errors, other UserErrors, HTTP errors), plus, in a burst, the requests
+    that got no response; at the end of a timed run the requests still in flight are only
+    unanswered."""
+    outcomes = run["outcomes"]
+    booked, sold_out = outcomes.get("BookingGroup", 0), outcomes.get("SoldOut", 0)
+    unanswered = run["sent"] - run["responses"]
+    return {"booked": booked, "sold_out": sold_out, "unanswered": unanswered,
+            "errors": run["responses"] - booked - sold_out + (unanswered if run["quota"] else 0)}
 
 
 async def held_rooms(url: str, room_type_ids: list[int]) -> dict[int, int]:
@@ -187,7 +194,3 @@ async def held_rooms(url: str, room_type_ids: list[int]) -> dict[int, int]:
         return {rt: int(n) for rt, n in rows}
     finally:
         await engine.dispose()
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)

@@ -136,6 +136,102 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+# --- CPU used by the processes of a run (Linux /proc) --------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (index 0 = state, 1 = ppid,
+    11/12 = utime/stime, 13/14 = cutime/cstime), or None when the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process so far (Linux /proc)."""
+    fields = proc_stat(pid)
+    if fields is None:
+        raise ProcessLookupError(pid)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_cpu_seconds(roots: Mapping[str, int | None]) -> dict[str, float | None]:
+    """For each named root pid: user + system CPU seconds of the process and all its live
+    descendants, plus what their exited and reaped children used (cutime + cstime), so a worker
+    or a PostgreSQL backend that ends between two readings still counts (its time has moved to
+    its parent). None for a root that is not there. One scan of /proc for all the roots."""
+    children: dict[int, list[int]] = {}
+    used: dict[int, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = proc_stat(int(entry.name))
+        if fields is None:
+            continue
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        used[pid] = sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLOCK_TICKS
+    out: dict[str, float | None] = {}
+    for name, root in roots.items():
+        if root is None or root not in used:
+            out[name] = None
+            continue
+        total, stack = 0.0, [root]
+        while stack:
+            pid = stack.pop()
+            total += used.get(pid, 0.0)
+            stack.extend(children.get(pid, ()))
+        out[name] = total
+    return out
+
+
+def cpu_used(before: Mapping[str, float | None], after: Mapping[str, float | None]) -> dict[str, float | None]:
+    """CPU seconds per name between two tree_cpu_seconds() readings (None when either is missing)."""
+    return {name: (None if before.get(name) is None or after.get(name) is None
+                   else round(after[name] - before[name], 3))  # type: ignore[operator]
+            for name in after}
+
+
+def per_unit_ms(seconds: float | None, units: int) -> float | None:
+    """CPU milliseconds per request (or booking); None when not measured or nothing was done."""
+    if seconds is None or not units:
+        return None
+    return round(seconds * 1000 / units, 3)
+
+
+def postgres_server_pid(url: str) -> int | None:
+    """The pid of the PostgreSQL server (postmaster) behind `url` when it runs on this machine
+    and its processes are visible here, else None. Found as the parent of this connection's
+    backend, checked to be a postgres process serving this database (so another cluster on the
+    machine, or a pid of another namespace, is never taken for it)."""
+    import asyncpg
+
+    from db.engine import plain_url
+
+    database = make_url(url).database or ""
+
+    async def postmaster() -> int | None:
+        connection = await asyncpg.connect(plain_url(url))
+        try:  # read /proc while the backend is alive
+            pid = await connection.fetchval("SELECT pg_backend_pid()")
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                return None
+            fields = proc_stat(pid)
+            if fields is None or "postgres" not in cmdline or database not in cmdline:
+                return None
+            return int(fields[1])
+        finally:
+            await connection.close()
+
+    return asyncio.run(postmaster())
+
+
 # --- a throwaway database and the app server over HTTP -------------------------------------------
 
 SeedResult = TypeVar("SeedResult")

@@ -50,6 +50,7 @@ from bench.common import (
     PROJECT_ROOT,
     RESULTS_DIR,
     admin_token,
+    cpu_seconds,
     free_port,
     percentile,
     server_url,
@@ -378,12 +379,6 @@ class Clients:
             except TimeoutError:
                 process.kill()
         await asyncio.gather(*self._readers, return_exceptions=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run_backend(base: str, port: int, server_pid: int, subscribers: int, events: int, warmup: int,
