@@ -42,12 +42,24 @@ class _NotPlain(Exception):
 _UNPLANNABLE = object()
 
 
-def _leaf(serialize: Callable[[Any], Any], non_null: bool) -> Plan:
+# Values the built-in scalars' serialize returns unchanged: the exact Python type, in range.
+_AS_IS: dict[str, Callable[[Any], bool]] = {
+    "Int": lambda value: type(value) is int and -(2**31) <= value < 2**31,
+    "Boolean": lambda value: type(value) is bool,
+    "String": lambda value: type(value) is str,
+}
+
+
+def _leaf(kind: GraphQLScalarType | GraphQLEnumType, non_null: bool) -> Plan:
+    serialize, as_is = kind.serialize, _AS_IS.get(kind.name) if isinstance(kind, GraphQLScalarType) else None
+
     def complete(value: Any) -> Any:
         if value is None:
             if non_null:
                 raise _NotPlain
             return None
+        if as_is is not None and as_is(value):
+            return value
         serialized = serialize(value)
         if serialized is None:  # graphql-core reports this as an error
             raise _NotPlain
@@ -113,7 +125,7 @@ class PlainListExecutor(StrawberryGraphQLCoreExecutionContext):
             item = self._plan(kind.of_type, field_details_list)
             return None if item is None else _list_of(item, non_null)
         if isinstance(kind, (GraphQLScalarType, GraphQLEnumType)):
-            return _leaf(kind.serialize, non_null)
+            return _leaf(kind, non_null)
         if not isinstance(kind, GraphQLObjectType):  # interfaces and unions: graphql-core resolves the type
             return None
         return self._object_plan(kind, field_details_list, non_null)
