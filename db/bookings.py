@@ -22,8 +22,8 @@ from db import audit, models
 from db.calendar import StayInventory, row_record, stay_inventory, stay_inventory_columns
 from db.fastpath import Statement
 from db.inventory import lock_room_types
-from db.outbox import CHANGE_TOPIC, bump_version_sql, change_parameters, change_payload
-from db.models import SALE_ORDER_NUMBER_SEQ, Booking, BookingGroup, IdempotencyKey
+from db.outbox import BUMP_VERSION, CHANGE_TOPIC, bump_version_sql, change_parameters, change_payload
+from db.models import Booking, BookingGroup, IdempotencyKey, SaleOrder
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,28 +246,8 @@ async def read_locked(connection: asyncpg.Connection, hotel_id: int, room_type_i
     return stay_inventory(row, room_type_ids), _earlier_of(row)
 
 
-async def group_footprint(session: AsyncSession, group_id: int) -> Footprint | None:
-    rows = (await session.execute(
-        select(Booking.hotel_id, Booking.room_type_id, Booking.check_in, Booking.check_out)
-        .where(Booking.group_id == group_id)
-    )).all()
-    if not rows:
-        return None
-    return (rows[0].hotel_id, sorted({row.room_type_id for row in rows}), min(row.check_in for row in rows),
-            max(row.check_out for row in rows))
 
 
-async def lock_group(session: AsyncSession, group_id: int) -> tuple[BookingGroup, datetime]:
-    """Re-read the group FOR UPDATE (call after the room-type locks): its state as of now, and the
-    database's clock for that now (decide expiry with it, not the host's)."""
-    result = await session.execute(
-        select(BookingGroup, func.statement_timestamp())
-        .where(BookingGroup.id == group_id)
-        .with_for_update(of=BookingGroup)
-        .execution_options(populate_existing=True)
-    )
-    group, now = result.one()
-    return group, now
 
 
 async def set_bookings_status(
@@ -285,9 +265,6 @@ async def set_bookings_status(
     return [(amount, currency) for amount, currency in result]
 
 
-async def next_sale_order_number(session: AsyncSession, now: datetime) -> str:
-    number = (await session.execute(select(SALE_ORDER_NUMBER_SEQ.next_value()))).scalar_one()
-    return f"SO-{now.year}-{number:06d}"
 
 
 def expiry_snapshot(group: BookingGroup | dict) -> dict:
@@ -344,3 +321,149 @@ async def expire_lapsed_holds(
     if groups:
         await mark_expired(session, groups, audit.SYSTEM)
     return [(group, [row for row in candidates if row.group_id == group.id]) for group in groups]
+
+
+# --- confirm, cancel and a lapsed hold's expiry, on asyncpg (the same round trips as the hold) ----
+
+_SaleOrderRecord, _SALE_ORDER_ROW = row_record(models.SaleOrder)
+
+# Every entry one write adds to the audit log, from parallel arrays (`entity_ids` may name a row the
+# same statement inserts: `sale_order_id` below).
+_AUDIT_ENTRIES = (
+    "INSERT INTO audit_log (at, actor_uid, actor_role, agency_code, action, entity_type, entity_id, before, after,"
+    "                       request_id)"
+    " SELECT CAST(:now AS timestamptz), CAST(:actor_uid AS varchar), CAST(:actor_role AS varchar),"
+    "        CAST(:actor_agency AS varchar), e.action, e.entity_type, e.entity_id, e.before, e.after,"
+    "        CAST(:request_id AS varchar)"
+    " FROM unnest(CAST(:audit_actions AS varchar[]), CAST(:audit_types AS varchar[]), CAST(:audit_ids AS bigint[]),"
+    "             CAST(:audit_befores AS jsonb[]), CAST(:audit_afters AS jsonb[]))"
+    "      AS e(action, entity_type, entity_id, before, after)"
+)
+_CHANGE = (
+    f"version AS ({BUMP_VERSION}), "
+    f"change AS (INSERT INTO outbox (topic, payload) SELECT '{CHANGE_TOPIC}', {change_payload()} FROM version"
+    " RETURNING id)"
+)
+
+# The group and its footprint, and (for agents) their agency's id: what confirm and cancel check
+# before taking any lock.
+_GROUP_CONTEXT = Statement(
+    f"SELECT (SELECT {_GROUP_ROW} FROM booking_group AS x WHERE x.id = CAST(:id AS integer)) AS grp, "
+    "(SELECT ROW(min(b.hotel_id), array_agg(DISTINCT b.room_type_id), min(b.check_in), max(b.check_out))"
+    "   FROM booking AS b WHERE b.group_id = CAST(:id AS integer) HAVING count(*) > 0) AS footprint, "
+    "(SELECT a.id FROM agency AS a WHERE a.code = CAST(:agency_code AS varchar)) AS own"
+)
+# Under the room types' locks: the group as of now (FOR UPDATE: expiry may have won), the
+# database's clock, the bookings' frozen prices and the group's sale order.
+_LOCK_GROUP = Statement(
+    f"SELECT {_GROUP_ROW} AS grp, statement_timestamp() AS now, "
+    "ARRAY(SELECT ROW(b.total_amount, b.currency) FROM booking AS b WHERE b.group_id = x.id ORDER BY b.id) AS prices, "
+    f"(SELECT {_SALE_ORDER_ROW.replace('x.', 'o.')} FROM sale_order AS o WHERE o.group_id = x.id) AS sale_order "
+    "FROM booking_group AS x WHERE x.id = CAST(:id AS integer) FOR UPDATE OF x"
+)
+_CONFIRM = Statement(
+    "WITH g AS (UPDATE booking_group SET status = 'CONFIRMED', confirmed_at = CAST(:now AS timestamptz)"
+    "           WHERE id = CAST(:id AS integer)), "
+    "b AS (UPDATE booking SET status = 'CONFIRMED' WHERE group_id = CAST(:id AS integer)), "
+    "o AS (INSERT INTO sale_order (number, group_id, agency_id, status, total_amount, currency, confirmed_at)"
+    "      SELECT 'SO-' || CAST(:year AS text) || '-' || lpad(CAST(n AS text), greatest(6, length(CAST(n AS text))), '0'),"
+    "             CAST(:id AS integer), CAST(:agency_id AS integer), 'CONFIRMED', CAST(:total AS numeric),"
+    "             CAST(:currency AS varchar), CAST(:now AS timestamptz)"
+    "      FROM (SELECT nextval('sale_order_number_seq') AS n) AS seq RETURNING *), "
+    f"a AS ({_AUDIT_ENTRIES} UNION ALL"
+    "      SELECT CAST(:now AS timestamptz), CAST(:actor_uid AS varchar), CAST(:actor_role AS varchar),"
+    "             CAST(:actor_agency AS varchar), 'sale_order.created', 'SaleOrder', o.id, NULL,"
+    "             jsonb_build_object('number', o.number, 'group', CAST(:reference AS text), 'status', 'CONFIRMED',"
+    "                                'total', CAST(:total_snapshot AS jsonb)), CAST(:request_id AS varchar) FROM o), "
+    f"{_CHANGE} "
+    f"SELECT {_SALE_ORDER_ROW.replace('x.', 'o.')} AS sale_order, version.version, change.id AS change_id"
+    " FROM o, version, change"
+)
+# Status changes without a sale order of their own: a lapsed hold written down as EXPIRED, a
+# cancellation (and its sale order's, if any: their audit entries are computed here).
+_SET_STATUS = Statement(
+    "WITH g AS (UPDATE booking_group SET status = CAST(:status AS varchar),"
+    "           cancelled_at = CASE WHEN CAST(:status AS varchar) = 'CANCELLED' THEN CAST(:now AS timestamptz)"
+    "                          ELSE cancelled_at END WHERE id = CAST(:id AS integer)), "
+    "b AS (UPDATE booking SET status = CAST(:status AS varchar) WHERE group_id = CAST(:id AS integer)), "
+    "o AS (UPDATE sale_order SET status = 'CANCELLED', cancelled_at = CAST(:now AS timestamptz)"
+    "      WHERE group_id = CAST(:id AS integer) AND status = 'CONFIRMED' AND CAST(:status AS varchar) = 'CANCELLED'"
+    "      RETURNING id, number), "
+    f"a AS ({_AUDIT_ENTRIES} UNION ALL"
+    "      SELECT CAST(:now AS timestamptz), CAST(:actor_uid AS varchar), CAST(:actor_role AS varchar),"
+    "             CAST(:actor_agency AS varchar), 'sale_order.cancelled', 'SaleOrder', o.id,"
+    "             jsonb_build_object('number', o.number, 'status', 'CONFIRMED'),"
+    "             jsonb_build_object('number', o.number, 'status', 'CANCELLED', 'reason', CAST(:reason AS text)),"
+    "             CAST(:request_id AS varchar) FROM o), "
+    f"{_CHANGE} "
+    "SELECT version.version, change.id AS change_id FROM version, change"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupContext:
+    group: BookingGroup | None
+    footprint: Footprint | None
+    own_agency_id: int | None  # the agent's agency (None: staff, or not registered)
+
+
+async def read_group_context(connection: asyncpg.Connection, group_id: int, agency_code: str | None) -> GroupContext:
+    row = await _GROUP_CONTEXT.fetchrow(connection, id=group_id, agency_code=agency_code)
+    footprint = None
+    if row["footprint"] is not None:
+        hotel_id, room_type_ids, start, end = row["footprint"]
+        footprint = (hotel_id, sorted(room_type_ids), start, end)
+    group = None if row["grp"] is None else BookingGroup(**_GroupRecord(*row["grp"])._asdict())
+    return GroupContext(group, footprint, row["own"])
+
+
+@dataclass(frozen=True, slots=True)
+class LockedGroup:
+    group: BookingGroup
+    now: datetime  # the database's
+    prices: list[tuple[Decimal, str]]  # each booking's frozen total and currency
+    sale_order: SaleOrder | None
+
+
+async def lock_group_raw(connection: asyncpg.Connection, group_id: int) -> LockedGroup:
+    row = await _LOCK_GROUP.fetchrow(connection, id=group_id)
+    order = None if row["sale_order"] is None else SaleOrder(**_SaleOrderRecord(*row["sale_order"])._asdict())
+    return LockedGroup(BookingGroup(**_GroupRecord(*row["grp"])._asdict()), row["now"],
+                       [tuple(p) for p in row["prices"]], order)
+
+
+Audited = tuple[str, str, int, dict | None, dict | None]  # action, entity type, entity id, before, after
+
+
+def _write_values(actor: audit.Actor, now: datetime, entries: Sequence[Audited], group: BookingGroup,
+                  footprint: Footprint) -> dict[str, Any]:
+    hotel_id, room_type_ids, start, end = footprint
+    return {
+        **change_parameters(hotel_id, room_type_ids, start, end, [(group.id, group.agency_id)], ()),
+        "id": group.id, "now": now, "actor_uid": actor.uid, "actor_role": actor.role,
+        "actor_agency": actor.agency_code, "request_id": actor.request_id,
+        "audit_actions": [e[0] for e in entries], "audit_types": [e[1] for e in entries],
+        "audit_ids": [e[2] for e in entries], "audit_befores": [e[3] for e in entries],
+        "audit_afters": [e[4] for e in entries],
+    }
+
+
+async def confirm_group(connection: asyncpg.Connection, group: BookingGroup, now: datetime, total: tuple[Decimal, str],
+                        total_snapshot: dict, entries: Sequence[Audited], actor: audit.Actor,
+                        footprint: Footprint) -> tuple[SaleOrder, int, int]:
+    """CONFIRMED with its sale order (numbered from the sequence), audited, versioned, in the
+    outbox: one statement. Returns the sale order, the new version and the outbox row's id."""
+    row = await _CONFIRM.fetchrow(connection, **_write_values(actor, now, entries, group, footprint),
+                                  year=str(now.year), agency_id=group.agency_id, total=total[0], currency=total[1],
+                                  reference=group.reference, total_snapshot=total_snapshot)
+    return SaleOrder(**_SaleOrderRecord(*row["sale_order"])._asdict()), int(row["version"]), int(row["change_id"])
+
+
+async def set_group_status(connection: asyncpg.Connection, group: BookingGroup, status: str, now: datetime,
+                           entries: Sequence[Audited], actor: audit.Actor, footprint: Footprint,
+                           reason: str | None = None) -> tuple[int, int]:
+    """EXPIRED or CANCELLED (a cancellation cancels a confirmed sale order too), audited,
+    versioned, in the outbox: one statement. Returns the new version and the outbox row's id."""
+    row = await _SET_STATUS.fetchrow(connection, **_write_values(actor, now, entries, group, footprint),
+                                     status=status, reason=reason)
+    return int(row["version"]), int(row["change_id"])

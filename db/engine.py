@@ -110,6 +110,9 @@ _UNAVAILABLE = (
     asyncpg.AdminShutdownError,  # 57P01 "terminating connection due to administrator command"
     asyncpg.CrashShutdownError,  # 57P02
     asyncpg.CannotConnectNowError,  # 57P03 "the database system is shutting down / starting up"
+    # The server ended the connection between two statements ("terminating connection due to
+    # administrator command" arrives while idle): the next one finds the protocol mid-operation.
+    asyncpg.InternalClientError,
     OSError,  # connection refused or reset, connect timeout (TimeoutError is an OSError)
 )
 

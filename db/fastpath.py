@@ -11,6 +11,7 @@ reuses it. The rules stay in `domain`; these statements only read and write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -60,6 +61,10 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     default reset would cost a round trip per request."""
 
 
+_BROKEN = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
+           asyncio.CancelledError)
+
+
 class RawPool:
     """An asyncpg pool beside SQLAlchemy's, created on first use (inside the running loop)."""
 
@@ -94,9 +99,15 @@ class RawPool:
                 connection.add_query_logger(logger)
             try:
                 yield connection
+            except _BROKEN:
+                # With no reset round trip on release, nothing else would notice: a connection
+                # that failed (or was cancelled) mid-statement never goes back to the pool.
+                connection.terminate()
+                raise
             finally:
-                for logger in self._loggers:
-                    connection.remove_query_logger(logger)
+                if not connection.is_closed():
+                    for logger in self._loggers:
+                        connection.remove_query_logger(logger)
 
     @contextmanager
     def logging_queries(self) -> Any:
@@ -143,5 +154,8 @@ async def locked_transaction(connection: asyncpg.Connection, room_type_ids: Iter
 
 
 async def _rollback(connection: asyncpg.Connection) -> None:
+    """Release the locks now. On a connection that broke mid-statement this fails too: the error
+    that matters is the one being raised, and the pool discards (or resets) the connection."""
     if not connection.is_closed() and connection.is_in_transaction():
-        await connection.execute("ROLLBACK")
+        with contextlib.suppress(Exception):
+            await connection.execute("ROLLBACK")

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, or_, select
 
 from app.services.changes import Change, write
 from app.services.context import Caller, Services
@@ -42,20 +41,20 @@ from db.bookings import (
     HoldItem,
     KeyTaken,
     RoomTypeRecord,
+    Footprint,
+    confirm_group,
     expire_lapsed_holds,
-    group_footprint,
+    expiry_snapshot,
     insert_hold,
-    lock_group,
-    mark_expired,
+    lock_group_raw,
     new_reference,
-    next_sale_order_number,
+    read_group_context,
     read_hold_context,
     read_locked,
-    set_bookings_status,
+    set_group_status,
 )
 from db.calendar import StayInventory
 from db.fastpath import locked_transaction
-from db.inventory import lock_room_types
 from domain import BookingExpired as DomainBookingExpired
 from domain import BookingStatus, CurrencyMismatch, HardblockSlot, Money, NoRate
 from domain import InvalidTransition as DomainInvalidTransition
@@ -353,15 +352,23 @@ class _Replayed(Exception):
 # --- confirm and cancel --------------------------------------------------------------------------
 
 
-async def _visible_group(session: AsyncSession, caller: Caller, pk: int | None, id: str | None):  # noqa: ANN202
+async def _visible_group(connection: Any, caller: Caller, pk: int | None,
+                         id: str | None) -> tuple[models.BookingGroup, Footprint]:
     """The group and its footprint, or NotFound when it is missing (`pk` None: the id names none)
     or another agency's (agents)."""
-    group = await session.get(models.BookingGroup, pk) if pk is not None else None
-    own = await own_agency_id(session, caller)
-    footprint = await group_footprint(session, pk) if group is not None else None
-    if group is None or footprint is None or (own is not None and group.agency_id != own):
+    context = await read_group_context(connection, pk, None if caller.is_staff else caller.principal.agency_code) \
+        if pk is not None else None
+    if context is None or context.group is None or context.footprint is None or (
+            not caller.is_staff and context.group.agency_id != context.own_agency_id):
         raise NotFound("no booking group with that id", id)
-    return group, footprint
+    return context.group, context.footprint
+
+
+def _published(services: Services, footprint: Footprint, group: models.BookingGroup, version: int,
+               change_id: int) -> Any:
+    hotel_id, room_type_ids, start, end = footprint
+    return services.relay.deliver(
+        [Change(hotel_id, version, tuple(room_type_ids), start, end, ((group.id, group.agency_id),))], [change_id])
 
 
 async def confirm_booking(services: Services, caller: Caller, group_id: int | None,
@@ -369,52 +376,43 @@ async def confirm_booking(services: Services, caller: Caller, group_id: int | No
     """Turn a HELD, unexpired group CONFIRMED and create its sale order at the prices frozen when
     the rooms were held. Idempotent: a CONFIRMED group returns its sale order. A lapsed hold is
     recorded EXPIRED (committed) and answers BookingExpired. `id` is how the caller named the
-    group, for NotFound."""
-    expired: BookingExpired | None = None
-    async with write(services) as unit:
-        session = unit.session
-        _, (hotel_id, room_type_ids, start, end) = await _visible_group(session, caller, group_id, id)
-        await lock_room_types(session, room_type_ids, services.settings.lock_timeout_ms)
-        group, now = await lock_group(session, group_id)  # the state as of the lock: expiry may have won
-        try:
-            confirm_status(BookingStatus(group.status), group.expires_at, now)
-        except DomainBookingExpired as error:
-            if group.status == "HELD":  # lapsed, not yet swept: write down what time did
-                await mark_expired(session, [group], caller.actor)
-                unit.touch(hotel_id, room_type_ids, start, end, groups=[(group.id, group.agency_id)])
-            expired = BookingExpired(str(error), error.expires_at)
-        except DomainInvalidTransition as error:
-            raise InvalidTransition(str(error), status=error.state) from None
-        else:
-            if group.status == "CONFIRMED":
-                return (await session.execute(
-                    select(models.SaleOrder).where(models.SaleOrder.group_id == group_id)
-                )).scalar_one()
-            order = await _confirm(session, caller, group, now)
-            unit.touch(hotel_id, room_type_ids, start, end, groups=[(group.id, group.agency_id)])
+    group, for NotFound. Five round trips on asyncpg, like the hold."""
+    async with services.raw.connection() as connection:
+        _, footprint = await _visible_group(connection, caller, group_id, id)
+        async with locked_transaction(connection, footprint[1], services.settings.lock_timeout_ms):
+            locked = await lock_group_raw(connection, group_id)  # as of the lock: expiry may have won
+            group, now = locked.group, locked.now
+            try:
+                confirm_status(BookingStatus(group.status), group.expires_at, now)
+            except DomainBookingExpired as error:
+                expired = BookingExpired(str(error), error.expires_at)
+                if group.status != "HELD":
+                    raise expired from None
+                # Lapsed, not yet swept: write down what time did, then answer.
+                before = expiry_snapshot(group)
+                group.status = "EXPIRED"
+                written = await set_group_status(
+                    connection, group, "EXPIRED", now,
+                    [("booking_group.expired", "BookingGroup", group.id, before, expiry_snapshot(group))],
+                    caller.actor, footprint)
+            except DomainInvalidTransition as error:
+                raise InvalidTransition(str(error), status=error.state) from None
+            else:
+                if group.status == "CONFIRMED":
+                    assert locked.sale_order is not None, "a confirmed group has its sale order"
+                    return locked.sale_order
+                before = _group_snapshot(group)
+                group.status, group.confirmed_at = "CONFIRMED", now
+                total = money_sum([Money(amount, currency) for amount, currency in locked.prices],
+                                  locked.prices[0][1])
+                order, *written = await confirm_group(
+                    connection, group, now, (total.amount, total.currency), _money_snapshot(total),
+                    [("booking_group.confirmed", "BookingGroup", group.id, before, _group_snapshot(group))],
+                    caller.actor, footprint)
+                expired = None
+    await _published(services, footprint, group, *written)
     if expired is not None:
         raise expired  # after the commit: the expiry it found is recorded
-    return order
-
-
-async def _confirm(session: AsyncSession, caller: Caller, group: models.BookingGroup,
-                   now: datetime) -> models.SaleOrder:
-    before = _group_snapshot(group)
-    group.status, group.confirmed_at = "CONFIRMED", now
-    prices = [Money(amount, currency) for amount, currency in await set_bookings_status(session, [group.id], "CONFIRMED")]
-    total = money_sum(prices, prices[0].currency)
-    order = models.SaleOrder(
-        number=await next_sale_order_number(session, now), group_id=group.id, agency_id=group.agency_id,
-        status="CONFIRMED", total_amount=total.amount, currency=total.currency, confirmed_at=now,
-    )
-    session.add(order)
-    await session.flush()
-    audit.record(session, caller.actor, "booking_group.confirmed", "BookingGroup", group.id,
-                 before=before, after=_group_snapshot(group))
-    audit.record(session, caller.actor, "sale_order.created", "SaleOrder", order.id,
-                 after={"number": order.number, "group": group.reference, "status": "CONFIRMED",
-                        "total": _money_snapshot(total)})
-    await session.flush()
     return order
 
 
@@ -423,34 +421,25 @@ async def cancel_booking(services: Services, caller: Caller, group_id: int | Non
     """Release a HELD or CONFIRMED group's rooms (its sale order is cancelled too). Idempotent: a
     CANCELLED group is returned as is."""
     reason = check_reason(reason)
-    async with write(services) as unit:
-        session = unit.session
-        _, (hotel_id, room_type_ids, start, end) = await _visible_group(session, caller, group_id, id)
-        await lock_room_types(session, room_type_ids, services.settings.lock_timeout_ms)
-        group, now = await lock_group(session, group_id)
-        try:
-            cancel_status(BookingStatus(group.status), group.expires_at, now)
-        except DomainInvalidTransition as error:
-            raise InvalidTransition(str(error), status=error.state) from None
-        if group.status != "CANCELLED":
+    async with services.raw.connection() as connection:
+        _, footprint = await _visible_group(connection, caller, group_id, id)
+        async with locked_transaction(connection, footprint[1], services.settings.lock_timeout_ms):
+            locked = await lock_group_raw(connection, group_id)
+            group, now = locked.group, locked.now
+            try:
+                cancel_status(BookingStatus(group.status), group.expires_at, now)
+            except DomainInvalidTransition as error:
+                raise InvalidTransition(str(error), status=error.state) from None
+            if group.status == "CANCELLED":
+                return group
             before = _group_snapshot(group)
             group.status, group.cancelled_at = "CANCELLED", now
-            await set_bookings_status(session, [group_id], "CANCELLED")
-            orders = (await session.execute(
-                update(models.SaleOrder)
-                .where(models.SaleOrder.group_id == group_id, models.SaleOrder.status == "CONFIRMED")
-                .values(status="CANCELLED", cancelled_at=now)
-                .returning(models.SaleOrder.id, models.SaleOrder.number)
-                .execution_options(synchronize_session=False)
-            )).all()
-            audit.record(session, caller.actor, "booking_group.cancelled", "BookingGroup", group_id,
-                         before=before, after={**_group_snapshot(group), "reason": reason})
-            for order_id, number in orders:
-                audit.record(session, caller.actor, "sale_order.cancelled", "SaleOrder", order_id,
-                             before={"number": number, "status": "CONFIRMED"},
-                             after={"number": number, "status": "CANCELLED", "reason": reason})
-            await session.flush()
-            unit.touch(hotel_id, room_type_ids, start, end, groups=[(group.id, group.agency_id)])
+            written = await set_group_status(
+                connection, group, "CANCELLED", now,
+                [("booking_group.cancelled", "BookingGroup", group.id, before,
+                  {**_group_snapshot(group), "reason": reason})],
+                caller.actor, footprint, reason)
+    await _published(services, footprint, group, *written)
     return group
 
 

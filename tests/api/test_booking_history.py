@@ -155,6 +155,20 @@ async def test_create_booking_round_trips(gql, sessions):
     assert [tuple(r) for r in rows] == [(1, 1), (2, 1)]  # both items, from the one write
 
 
+async def test_confirm_and_cancel_round_trips(gql):
+    """Confirm and cancel: the group's context, BEGIN with the locks, the group FOR UPDATE, one
+    write (statuses, sale order, audit entries, version, outbox), COMMIT."""
+    hotel, ids, agencies = await setup(gql)
+    group = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]), item(ids["SUP"], rooms=2))
+    raw = gql.http._transport.app.state.runtime.services.raw
+    for action in (confirm, cancel):
+        with raw.logging_queries() as queries:
+            answer = await action(gql, group["id"])
+        assert answer["__typename"] in ("SaleOrder", "BookingGroup"), answer
+        assert len(queries) == 5, queries
+        assert queries[1].startswith("BEGIN;") and "FOR UPDATE" in queries[2] and queries[4] == "COMMIT"
+
+
 async def test_a_request_already_sold_out_does_not_queue_on_the_lock(gql):
     hotel, ids, agencies = await setup(gql, allotment=2)
     assert (await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], rooms=2)))["__typename"] == "BookingGroup"
