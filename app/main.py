@@ -10,13 +10,14 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from json import JSONDecodeError
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -123,6 +124,14 @@ class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
             raise NonTextMessageReceived from error
         except WebSocketDisconnect:
             pass
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        # encode_json gives bytes, which ASGIWebSocketAdapter would send as a binary frame;
+        # graphql-transport-ws messages are text frames.
+        try:
+            await self.ws.send_text(self.view.encode_json_string(message))
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
@@ -295,6 +304,12 @@ class GraphQLApp(GraphQL):
     @property
     def runtime(self) -> Runtime:
         return self._app.state.runtime
+
+    def encode_json(self, data: object) -> bytes:
+        # Every response body and websocket message. What reaches here is plain JSON already:
+        # Strawberry has serialised each scalar (dates, decimals, Series) to str, int, float, bool
+        # or None before the result is encoded, and our extensions hold the same.
+        return orjson.dumps(data)
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
         runtime = self.runtime
