@@ -361,6 +361,8 @@ class GraphQLApp(GraphQL):
         response = super().create_response(response_data, sub_response)
         if media_type == GRAPHQL_RESPONSE_JSON:
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+        # The answer depends on both, so a cache in front of GET queries must key on both.
+        response.headers.add_vary_header("Accept, Authorization")
         return response
 
     def encode_json(self, data: object) -> bytes:

@@ -63,6 +63,7 @@ async def test_the_content_type_matches_what_was_negotiated(client):
 
         assert response.status_code == 200
         assert response.headers["content-type"] == content_type
+        assert {"Accept", "Authorization"} <= {name.strip() for name in response.headers["vary"].split(",")}
         assert response.json()["data"]["viewer"]["role"] == "ADMIN"
 
 
