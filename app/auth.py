@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from firebase_admin import auth as firebase_auth
 from firebase_admin import credentials as firebase_credentials
 from firebase_admin import exceptions as firebase_exceptions
 
+from app.lru import LRU
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ _MAX_REASON_CHARS = 200
 _QUOTED_TOKEN = re.compile(r":\s*b?(['\"]).*?\1", re.DOTALL)
 # Users whose revocation answers are cached at most (per worker); past that, stale ones are dropped.
 REVOCATION_CACHE_MAX_USERS = 10_000
+# Tokens whose verified principal is kept (per worker), least recently used first out. An entry is
+# about 300 bytes; 10,000 covers every client of a worker that sends its token again within its hour.
+VERIFIED_TOKENS_MAX = 10_000
 
 
 class Role(str, Enum):
@@ -119,6 +124,7 @@ class FirebaseVerifier:
         self.checks_revocation = settings.firebase_credentials is not None
         self._revocation_cache_s = settings.auth_revocation_cache_s
         self._user_status: dict[str, _UserStatus] = {}
+        self._verified_tokens: LRU[tuple[bool, bytes], Principal] = LRU(VERIFIED_TOKENS_MAX)
         if self.checks_revocation:
             credential: Any = firebase_credentials.Certificate(str(settings.firebase_credentials))
         else:
@@ -157,15 +163,40 @@ class FirebaseVerifier:
 
     async def verify(self, token: str, *, fresh: bool = False) -> Principal:
         """The principal of a valid, unexpired token whose user is neither disabled nor revoked
-        (see check_revocation; `fresh` looks the user up again)."""
+        (see check_revocation; `fresh` looks the user up again).
+
+        A token that verified once is remembered until its `exp` (by its hash, so no token is
+        kept in memory): a client sends the same token for an hour, and decoding it and checking
+        its signature in a thread every time is most of what authentication costs. What can change
+        within that hour is still checked on every call: the expiry and the user's revocation.
+        """
         if self._app is None:
             raise RuntimeError("FirebaseVerifier is closed")
-        if os.environ.get(EMULATOR_HOST_ENV) and not self._emulated:
+        emulated = bool(os.environ.get(EMULATOR_HOST_ENV))
+        if emulated and not self._emulated:
             # Fail closed: someone set the emulator switch after startup, and firebase-admin
             # would now accept unsigned tokens.
             raise RuntimeError(
                 f"{EMULATOR_HOST_ENV} is set but the settings do not enable emulator mode"
             )
+        # The mode is part of the key: a token accepted unsigned by emulator mode is verified
+        # again, signature and all, if the switch is ever cleared.
+        key = (emulated, hashlib.sha256(token.encode()).digest())
+        principal = self._verified_tokens.get(key)
+        if principal is None:
+            principal = await self._verify_token(token)
+            if principal.expires_at is not None:
+                self._verified_tokens.put(key, principal)
+        # Emulator mode accepts expired tokens, and a remembered one outlives its `exp`: a token
+        # past its `exp` is refused in every mode.
+        if principal.expires_at is not None and principal.expires_at + CLOCK_SKEW_S < time.time():
+            self._verified_tokens.discard(key)
+            raise AuthenticationError("ID token has expired", "expired", principal.uid)
+        await self.check_revocation(principal, fresh=fresh)
+        return principal
+
+    async def _verify_token(self, token: str) -> Principal:
+        """firebase-admin's verification (signature, audience, issuer, times) and the claims' mapping."""
         try:
             claims = await asyncio.to_thread(
                 firebase_auth.verify_id_token, token, app=self._app, clock_skew_seconds=CLOCK_SKEW_S
@@ -185,12 +216,7 @@ class FirebaseVerifier:
             ) from None
         except (firebase_exceptions.FirebaseError, ValueError) as error:
             raise AuthenticationError(f"ID token is invalid: {_reason(error)}") from None
-        principal = principal_from_claims(claims)
-        # Emulator mode accepts expired tokens; a token past its `exp` is refused in every mode.
-        if principal.expires_at is not None and principal.expires_at + CLOCK_SKEW_S < time.time():
-            raise AuthenticationError("ID token has expired", "expired", principal.uid)
-        await self.check_revocation(principal, fresh=fresh)
-        return principal
+        return principal_from_claims(claims)
 
     async def check_revocation(self, principal: Principal, *, fresh: bool = False) -> None:
         """Refuse (AuthenticationError) a user who is disabled or whose tokens were revoked after

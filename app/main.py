@@ -10,26 +10,32 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from json import JSONDecodeError
 from typing import Any
 
+import orjson
+from cross_web import HTTPException as ViewRefusal
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.types import ExecutionResult
 
 import db.inventory
 from app.api.context import Context
@@ -37,7 +43,9 @@ from app.api.schema import build_schema
 from app.api.subscriptions import SharedData
 from app.auth import AuthenticationError, FirebaseVerifier, UserLookupFailed
 from app.broadcast import Broadcast
+from app.graphql_http import GRAPHQL_RESPONSE_JSON, is_request_error, request_error_status, response_media_type
 from app.limits import RequestBodyLimit
+from app.persisted_queries import PersistedQueries, PersistedQueryError, load_registry
 from app.services.changes import OutboxRelay, is_valid_message
 from app.services.context import Services, raw_pool
 from app.services.jobs import run_expiry_sweeper, run_release_job
@@ -124,6 +132,14 @@ class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
         except WebSocketDisconnect:
             pass
 
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        # encode_json gives bytes, which ASGIWebSocketAdapter would send as a binary frame;
+        # graphql-transport-ws messages are text frames.
+        try:
+            await self.ws.send_text(self.view.encode_json_string(message))
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
     """graphql-transport-ws with watchdogs: server pings, and a close when the token expires or is revoked.
@@ -171,6 +187,16 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
                      "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"}}
             await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
             return
+        payload = message["payload"]
+        if self.connection_acknowledged and message["id"] not in self.operations and isinstance(payload, dict):
+            # The allow-list (PERSISTED_QUERIES_ONLY) holds on sockets too, and a persisted query's hash works here as well.
+            try:
+                document = self.view.persisted_queries.document(payload.get("query"), payload.get("extensions"))
+            except PersistedQueryError as refusal:
+                await self.send_message({"id": message["id"], "type": "error", "payload": [refusal.formatted]})
+                return
+            if document is not None:
+                payload["query"] = document
         await super().handle_subscribe(message)
 
     async def send_message(self, message: Any) -> None:
@@ -287,11 +313,60 @@ class GraphQLApp(GraphQL):
             max_subscriptions_per_connection=settings.ws_max_subscriptions_per_socket,
         )
         self.max_message_bytes = settings.ws_max_message_bytes
+        self.persisted_queries = PersistedQueries(
+            settings.persisted_queries_cache_size,
+            load_registry(settings.persisted_queries_file) if settings.persisted_queries_only else None,
+        )
         self._app = app
 
     @property
     def runtime(self) -> Runtime:
         return self._app.state.runtime
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET that names its document by hash alone (a persisted query) is a query, whatever it accepts.
+        return super().should_render_graphql_ide(request) and request.query_params.get("extensions") is None
+
+    async def get_sub_response(self, request: Request) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = response_media_type(request.headers.get("accept"))
+        return sub_response
+
+    async def execute_single(self, request: Request, request_adapter: Any, sub_response: Response, context: Context,
+                             root_value: Any, request_data: GraphQLRequestData) -> ExecutionResult:
+        try:
+            request_data.query = self.persisted_queries.document(request_data.query, request_data.extensions)
+        except PersistedQueryError as error:
+            return ExecutionResult(data=None, errors=[error])
+        try:
+            return await super().execute_single(request, request_adapter, sub_response, context, root_value,
+                                                request_data)
+        except ViewRefusal as refusal:
+            if request_adapter.method == "GET" and isinstance(refusal.__cause__, InvalidOperationTypeError):
+                # GraphQL over HTTP: a mutation asked for over GET is 405 (Strawberry says 400).
+                raise HTTPException(405, refusal.reason, headers={"Allow": "POST"}) from refusal
+            raise
+
+    def create_response(self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+                        sub_response: Response) -> Response:
+        media_type = sub_response.media_type or "application/json"
+        if media_type == GRAPHQL_RESPONSE_JSON and isinstance(response_data, dict) and is_request_error(response_data):
+            # GraphQL over HTTP: a request that never executed answers with no `data` at all, and a
+            # 4xx status (5xx when we failed). application/json keeps 200 and `data: null`.
+            response_data = {key: value for key, value in response_data.items() if key != "data"}  # type: ignore[assignment]
+            sub_response.status_code = sub_response.status_code or request_error_status(response_data)  # type: ignore[arg-type]
+        response = super().create_response(response_data, sub_response)
+        if media_type == GRAPHQL_RESPONSE_JSON:
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+        # The answer depends on both, so a cache in front of GET queries must key on both.
+        response.headers.add_vary_header("Accept, Authorization")
+        return response
+
+    def encode_json(self, data: object) -> bytes:
+        # Every response body and websocket message. What reaches here is plain JSON already:
+        # Strawberry has serialised each scalar (dates, decimals, Series) to str, int, float, bool
+        # or None before the result is encoded, and our extensions hold the same.
+        return orjson.dumps(data)
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
         runtime = self.runtime

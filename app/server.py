@@ -33,4 +33,5 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # In-flight requests get this long to finish once the server is told to stop; then they
         # are cancelled and the worker exits.
         "timeout_graceful_shutdown": settings.shutdown_timeout_s,
+        "access_log": settings.logs_access,
     }

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,8 +23,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from firebase_admin import auth as firebase_auth
 from pydantic import ValidationError
 
+import app.auth
 from app.auth import (
     AuthenticationError,
     FirebaseVerifier,
@@ -240,6 +243,92 @@ async def test_an_expired_emulator_token_is_refused(emulator_verifier: FirebaseV
     with pytest.raises(AuthenticationError) as caught:
         await emulator_verifier.verify(token)
     assert caught.value.message == "ID token has expired"
+
+
+# --- Verified tokens are remembered until their exp ------------------------------------------
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens firebase-admin is asked to verify, in order (it still verifies them)."""
+    asked: list[str] = []
+    verify_id_token = firebase_auth.verify_id_token
+
+    def spy(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        asked.append(token)
+        return verify_id_token(token, *args, **kwargs)
+
+    monkeypatch.setattr(firebase_auth, "verify_id_token", spy)
+    return asked
+
+
+@pytest.mark.asyncio
+async def test_a_token_is_verified_once_and_then_remembered(
+    emulator_verifier: FirebaseVerifier, verifications: list[str]
+) -> None:
+    token = make_emulator_token(role="agent", agency="ACME", project_id=PROJECT)
+
+    first = await emulator_verifier.verify(token)
+    again = await emulator_verifier.verify(token)
+
+    assert first == again == Principal("dev-agent-ACME", Role.AGENT, "ACME")
+    assert verifications == [token]
+
+
+@pytest.mark.asyncio
+async def test_a_remembered_token_is_refused_once_past_its_exp(
+    emulator_verifier: FirebaseVerifier, verifications: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a token that verified, valid for another minute
+    token = make_emulator_token(role="admin", project_id=PROJECT, lifetime_s=60)
+    await emulator_verifier.verify(token)
+
+    # when it comes again two minutes later
+    later = time.time() + 120
+    monkeypatch.setattr(app.auth, "time", SimpleNamespace(time=lambda: later, monotonic=time.monotonic))
+    with pytest.raises(AuthenticationError) as caught:
+        await emulator_verifier.verify(token)
+
+    # then it is refused, and so it is the next time (firebase-admin's emulator mode would accept it)
+    assert caught.value.message == "ID token has expired"
+    with pytest.raises(AuthenticationError, match="ID token has expired"):
+        await emulator_verifier.verify(token)
+
+
+@pytest.mark.asyncio
+async def test_remembered_tokens_are_bounded_least_recently_used_first_out(
+    verifications: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", EMULATOR_HOST)
+    monkeypatch.setattr(app.auth, "VERIFIED_TOKENS_MAX", 2)
+    verifier = FirebaseVerifier(make_settings(firebase_auth_emulator_host=EMULATOR_HOST))
+    try:
+        first, second, third = (make_emulator_token(role="admin", uid=f"u{i}", project_id=PROJECT)
+                                for i in range(3))
+        for token in (first, second, first, third):  # `second` is now the least recently used
+            await verifier.verify(token)
+        assert len(verifier._verified_tokens) == 2
+
+        await verifier.verify(first)
+        await verifier.verify(second)
+    finally:
+        verifier.close()
+
+    assert verifications == [first, second, third, second]
+
+
+@pytest.mark.asyncio
+async def test_an_unsigned_token_remembered_in_emulator_mode_is_checked_again_once_the_switch_is_off(
+    emulator_verifier: FirebaseVerifier, verifications: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = make_emulator_token(role="admin", project_id=PROJECT)
+    await emulator_verifier.verify(token)
+
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST")
+    with pytest.raises(AuthenticationError, match='has no "kid" claim'):
+        await emulator_verifier.verify(token)
+
+    assert verifications == [token, token]
 
 
 def test_the_code_defaults_to_production(monkeypatch: pytest.MonkeyPatch) -> None:

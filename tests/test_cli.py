@@ -20,6 +20,7 @@ import pytest
 
 from app.auth import FirebaseVerifier, Principal, Role
 from app.cli import main, parser
+from app.server import uvicorn_options
 from app.settings import PROJECT_ROOT, Settings
 from tests.support import EMULATOR_HOST, PROJECT_ID
 
@@ -162,3 +163,12 @@ def test_unknown_role_is_a_usage_error():
 
     assert result.returncode == 2
     assert "invalid choice: 'superuser'" in result.stderr
+
+
+@pytest.mark.parametrize(("env", "access_log", "logged"), [
+    ("production", None, False), ("development", None, True), ("test", None, True),
+    ("production", True, True), ("development", False, False),
+])
+def test_the_access_log_is_off_in_production_unless_asked_for(env, access_log, logged):
+    settings = Settings(app_env=env, access_log=access_log, firebase_auth_emulator_host=None)
+    assert uvicorn_options(settings)["access_log"] is logged

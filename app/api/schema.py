@@ -10,7 +10,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError, build_client_schema, get_introspection_query, print_schema
 from graphql import ValidationContext, ValidationRule
-from graphql.language import Node, SelectionSetNode, StringValueNode
+from graphql.language import DocumentNode, Node, SelectionSetNode, StringValueNode
 from strawberry import relay
 from strawberry.extensions import (
     SchemaExtension,
@@ -38,6 +38,7 @@ from app.api.inventory import InventoryMutation
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.subscriptions import SharedResultsExecutor, Subscription
 from app.api.types import SERIES_SCALAR, Series
+from app.lru import LRU
 from app.services.errors import Forbidden, database_unavailable
 from app.settings import Settings
 
@@ -180,9 +181,7 @@ class RejectNulCharacters(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        literal = document is not None and any(
-            "\x00" in node.value for node in _string_values(document)
-        )
+        literal = document is not None and _literals_hold_nul(context.query, document)
         if literal or _holds_nul(context.variables):
             error = GraphQLError(NUL_MESSAGE, extensions={"code": "BAD_USER_INPUT"})
             context.pre_execution_errors = [*(context.pre_execution_errors or []), error]
@@ -197,6 +196,21 @@ def _walk(node: Any) -> Iterator[Node]:
         for item in child if isinstance(child, tuple | list) else (child,):
             if isinstance(item, Node):
                 yield from _walk(item)
+
+
+# The literals are part of the document's text, so the answer is the text's: remembered per text,
+# like the parse, instead of walking the whole document on every request. Keyed by the text, not
+# the document: hashing a document walks it too.
+_NUL_IN_LITERALS: LRU[str, bool] = LRU(512)
+
+
+def _literals_hold_nul(query: str | None, document: DocumentNode) -> bool:
+    known = None if query is None else _NUL_IN_LITERALS.get(query)
+    if known is None:
+        known = any("\x00" in node.value for node in _string_values(document))
+        if query is not None:
+            _NUL_IN_LITERALS.put(query, known)
+    return known
 
 
 def _string_values(node: Any) -> Iterator[StringValueNode]:

@@ -42,9 +42,23 @@ async def test_nul_characters_are_refused_before_anything_runs(gql):
     result = await gql(CREATE_AGENCY, {"input": {"code": "NULA", "name": "a\x00b"}})
     [error] = result["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "path" not in error
-    literal = await gql('mutation { createAgency(input: {code: "NULB", name: "a\\u0000b"}) { __typename } }')
-    assert literal["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    literal = 'mutation { createAgency(input: {code: "NULB", name: "a\\u0000b"}) { __typename } }'
+    # the literals' check is remembered per document: the second time refuses as the first did
+    for _ in range(2):
+        assert (await gql(literal))["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert data(await gql("{ agencies { code } }"))["agencies"] == []
+
+
+async def test_a_document_that_passed_the_nul_check_still_has_its_variables_checked(gql):
+    # given a document whose literals were found clean
+    assert data(await gql(CREATE_AGENCY, {"input": {"code": "CLEAN", "name": "Clean"}}))
+
+    # when the same document comes again with a NUL in its variables
+    result = await gql(CREATE_AGENCY, {"input": {"code": "NULC", "name": "a\x00b"}})
+
+    # then it is refused before anything runs
+    assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert [a["code"] for a in data(await gql("{ agencies { code } }"))["agencies"]] == ["CLEAN"]
 
 
 async def test_a_subscription_posted_over_http_is_a_400(client):

@@ -69,7 +69,9 @@ async def gql_a(server: LiveServer, db: None) -> AsyncIterator[GraphQL]:
 
 
 async def receive(ws: ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), WAIT_S))
+    frame = await asyncio.wait_for(ws.recv(), WAIT_S)
+    assert isinstance(frame, str), f"graphql-transport-ws messages are text frames, not {frame!r}"
+    return json.loads(frame)
 
 
 async def open_socket(server: LiveServer, role: str = "admin", agency: str | None = None,
