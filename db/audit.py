@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuditEntry
@@ -38,7 +38,7 @@ def _jsonable(value: Any) -> Any:
 def snapshot(source: Any, *fields: str) -> dict[str, Any]:
     """A JSON-ready picture of `fields` of a row (or of a mapping)."""
     get = source.get if isinstance(source, dict) else lambda name: getattr(source, name)
-    return json.loads(json.dumps({name: get(name) for name in fields}, default=_jsonable))
+    return orjson.loads(orjson.dumps({name: get(name) for name in fields}, default=_jsonable))
 
 
 def record(

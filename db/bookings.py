@@ -6,6 +6,7 @@ take them before any row lock, so a confirm, a cancel and the sweeper never dead
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -176,6 +177,16 @@ HardblockRecord, _HARDBLOCK_ROW = row_record(models.Hardblock)
 _GroupRecord, _GROUP_ROW = row_record(models.BookingGroup)
 
 
+def _plain_row(record: Any, name: str) -> type:
+    """A mutable, slotted class with the fields of a table's record type: what the asyncpg paths
+    hand back instead of a SQLModel instance, whose instrumented __init__ costs more than the
+    rest of building the answer."""
+    return dataclasses.make_dataclass(name, [(field, Any, None) for field in record._fields], slots=True)
+
+
+GroupRow = _plain_row(_GroupRecord, "GroupRow")
+
+
 def _earlier(scope: str) -> str:
     """The select-list entries of what an idempotency key already holds: its request's hash, and
     its group (a row of booking_group's columns)."""
@@ -220,7 +231,7 @@ def _earlier_of(row: asyncpg.Record) -> Earlier | None:
     if row["earlier_hash"] is None:
         return None
     group = row["earlier_group"]
-    return Earlier(row["earlier_hash"], None if group is None else BookingGroup(**_GroupRecord(*group)._asdict()))
+    return Earlier(row["earlier_hash"], None if group is None else GroupRow(*group))
 
 
 async def read_hold_context(connection: asyncpg.Connection, *, agency_id: int | None, agency_code: str | None,
@@ -326,6 +337,7 @@ async def expire_lapsed_holds(
 # --- confirm, cancel and a lapsed hold's expiry, on asyncpg (the same round trips as the hold) ----
 
 _SaleOrderRecord, _SALE_ORDER_ROW = row_record(models.SaleOrder)
+SaleOrderRow = _plain_row(_SaleOrderRecord, "SaleOrderRow")
 
 # Every entry one write adds to the audit log, from parallel arrays (`entity_ids` may name a row the
 # same statement inserts: `sale_order_id` below).
@@ -413,7 +425,7 @@ async def read_group_context(connection: asyncpg.Connection, group_id: int, agen
     if row["footprint"] is not None:
         hotel_id, room_type_ids, start, end = row["footprint"]
         footprint = (hotel_id, sorted(room_type_ids), start, end)
-    group = None if row["grp"] is None else BookingGroup(**_GroupRecord(*row["grp"])._asdict())
+    group = None if row["grp"] is None else GroupRow(*row["grp"])
     return GroupContext(group, footprint, row["own"])
 
 
@@ -427,8 +439,8 @@ class LockedGroup:
 
 async def lock_group_raw(connection: asyncpg.Connection, group_id: int) -> LockedGroup:
     row = await _LOCK_GROUP.fetchrow(connection, id=group_id)
-    order = None if row["sale_order"] is None else SaleOrder(**_SaleOrderRecord(*row["sale_order"])._asdict())
-    return LockedGroup(BookingGroup(**_GroupRecord(*row["grp"])._asdict()), row["now"],
+    order = None if row["sale_order"] is None else SaleOrderRow(*row["sale_order"])
+    return LockedGroup(GroupRow(*row["grp"]), row["now"],
                        [tuple(p) for p in row["prices"]], order)
 
 
@@ -456,7 +468,7 @@ async def confirm_group(connection: asyncpg.Connection, group: BookingGroup, now
     row = await _CONFIRM.fetchrow(connection, **_write_values(actor, now, entries, group, footprint),
                                   year=str(now.year), agency_id=group.agency_id, total=total[0], currency=total[1],
                                   reference=group.reference, total_snapshot=total_snapshot)
-    return SaleOrder(**_SaleOrderRecord(*row["sale_order"])._asdict()), int(row["version"]), int(row["change_id"])
+    return SaleOrderRow(*row["sale_order"]), int(row["version"]), int(row["change_id"])
 
 
 async def set_group_status(connection: asyncpg.Connection, group: BookingGroup, status: str, now: datetime,

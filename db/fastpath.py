@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
+import orjson
 
 import db.inventory
 from db.engine import plain_url
@@ -50,9 +50,13 @@ class Statement:
         return await connection.fetchrow(self.sql, *self.args(values))
 
 
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 async def _init(connection: asyncpg.Connection) -> None:
     # jsonb as Python values, as SQLAlchemy's JSONB type gives them.
-    await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await connection.set_type_codec("jsonb", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

@@ -36,6 +36,7 @@ from db import audit, models
 from db.bookings import (
     GROUP_PREFIX,
     Earlier,
+    GroupRow,
     HardblockRecord,
     HoldContext,
     HoldItem,
@@ -312,8 +313,8 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
         _decide(context.inventory, items)
 
         hotel_id = items[0].room_type.hotel_id
-        group = models.BookingGroup(reference=new_reference(GROUP_PREFIX), agency_id=agency.id, status="HELD",
-                                    guest_name=guest_name, created_by=caller.actor.uid)
+        group = GroupRow(reference=new_reference(GROUP_PREFIX), agency_id=agency.id, status="HELD",
+                         guest_name=guest_name, created_by=caller.actor.uid)
         try:
             async with locked_transaction(connection, room_type_ids, settings.lock_timeout_ms):
                 inventory, earlier = await read_locked(connection, hotel_id, room_type_ids, start, end, agency.code, key)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -194,7 +195,7 @@ class OutboxRelay:
     async def _send(self, change: Change) -> bool:
         try:
             for channel, message in change.messages():
-                await self._publish(channel, json.dumps(message, separators=(",", ":")))
+                await self._publish(channel, orjson.dumps(message).decode())
         except Exception:  # the change is committed and its row unsent: the relay retries it
             log.exception("could not publish inventory version %s of hotel %s", change.version, change.hotel_id)
             return False
