@@ -99,3 +99,18 @@ async def client(app: Any, db: None) -> AsyncIterator[httpx.AsyncClient]:
 def gql(client: httpx.AsyncClient) -> GraphQL:
     return GraphQL(client)
 
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens firebase-admin is asked to verify, in order (it still verifies them)."""
+    from firebase_admin import auth as firebase_auth
+
+    asked: list[str] = []
+    verify_id_token = firebase_auth.verify_id_token
+
+    def spy(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        asked.append(token)
+        return verify_id_token(token, *args, **kwargs)
+
+    monkeypatch.setattr(firebase_auth, "verify_id_token", spy)
+    return asked

@@ -23,7 +23,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from firebase_admin import auth as firebase_auth
 from pydantic import ValidationError
 
 import app.auth
@@ -246,20 +245,6 @@ async def test_an_expired_emulator_token_is_refused(emulator_verifier: FirebaseV
 
 
 # --- Verified tokens are remembered until their exp ------------------------------------------
-
-
-@pytest.fixture
-def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The tokens firebase-admin is asked to verify, in order (it still verifies them)."""
-    asked: list[str] = []
-    verify_id_token = firebase_auth.verify_id_token
-
-    def spy(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        asked.append(token)
-        return verify_id_token(token, *args, **kwargs)
-
-    monkeypatch.setattr(firebase_auth, "verify_id_token", spy)
-    return asked
 
 
 @pytest.mark.asyncio

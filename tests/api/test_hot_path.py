@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from firebase_admin import auth as firebase_auth
-
 from tests.support import token
 
 VIEWER = {"query": "{ viewer { uid role } }"}
 
 
-async def test_a_second_request_with_the_same_token_is_not_verified_again(client, monkeypatch):
-    verified: list[str] = []
-    verify_id_token = firebase_auth.verify_id_token
-
-    def spy(id_token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        verified.append(id_token)
-        return verify_id_token(id_token, *args, **kwargs)
-
-    monkeypatch.setattr(firebase_auth, "verify_id_token", spy)
+async def test_a_second_request_with_the_same_token_is_not_verified_again(client, verifications):
     bearer = token("operator", uid="hot-path-operator")
 
     answers = [await client.post("/graphql", json=VIEWER, headers={"Authorization": f"Bearer {bearer}"})
                for _ in range(2)]
 
     assert [a.json()["data"]["viewer"] for a in answers] == [{"uid": "hot-path-operator", "role": "OPERATOR"}] * 2
-    assert verified == [bearer]
+    assert verifications == [bearer]
