@@ -15,16 +15,15 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit, models
 from db.calendar import StayInventory, row_record, stay_inventory, stay_inventory_columns
 from db.fastpath import Statement
-from db.inventory import lock_room_types
 from db.outbox import BUMP_VERSION, CHANGE_TOPIC, bump_version_sql, change_parameters, change_payload
-from db.models import Booking, BookingGroup, IdempotencyKey, SaleOrder
+from db.models import BookingGroup, IdempotencyKey, SaleOrder
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,19 +260,6 @@ async def read_locked(connection: asyncpg.Connection, hotel_id: int, room_type_i
 
 
 
-async def set_bookings_status(
-    session: AsyncSession, group_ids: Sequence[int], status: str
-) -> list[tuple[Decimal, str]]:
-    """Bookings carry their group's status (denormalised for the availability scan).
-    Returns the frozen (amount, currency) of each booking changed."""
-    result = await session.execute(
-        update(Booking)
-        .where(Booking.group_id.in_(list(group_ids)))
-        .values(status=status)
-        .returning(Booking.total_amount, Booking.currency)
-        .execution_options(synchronize_session=False)
-    )
-    return [(amount, currency) for amount, currency in result]
 
 
 
@@ -282,56 +268,6 @@ def expiry_snapshot(group: BookingGroup | dict) -> dict:
     return audit.snapshot(group, "status", "expires_at")
 
 
-async def mark_expired(
-    session: AsyncSession, groups: Sequence[BookingGroup], actor: audit.Actor
-) -> None:
-    """Record lapsed holds as EXPIRED, audited. Their rooms stopped counting at `expires_at`
-    already; this only writes down what time did."""
-    for group in groups:
-        before = expiry_snapshot(group)
-        group.status = "EXPIRED"
-        audit.record(session, actor, "booking_group.expired", "BookingGroup", group.id,
-                     before=before, after=expiry_snapshot(group))
-    await set_bookings_status(session, [group.id for group in groups], "EXPIRED")
-    await session.flush()
-
-
-_LAPSED = text(
-    "SELECT g.id AS group_id, b.hotel_id, b.room_type_id, b.check_in, b.check_out "
-    "FROM (SELECT id FROM booking_group WHERE status = 'HELD' AND expires_at <= statement_timestamp() "
-    "      ORDER BY expires_at LIMIT :limit) AS g "
-    "JOIN booking AS b ON b.group_id = g.id"
-)
-
-
-async def expire_lapsed_holds(
-    session: AsyncSession, lock_timeout_ms: int, *, limit: int = 200
-) -> list[tuple[BookingGroup, list[Any]]]:
-    """One sweep: mark up to `limit` lapsed holds EXPIRED. Safe with several workers. Returns
-    each expired group with its bookings' (hotel_id, room_type_id, check_in, check_out) rows.
-
-    The candidates are read without locks, then their room types are locked (sorted), and only
-    then are the groups re-read FOR UPDATE SKIP LOCKED, still HELD and lapsed: the same lock
-    order as confirm and cancel, and a group another worker is expiring is skipped, not waited on.
-    """
-    candidates = (await session.execute(_LAPSED, {"limit": limit})).all()
-    if not candidates:
-        return []
-    await lock_room_types(session, {row.room_type_id for row in candidates}, lock_timeout_ms)
-    groups = list((await session.execute(
-        select(BookingGroup)
-        .where(
-            BookingGroup.id.in_({row.group_id for row in candidates}),
-            BookingGroup.status == "HELD",
-            BookingGroup.expires_at <= func.statement_timestamp(),
-        )
-        .order_by(BookingGroup.id)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )).scalars())
-    if groups:
-        await mark_expired(session, groups, audit.SYSTEM)
-    return [(group, [row for row in candidates if row.group_id == group.id]) for group in groups]
 
 
 # --- confirm, cancel and a lapsed hold's expiry, on asyncpg (the same round trips as the hold) ----
@@ -479,3 +415,63 @@ async def set_group_status(connection: asyncpg.Connection, group: BookingGroup, 
     row = await _SET_STATUS.fetchrow(connection, **_write_values(actor, now, entries, group, footprint),
                                      status=status, reason=reason)
     return int(row["version"]), int(row["change_id"])
+
+
+# --- the sweeper: lapsed holds written down as EXPIRED, many at once ------------------------------
+
+# Lapsed holds (as of the database's clock) and their bookings' footprints, read without locks.
+_LAPSED = Statement(
+    "SELECT g.id AS group_id, b.hotel_id, b.room_type_id, b.check_in, b.check_out "
+    "FROM (SELECT id FROM booking_group WHERE status = 'HELD' AND expires_at <= statement_timestamp() "
+    "      ORDER BY expires_at LIMIT CAST(:limit AS integer)) AS g "
+    "JOIN booking AS b ON b.group_id = g.id"
+)
+# Under the room types' locks: those still HELD and lapsed; one another worker is expiring is
+# skipped, not waited on.
+_LOCK_LAPSED = Statement(
+    f"SELECT {_GROUP_ROW} AS grp, statement_timestamp() AS now FROM booking_group AS x "
+    "WHERE x.id = ANY(CAST(:ids AS integer[])) AND x.status = 'HELD' AND x.expires_at <= statement_timestamp() "
+    "ORDER BY x.id FOR UPDATE OF x SKIP LOCKED"
+)
+# Statuses, audit entries, and one version bump and outbox row per hotel (hotels in sorted order,
+# so that concurrent sweepers take the version rows' locks in one order).
+_EXPIRE = Statement(
+    "WITH g AS (UPDATE booking_group SET status = 'EXPIRED' WHERE id = ANY(CAST(:group_ids AS integer[]))), "
+    "b AS (UPDATE booking SET status = 'EXPIRED' WHERE group_id = ANY(CAST(:group_ids AS integer[]))), "
+    f"a AS ({_AUDIT_ENTRIES}), "
+    "version AS (INSERT INTO inventory_version (hotel_id, version)"
+    "            SELECT h, 1 FROM unnest(CAST(:hotel_ids AS integer[])) AS h"
+    "            ON CONFLICT (hotel_id) DO UPDATE SET version = inventory_version.version + 1"
+    "            RETURNING hotel_id, version) "
+    f"INSERT INTO outbox (topic, payload) SELECT '{CHANGE_TOPIC}', c.payload || jsonb_build_object('version', version.version)"
+    " FROM version JOIN unnest(CAST(:hotel_ids AS integer[]), CAST(:payloads AS jsonb[])) AS c(hotel_id, payload)"
+    "      USING (hotel_id) "
+    "RETURNING id, payload"
+)
+
+
+async def lapsed_holds(connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await connection.fetch(_LAPSED.sql, *_LAPSED.args({"limit": limit}))
+
+
+async def lock_lapsed(connection: asyncpg.Connection, group_ids: list[int]) -> tuple[list[Any], datetime | None]:
+    """The groups still HELD and lapsed, locked (as of now: confirm or cancel may have won), and
+    the database's clock (None when there are none)."""
+    rows = await connection.fetch(_LOCK_LAPSED.sql, *_LOCK_LAPSED.args({"ids": group_ids}))
+    return [GroupRow(*row["grp"]) for row in rows], (rows[0]["now"] if rows else None)
+
+
+async def expire_groups(connection: asyncpg.Connection, groups: Sequence[Any], now: datetime,
+                        entries: Sequence[Audited], changes: dict[int, dict[str, Any]]) -> list[tuple[int, dict]]:
+    """Write the groups down as EXPIRED, audited, with one change per hotel (`changes`: the
+    payload of each, without its version). Returns each change's outbox id and payload."""
+    hotel_ids = sorted(changes)
+    rows = await connection.fetch(_EXPIRE.sql, *_EXPIRE.args({
+        "group_ids": [g.id for g in groups], "now": now, "actor_uid": audit.SYSTEM.uid,
+        "actor_role": audit.SYSTEM.role, "actor_agency": None, "request_id": None,
+        "audit_actions": [e[0] for e in entries], "audit_types": [e[1] for e in entries],
+        "audit_ids": [e[2] for e in entries], "audit_befores": [e[3] for e in entries],
+        "audit_afters": [e[4] for e in entries],
+        "hotel_ids": hotel_ids, "payloads": [changes[h] for h in hotel_ids],
+    }))
+    return [(row["id"], row["payload"]) for row in rows]

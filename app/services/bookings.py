@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from app.services.changes import Change, write
+from app.services.changes import Change
 from app.services.context import Caller, Services
 from app.services.errors import (
     BookingExpired,
@@ -44,9 +44,11 @@ from db.bookings import (
     RoomTypeRecord,
     Footprint,
     confirm_group,
-    expire_lapsed_holds,
+    expire_groups,
     expiry_snapshot,
     insert_hold,
+    lapsed_holds,
+    lock_lapsed,
     lock_group_raw,
     new_reference,
     read_group_context,
@@ -481,16 +483,48 @@ async def sale_orders(services: Services, caller: Caller, first: int | None,
 
 
 async def sweep_expired_holds(services: Services, *, limit: int = 200) -> list[int]:
-    """Record up to `limit` lapsed holds as EXPIRED (audited, versions bumped, published).
-    Returns the expired groups' ids. Availability never waits for this: it only writes it down."""
+    """Record up to `limit` lapsed holds as EXPIRED (audited, one version bump and change per
+    hotel, published). Returns the expired groups' ids. Availability never waits for this: it only
+    writes it down. Safe with several workers: the candidates are read without locks, their room
+    types locked (sorted, the order confirm and cancel use), and only then are the groups re-read
+    FOR UPDATE SKIP LOCKED, still HELD and lapsed."""
     try:
-        async with write(services) as unit:
-            expired = await expire_lapsed_holds(unit.session, services.settings.lock_timeout_ms, limit=limit)
-            for group, rows in expired:
-                for row in rows:
-                    unit.touch(row.hotel_id, [row.room_type_id], row.check_in, row.check_out,
-                               groups=[(group.id, group.agency_id)])
+        async with services.raw.connection() as connection:
+            candidates = await lapsed_holds(connection, limit)
+            if not candidates:
+                return []
+            async with locked_transaction(connection, {c["room_type_id"] for c in candidates},
+                                          services.settings.lock_timeout_ms):
+                groups, now = await lock_lapsed(connection, sorted({c["group_id"] for c in candidates}))
+                if not groups:
+                    return []
+                entries = []
+                for group in groups:
+                    before = expiry_snapshot(group)
+                    group.status = "EXPIRED"
+                    entries.append(("booking_group.expired", "BookingGroup", group.id, before, expiry_snapshot(group)))
+                changes = _changes_of(groups, candidates)
+                written = await expire_groups(connection, groups, now, entries, changes)
     except LockTimeout:
         log.info("expiry sweep skipped: inventory locks busy")
         return []
-    return sorted(group.id for group, _ in expired)
+    await services.relay.deliver([Change.from_payload(payload) for _, payload in written], [id for id, _ in written])
+    return [group.id for group in groups]
+
+
+def _changes_of(groups: list[Any], candidates: list[Any]) -> dict[int, dict[str, Any]]:
+    """One change payload per hotel (without its version): the room types, nights and groups the
+    expired groups' bookings touch."""
+    agency_of = {group.id: group.agency_id for group in groups}
+    changes: dict[int, dict[str, Any]] = {}
+    for row in candidates:
+        if row["group_id"] not in agency_of:
+            continue  # confirmed, cancelled or taken by another worker meanwhile
+        change = changes.setdefault(row["hotel_id"], {"hotelId": row["hotel_id"], "roomTypeIds": set(),
+                                                      "from": row["check_in"], "to": row["check_out"], "groups": {}})
+        change["roomTypeIds"].add(row["room_type_id"])
+        change["from"], change["to"] = min(change["from"], row["check_in"]), max(change["to"], row["check_out"])
+        change["groups"][row["group_id"]] = agency_of[row["group_id"]]
+    return {hotel_id: {**c, "roomTypeIds": sorted(c["roomTypeIds"]), "from": c["from"].isoformat(),
+                       "to": c["to"].isoformat(), "groups": sorted([g, a] for g, a in c["groups"].items()), "blocks": []}
+            for hotel_id, c in changes.items()}

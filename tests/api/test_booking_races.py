@@ -187,6 +187,7 @@ async def test_confirm_racing_expiry_has_exactly_one_winner(gql, http, sessions,
         stop.set()
         await sweeping
         await broadcast.disconnect()
+        await services.raw.close()
 
     final = await statuses(sessions)
     for group_id, outcome in outcomes.items():
