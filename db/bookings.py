@@ -383,17 +383,19 @@ async def lock_group_raw(connection: asyncpg.Connection, group_id: int) -> Locke
 Audited = tuple[str, str, int, dict | None, dict | None]  # action, entity type, entity id, before, after
 
 
+def _audit_values(actor: audit.Actor, now: datetime, entries: Sequence[Audited]) -> dict[str, Any]:
+    """The parameters of _AUDIT_ENTRIES."""
+    actions, types, ids, befores, afters = (list(column) for column in zip(*entries)) if entries else ([],) * 5
+    return {"now": now, "actor_uid": actor.uid, "actor_role": actor.role, "actor_agency": actor.agency_code,
+            "request_id": actor.request_id, "audit_actions": actions, "audit_types": types, "audit_ids": ids,
+            "audit_befores": befores, "audit_afters": afters}
+
+
 def _write_values(actor: audit.Actor, now: datetime, entries: Sequence[Audited], group: BookingGroup,
                   footprint: Footprint) -> dict[str, Any]:
     hotel_id, room_type_ids, start, end = footprint
-    return {
-        **change_parameters(hotel_id, room_type_ids, start, end, [(group.id, group.agency_id)], ()),
-        "id": group.id, "now": now, "actor_uid": actor.uid, "actor_role": actor.role,
-        "actor_agency": actor.agency_code, "request_id": actor.request_id,
-        "audit_actions": [e[0] for e in entries], "audit_types": [e[1] for e in entries],
-        "audit_ids": [e[2] for e in entries], "audit_befores": [e[3] for e in entries],
-        "audit_afters": [e[4] for e in entries],
-    }
+    return {**change_parameters(hotel_id, room_type_ids, start, end, [(group.id, group.agency_id)], ()),
+            "id": group.id, **_audit_values(actor, now, entries)}
 
 
 async def confirm_group(connection: asyncpg.Connection, group: BookingGroup, now: datetime, total: tuple[Decimal, str],
@@ -462,16 +464,14 @@ async def lock_lapsed(connection: asyncpg.Connection, group_ids: list[int]) -> t
 
 
 async def expire_groups(connection: asyncpg.Connection, groups: Sequence[Any], now: datetime,
-                        entries: Sequence[Audited], changes: dict[int, dict[str, Any]]) -> list[tuple[int, dict]]:
-    """Write the groups down as EXPIRED, audited, with one change per hotel (`changes`: the
-    payload of each, without its version). Returns each change's outbox id and payload."""
-    hotel_ids = sorted(changes)
+                        entries: Sequence[Audited], payloads: Sequence[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Write the groups down as EXPIRED, audited, with one version bump and outbox row per change
+    payload (one per hotel, in hotel order; the version each gets replaces theirs). Returns
+    (outbox id, version) per payload, in their order."""
+    hotel_ids = [payload["hotelId"] for payload in payloads]
     rows = await connection.fetch(_EXPIRE.sql, *_EXPIRE.args({
-        "group_ids": [g.id for g in groups], "now": now, "actor_uid": audit.SYSTEM.uid,
-        "actor_role": audit.SYSTEM.role, "actor_agency": None, "request_id": None,
-        "audit_actions": [e[0] for e in entries], "audit_types": [e[1] for e in entries],
-        "audit_ids": [e[2] for e in entries], "audit_befores": [e[3] for e in entries],
-        "audit_afters": [e[4] for e in entries],
-        "hotel_ids": hotel_ids, "payloads": [changes[h] for h in hotel_ids],
+        "group_ids": [g.id for g in groups], **_audit_values(audit.SYSTEM, now, entries),
+        "hotel_ids": hotel_ids, "payloads": list(payloads),
     }))
-    return [(row["id"], row["payload"]) for row in rows]
+    found = {row["payload"]["hotelId"]: (row["id"], row["payload"]["version"]) for row in rows}
+    return [found[hotel_id] for hotel_id in hotel_ids]

@@ -7,6 +7,7 @@ after the lock -> domain decision -> writes + audit + version bump + outbox -> c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from app.services.changes import Change
+from app.services.changes import Change, Touched
 from app.services.context import Caller, Services
 from app.services.errors import (
     BookingExpired,
@@ -503,28 +504,17 @@ async def sweep_expired_holds(services: Services, *, limit: int = 200) -> list[i
                     before = expiry_snapshot(group)
                     group.status = "EXPIRED"
                     entries.append(("booking_group.expired", "BookingGroup", group.id, before, expiry_snapshot(group)))
-                changes = _changes_of(groups, candidates)
-                written = await expire_groups(connection, groups, now, entries, changes)
+                agency_of = {group.id: group.agency_id for group in groups}
+                touched = Touched()
+                for row in candidates:
+                    if row["group_id"] in agency_of:  # not confirmed, cancelled or taken by another worker
+                        touched.touch(row["hotel_id"], [row["room_type_id"]], row["check_in"], row["check_out"],
+                                      groups=[(row["group_id"], agency_of[row["group_id"]])])
+                changes = touched.unversioned()
+                written = await expire_groups(connection, groups, now, entries, [c.payload() for c in changes])
     except LockTimeout:
         log.info("expiry sweep skipped: inventory locks busy")
         return []
-    await services.relay.deliver([Change.from_payload(payload) for _, payload in written], [id for id, _ in written])
+    await services.relay.deliver([dataclasses.replace(change, version=version) for change, (_, version) in
+                                  zip(changes, written, strict=True)], [outbox_id for outbox_id, _ in written])
     return [group.id for group in groups]
-
-
-def _changes_of(groups: list[Any], candidates: list[Any]) -> dict[int, dict[str, Any]]:
-    """One change payload per hotel (without its version): the room types, nights and groups the
-    expired groups' bookings touch."""
-    agency_of = {group.id: group.agency_id for group in groups}
-    changes: dict[int, dict[str, Any]] = {}
-    for row in candidates:
-        if row["group_id"] not in agency_of:
-            continue  # confirmed, cancelled or taken by another worker meanwhile
-        change = changes.setdefault(row["hotel_id"], {"hotelId": row["hotel_id"], "roomTypeIds": set(),
-                                                      "from": row["check_in"], "to": row["check_out"], "groups": {}})
-        change["roomTypeIds"].add(row["room_type_id"])
-        change["from"], change["to"] = min(change["from"], row["check_in"]), max(change["to"], row["check_out"])
-        change["groups"][row["group_id"]] = agency_of[row["group_id"]]
-    return {hotel_id: {**c, "roomTypeIds": sorted(c["roomTypeIds"]), "from": c["from"].isoformat(),
-                       "to": c["to"].isoformat(), "groups": sorted([g, a] for g, a in c["groups"].items()), "blocks": []}
-            for hotel_id, c in changes.items()}

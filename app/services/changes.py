@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -102,6 +103,12 @@ class Change:
             *((HARDBLOCKS_CHANNEL, {"hardblockId": b, "agencyId": a}) for b, a in self.blocks),
         ]
 
+    def payload(self) -> dict[str, Any]:
+        """The outbox row's payload (db.outbox.change_payload builds the same in SQL)."""
+        return {"hotelId": self.hotel_id, "version": self.version, "roomTypeIds": list(self.room_type_ids),
+                "from": self.start.isoformat(), "to": self.end.isoformat(),
+                "groups": [list(g) for g in self.groups], "blocks": [list(b) for b in self.blocks]}
+
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Change:
         return cls(
@@ -122,6 +129,29 @@ class _PendingChange:
     blocks: dict[int, int] = field(default_factory=dict)
 
 
+class Touched:
+    """What a write changed, gathered per hotel: each hotel gets one version bump and one Change
+    per transaction, however many times it is touched."""
+
+    def __init__(self) -> None:
+        self._hotels: dict[int, _PendingChange] = {}
+
+    def touch(self, hotel_id: int, room_type_ids: Iterable[int], start: date, end: date, *,
+              groups: Iterable[tuple[int, int]] = (), blocks: Iterable[tuple[int, int]] = ()) -> None:
+        touched = self._hotels.setdefault(hotel_id, _PendingChange())
+        touched.room_type_ids.update(room_type_ids)
+        touched.start, touched.end = min(touched.start, start), max(touched.end, end)
+        touched.groups.update(groups)
+        touched.blocks.update(blocks)
+
+    def unversioned(self) -> list[Change]:
+        """One Change per hotel, in hotel order (the order the version rows are locked in), with
+        version 0: the version bump that records it gives the real one."""
+        return [Change(hotel_id, 0, tuple(sorted(t.room_type_ids)), t.start, t.end, tuple(sorted(t.groups.items())),
+                       tuple(sorted(t.blocks.items())))
+                for hotel_id, t in sorted(self._hotels.items())]
+
+
 class Write:
     """The unit of work of one write transaction: what it touched, recorded just before commit."""
 
@@ -129,17 +159,12 @@ class Write:
         self.session = session
         self.changes: list[Change] = []
         self.outbox_ids: list[int] = []
-        self._touched: dict[int, _PendingChange] = {}
+        self._touched = Touched()
 
     def touch(self, hotel_id: int, room_type_ids: Iterable[int], start: date, end: date, *,
               groups: Iterable[tuple[int, int]] = (), blocks: Iterable[tuple[int, int]] = ()) -> None:
-        """Note cells (and groups, blocks) this write changed. Each hotel gets one version bump and
-        one Change per transaction, however many times it is touched."""
-        touched = self._touched.setdefault(hotel_id, _PendingChange())
-        touched.room_type_ids.update(room_type_ids)
-        touched.start, touched.end = min(touched.start, start), max(touched.end, end)
-        touched.groups.update(groups)
-        touched.blocks.update(blocks)
+        """Note cells (and groups, blocks) this write changed (see Touched)."""
+        self._touched.touch(hotel_id, room_type_ids, start, end, groups=groups, blocks=blocks)
 
     def recorded(self, change: Change, outbox_id: int) -> None:
         """A change the write recorded itself (its version bump and outbox row are part of one of
@@ -149,14 +174,12 @@ class Write:
 
     async def _record(self) -> None:
         # Last, just before commit: the version row's lock serialises the commits of one hotel.
-        for hotel_id in sorted(self._touched):
-            t = self._touched[hotel_id]
-            groups, blocks = sorted(t.groups.items()), sorted(t.blocks.items())
+        for change in self._touched.unversioned():
             version, outbox_id = await outbox.record_change(
-                self.session, hotel_id, t.room_type_ids, t.start, t.end, groups, blocks)
-            self.recorded(Change(hotel_id, version, tuple(sorted(t.room_type_ids)), t.start, t.end,
-                                 tuple(groups), tuple(blocks)), outbox_id)
-        self._touched.clear()
+                self.session, change.hotel_id, change.room_type_ids, change.start, change.end, change.groups,
+                change.blocks)
+            self.recorded(dataclasses.replace(change, version=version), outbox_id)
+        self._touched = Touched()
 
 
 @asynccontextmanager
