@@ -32,7 +32,7 @@ from app.services.errors import (
 from app.services.idempotency import MAX_KEY_CHARS
 from app.services.inventory import MAX_AMOUNT
 from app.services.pages import Page, paginate
-from app.services.scope import own_agency_id, scoped
+from app.services.scope import acting, own_agency_id, scoped
 from db import audit, models
 from db.bookings import (
     GROUP_PREFIX,
@@ -149,22 +149,6 @@ def _check(request: NewBooking, today: date) -> tuple[str, str]:
         if item.check_in < today:
             raise InvalidInput(_field(i, "checkIn"), f"{_field(i, 'checkIn')} {item.check_in} is in the past")
     return key, guest_name
-
-
-def _acting_agency(caller: Caller, agency_id: int | None, found: tuple[int, str] | None) -> _Agency:
-    """The agency a booking is for, as (id, code): staff name it, agents act for their own (the
-    rules of app.services.scope.acting_agency, on a row read with everything else)."""
-    if caller.is_staff:
-        if agency_id is None:
-            raise InvalidInput("agencyId", "agencyId is required: say which agency the booking is for")
-        if found is None:
-            raise InvalidInput("agencyId", "no agency with that id")
-        return _Agency(*found)
-    if found is None:
-        raise InvalidInput("agencyId", f"your agency {caller.principal.agency_code!r} is not registered")
-    if agency_id is not None and agency_id != found[0]:
-        raise InvalidInput("agencyId", "agents book for their own agency only")
-    return _Agency(*found)
 
 
 def _resolve_items(request: NewBooking, agency: _Agency, context: HoldContext) -> list[_Item]:
@@ -305,7 +289,7 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
             agency_code=None if caller.is_staff else caller.principal.agency_code, room_type_ids=room_type_ids,
             block_ids=sorted({it.hardblock_id for it in request.items if it.hardblock_id is not None}), key=key,
             start=start, end=end)
-        agency = _acting_agency(caller, request.agency_id, context.agency)
+        agency = acting(caller, request.agency_id, None if context.agency is None else _Agency(*context.agency))
         items = _resolve_items(request, agency, context)
         request_hash = _request_hash(agency, guest_name, items)
         if context.earlier is not None:  # a retry of a request that committed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,19 +28,30 @@ def scoped(statement: Select[Any], own: int | None, agency_column: Any) -> Selec
     return statement if own is None else statement.where(agency_column == own if own else false())
 
 
-async def acting_agency(session: AsyncSession, caller: Caller, agency_id: int | None) -> models.Agency:
-    """The agency a booking or block is for: staff name it, agents act for their own."""
+AgencyT = TypeVar("AgencyT")
+
+
+def acting(caller: Caller, agency_id: int | None, found: AgencyT | None) -> AgencyT:
+    """The agency a booking or block is for, given the row looked up (by `agency_id` for staff, by
+    the token's agency code for agents): staff name it, agents act for their own."""
     if caller.is_staff:
         if agency_id is None:
             raise InvalidInput("agencyId", "agencyId is required: say which agency the booking is for")
-        agency = await session.get(models.Agency, agency_id)
-        if agency is None:
+        if found is None:
             raise InvalidInput("agencyId", "no agency with that id")
-        return agency
-    code = caller.principal.agency_code
-    agency = (await session.execute(select(models.Agency).where(models.Agency.code == code))).scalar_one_or_none()
-    if agency is None:
-        raise InvalidInput("agencyId", f"your agency {code!r} is not registered")
-    if agency_id is not None and agency_id != agency.id:
+        return found
+    if found is None:
+        raise InvalidInput("agencyId", f"your agency {caller.principal.agency_code!r} is not registered")
+    if agency_id is not None and agency_id != found.id:  # type: ignore[attr-defined]
         raise InvalidInput("agencyId", "agents book for their own agency only")
-    return agency
+    return found
+
+
+async def acting_agency(session: AsyncSession, caller: Caller, agency_id: int | None) -> models.Agency:
+    """`acting`, on a row read through `session`."""
+    if caller.is_staff:
+        found = await session.get(models.Agency, agency_id) if agency_id is not None else None
+    else:
+        found = (await session.execute(
+            select(models.Agency).where(models.Agency.code == caller.principal.agency_code))).scalar_one_or_none()
+    return acting(caller, agency_id, found)
