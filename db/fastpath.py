@@ -1,8 +1,9 @@
 """asyncpg directly, for the inventory writes on the request's hot path (the booking hold).
 
-SQLAlchemy costs about four times asyncpg's client CPU per statement, and its pool pings every
-checkout. The hold needs five round trips here: one read before any transaction (who, what, whether
-the key was used, and the inventory: a request that is already sold out answers from it), then
+SQLAlchemy costs about four times asyncpg's client CPU per statement (issue 12's profile: 0.121 ms
+against 0.028 ms), and its pool pings every checkout. The hold needs five round trips here: one
+read before any transaction (who, what, whether the key was used, and the inventory: a request
+that is already sold out answers from it), then
 `BEGIN` with the sorted advisory locks in one simple-protocol message, the read after the locks,
 the one-statement write, and `COMMIT`. asyncpg prepares each statement once per connection and
 reuses it. The rules stay in `domain`; these statements only read and write.
