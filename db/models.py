@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Computed,
@@ -43,6 +44,11 @@ EVENT_KINDS = (
     "BLOCK_AMENDMENT",
     "RATE_CHANGE",
 )
+SUPPLIER_KINDS = ("HTTP", "FILE")
+CONTRACT_ACTIONS = ("ACTIVE", "STOP_SELL", "CANCELLED", "IGNORE")
+SYNC_TRIGGERS = ("MANUAL", "SCHEDULE", "FILE", "WEBHOOK")
+SYNC_STATUSES = ("RUNNING", "SUCCEEDED", "PARTIAL", "FAILED")
+EVENT_SOURCES = ("OPERATOR", "SUPPLIER")
 
 
 def utcnow() -> datetime:
@@ -174,6 +180,15 @@ class Contract(SQLModel, table=True):
     )
     created_at: datetime = _created_at()
     updated_at: datetime = _created_at()
+    # Contracts from a supplier: what reconciliation remembers between reads (the rules are in
+    # domain.reconciliation). Typed-in contracts leave these empty.
+    supplier_id: int | None = _fk("supplier.id", nullable=True)
+    supplier_updated_at: datetime | None = _timestamp()  # the `updated_at` of the last record applied
+    supplier_hash: str | None = Field(default=None, sa_column=Column(String(64)))  # of that record
+    held_increases: list = Field(
+        default_factory=list,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    )
 
 
 class Hardblock(SQLModel, table=True):
@@ -253,6 +268,8 @@ class AllotmentEvent(SQLModel, table=True):
             name="rate_change_has_rate",
         ),
         Index("ix_allotment_event_room_type_nights", "room_type_id", "start_date", "end_date"),
+        CheckConstraint(_in("source", EVENT_SOURCES), name="source_known"),
+        CheckConstraint("source <> 'SUPPLIER' OR contract_id IS NOT NULL", name="supplier_event_has_contract"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -271,6 +288,12 @@ class AllotmentEvent(SQLModel, table=True):
     created_by: str = Field(sa_column=Column(String(128), nullable=False))
     voided_at: datetime | None = _timestamp()
     voided_by: str | None = Field(default=None, sa_column=Column(String(128)))
+    # OPERATOR events are local adjustments; SUPPLIER events are reconciliation's, tied to the
+    # contract they adjust and the run that recorded them, and only reconciliation voids them.
+    source: str = Field(default="OPERATOR", sa_column=Column(
+        String(16), nullable=False, server_default="OPERATOR"))
+    contract_id: int | None = _fk("contract.id", nullable=True)
+    sync_run_id: int | None = _fk("sync_run.id", nullable=True)
 
 
 class BookingGroup(SQLModel, table=True):
@@ -378,32 +401,69 @@ class AuditEntry(SQLModel, table=True):
     request_id: str | None = Field(default=None, sa_column=Column(String(64)))
 
 
+class Supplier(SQLModel, table=True):
+    """An upstream source of contracts: pulled over HTTP or read from a drop folder, and allowed to
+    push signed webhooks. Its secrets are write-only: nothing returns or logs them."""
+
+    __tablename__ = "supplier"
+    __table_args__ = (
+        CheckConstraint(_in("kind", SUPPLIER_KINDS), name="kind_known"),
+        CheckConstraint("confirm_increases_after BETWEEN 1 AND 100", name="confirm_increases_after_range"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    kind: str = Field(sa_column=Column(String(8), nullable=False))
+    base_url: str | None = Field(default=None, sa_column=Column(String(2000)))
+    drop_dir: str | None = Field(default=None, sa_column=Column(String(2000)))
+    api_key: str | None = Field(default=None, sa_column=Column(Text))
+    webhook_secret: str | None = Field(default=None, sa_column=Column(Text))
+    confirm_increases_after: int = Field(
+        default=2, sa_column=Column(Integer, nullable=False, server_default="2"))
+    enabled: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true")))
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+
+
 class StatusTransformConfig(SQLModel, table=True):
-    """Maps a supplier's status vocabulary onto StaySync's (per source and entity)."""
+    """A supplier's own status word and what StaySync does with it (over the default table in
+    domain.supply)."""
 
     __tablename__ = "status_transform_config"
     __table_args__ = (
         UniqueConstraint(
             "source", "entity_type", "external_status", name="uq_status_transform_config_mapping"
         ),
+        CheckConstraint(_in("internal_status", CONTRACT_ACTIONS), name="action_known"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
+    # The supplier's code (kept as `source`, as the table was first written).
     source: str = Field(sa_column=Column(String(64), nullable=False))
-    entity_type: str = Field(sa_column=Column(String(32), nullable=False))
+    supplier_id: int | None = _fk("supplier.id", nullable=True, ondelete="CASCADE")
+    entity_type: str = Field(default="contract", sa_column=Column(String(32), nullable=False))
     external_status: str = Field(sa_column=Column(String(64), nullable=False))
-    internal_status: str = Field(sa_column=Column(String(32), nullable=False))
+    internal_status: str = Field(sa_column=Column(String(32), nullable=False))  # a ContractAction
     created_at: datetime = _created_at()
 
 
 class SyncRun(SQLModel, table=True):
+    """One reconciliation of a supplier's data, from start to finish. A RUNNING row whose
+    supplier lock nobody holds belongs to a worker that died: the next run marks it FAILED."""
+
     __tablename__ = "sync_run"
     __table_args__ = (
-        CheckConstraint(_in("status", ("RUNNING", "SUCCEEDED", "FAILED")), name="status_known"),
+        CheckConstraint(_in("status", SYNC_STATUSES), name="status_known"),
+        CheckConstraint(_in("trigger", SYNC_TRIGGERS), name="trigger_known"),
+        Index("ix_sync_run_supplier_started", "supplier_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(sa_column=Column(String(64), nullable=False))
+    source: str = Field(sa_column=Column(String(64), nullable=False))  # the supplier's code
+    supplier_id: int | None = Field(default=None, sa_column=Column(
+        Integer, ForeignKey("supplier.id", ondelete="CASCADE"), nullable=True))
+    trigger: str = Field(default="MANUAL", sa_column=Column(String(16), nullable=False, server_default="MANUAL"))
     status: str = Field(default="RUNNING", sa_column=Column(String(16), nullable=False))
     started_at: datetime = _created_at()
     finished_at: datetime | None = _timestamp()
@@ -411,7 +471,42 @@ class SyncRun(SQLModel, table=True):
         default_factory=dict,
         sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     )
+    issues: list = Field(
+        default_factory=list,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    )
     error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class SupplierFile(SQLModel, table=True):
+    """A drop-folder file already reconciled, by content: the same bytes are not read twice."""
+
+    __tablename__ = "supplier_file"
+    __table_args__ = (
+        UniqueConstraint("supplier_id", "sha256", name="uq_supplier_file_content"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    supplier_id: int = _fk("supplier.id", ondelete="CASCADE")
+    name: str = Field(sa_column=Column(String(1000), nullable=False))
+    sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    sync_run_id: int = _fk("sync_run.id", ondelete="CASCADE")
+    created_at: datetime = _created_at()
+
+
+class InboundWebhook(SQLModel, table=True):
+    """A supplier webhook taken (by its `webhook-id`): a replay answers with the same run."""
+
+    __tablename__ = "inbound_webhook"
+    __table_args__ = (
+        UniqueConstraint("supplier_id", "webhook_id", name="uq_inbound_webhook_message"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    supplier_id: int = _fk("supplier.id", ondelete="CASCADE")
+    webhook_id: str = Field(sa_column=Column(String(200), nullable=False))
+    sync_run_id: int | None = _fk("sync_run.id", nullable=True, ondelete="SET NULL")
+    received_at: datetime = _created_at()
 
 
 class OutboxMessage(SQLModel, table=True):
