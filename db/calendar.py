@@ -184,7 +184,8 @@ def row_record(model: Any, *skip: str) -> tuple[Any, str]:
     return namedtuple(f"{model.__name__}Record", names), "ROW(" + ", ".join(f"x.{name}" for name in names) + ")"
 
 
-_ContractRecord, _CONTRACT_ROW = row_record(models.Contract, "search", "terms")
+_ContractRecord, _CONTRACT_ROW = row_record(models.Contract, "search", "terms", "supplier_updated_at", "supplier_hash",
+                                             "held_increases")  # not the inventory's: reconciliation's memory
 _EventRecord, _EVENT_ROW = row_record(models.AllotmentEvent)
 _HardblockRecord, _HARDBLOCK_ROW = row_record(models.Hardblock)
 

@@ -18,6 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 # with other kinds of lock this service may take.
 ROOM_TYPE_KEYSPACE = 1
 CONTRACT_KEYSPACE = 2  # by the supplier's contract id (a hash of it): creating one is then an upsert
+SUPPLIER_KEYSPACE = 3  # a supplier's sync run: session-scoped, held for the whole run
+
+
+def supplier_lock_key(supplier_id: int) -> int:
+    return (supplier_id << 8) | SUPPLIER_KEYSPACE
 
 _LOCK = text(
     "WITH setting AS MATERIALIZED (SELECT set_config('lock_timeout', :timeout, true)) "

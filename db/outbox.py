@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 CHANGE_TOPIC = "inventory.change"
+NOTICE_TOPIC = "notice"  # {"channel", "message"}: published as it is
 
 
 
@@ -70,6 +71,15 @@ async def record_change(
         _RECORD_CHANGE, change_parameters(hotel_id, room_type_ids, start, end, groups, blocks)
     )).one()
     return int(row.version), int(row.id)
+
+
+_RECORD_NOTICE = text(
+    f"INSERT INTO outbox (topic, payload) VALUES ('{NOTICE_TOPIC}', :payload) RETURNING id"
+).bindparams(bindparam("payload", type_=JSONB))
+
+
+async def record_notice(session: AsyncSession, payload: dict) -> int:
+    return int((await session.execute(_RECORD_NOTICE, {"payload": payload})).scalar_one())
 
 
 # Unsent rows older than the grace period: their writer did not mark them sent in time (it

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 BOOKING_GROUPS_CHANNEL = "booking_groups"
 HARDBLOCKS_CHANNEL = "hardblocks"
+SYNC_RUNS_CHANNEL = "sync_runs"
 
 Publish = Callable[[str, str], Awaitable[None]]
 
@@ -61,6 +62,8 @@ def is_valid_message(channel: str, message: Any) -> bool:
         return _are_ids(message, "groupId", "agencyId")
     if channel == HARDBLOCKS_CHANNEL:
         return _are_ids(message, "hardblockId", "agencyId")
+    if channel == SYNC_RUNS_CHANNEL:
+        return _are_ids(message, "syncRunId", "supplierId")
     if not _are_ids(message, "hotelId", "version") or channel != inventory_channel(message["hotelId"]):
         return False
     room_type_ids = message.get("roomTypeIds")
@@ -120,6 +123,24 @@ class Change:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A committed change that is not inventory (a sync run's progress, say): one message on one
+    channel, delivered like the changes, through the outbox."""
+
+    channel: str
+    message: dict[str, Any]
+
+    def messages(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(self.channel, self.message)]
+
+    def payload(self) -> dict[str, Any]:
+        return {"channel": self.channel, "message": self.message}
+
+
+Published = Change | Notice
+
+
 @dataclass
 class _PendingChange:
     room_type_ids: set[int] = field(default_factory=set)
@@ -157,16 +178,21 @@ class Write:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.changes: list[Change] = []
+        self.changes: list[Published] = []
         self.outbox_ids: list[int] = []
         self._touched = Touched()
+        self._notices: list[Notice] = []
 
     def touch(self, hotel_id: int, room_type_ids: Iterable[int], start: date, end: date, *,
               groups: Iterable[tuple[int, int]] = (), blocks: Iterable[tuple[int, int]] = ()) -> None:
         """Note cells (and groups, blocks) this write changed (see Touched)."""
         self._touched.touch(hotel_id, room_type_ids, start, end, groups=groups, blocks=blocks)
 
-    def recorded(self, change: Change, outbox_id: int) -> None:
+    def announce(self, channel: str, message: dict[str, Any]) -> None:
+        """Publish `message` on `channel` once the write commits (and only then)."""
+        self._notices.append(Notice(channel, message))
+
+    def recorded(self, change: Published, outbox_id: int) -> None:
         """A change the write recorded itself (its version bump and outbox row are part of one of
         its own statements: the booking hold)."""
         self.changes.append(change)
@@ -180,6 +206,9 @@ class Write:
                 change.blocks)
             self.recorded(dataclasses.replace(change, version=version), outbox_id)
         self._touched = Touched()
+        for notice in self._notices:
+            self.recorded(notice, await outbox.record_notice(self.session, notice.payload()))
+        self._notices = []
 
 
 @asynccontextmanager
@@ -209,18 +238,18 @@ class OutboxRelay:
         self.grace_s, self.interval_s, self.keep_s, self.batch = grace_s, interval_s, keep_s, batch
         self._sent: list[int] = []
 
-    async def deliver(self, changes: Iterable[Change], outbox_ids: Iterable[int]) -> None:
+    async def deliver(self, changes: Iterable[Published], outbox_ids: Iterable[int]) -> None:
         """Publish changes that just committed; their rows are marked sent by the next `flush`."""
         for change, outbox_id in zip(changes, outbox_ids, strict=True):
             if await self._send(change):
                 self._sent.append(outbox_id)
 
-    async def _send(self, change: Change) -> bool:
+    async def _send(self, change: Published) -> bool:
         try:
             for channel, message in change.messages():
                 await self._publish(channel, orjson.dumps(message).decode())
         except Exception:  # the change is committed and its row unsent: the relay retries it
-            log.exception("could not publish inventory version %s of hotel %s", change.version, change.hotel_id)
+            log.exception("could not publish %r", change)
             return False
         return True
 
@@ -242,9 +271,13 @@ class OutboxRelay:
             rows = await outbox.claim_stale(session, self.grace_s, self.batch)
             sent = []
             for outbox_id, topic, payload in rows:
-                if topic != outbox.CHANGE_TOPIC:
+                payload = json.loads(payload) if isinstance(payload, str) else payload
+                if topic == outbox.CHANGE_TOPIC:
+                    change: Published = Change.from_payload(payload)
+                elif topic == outbox.NOTICE_TOPIC:
+                    change = Notice(payload["channel"], payload["message"])
+                else:
                     continue
-                change = Change.from_payload(json.loads(payload) if isinstance(payload, str) else payload)
                 if await self._send(change):
                     sent.append(outbox_id)
             await outbox.mark_sent(session, sent)

@@ -15,7 +15,7 @@ from db.inventory import LockTimeout  # a failure like these: retryable, and it 
 
 __all__ = [
     "BlockUnderflow", "BookingExpired", "Failure", "Forbidden", "IdempotencyConflict", "InvalidInput",
-    "InvalidTransition", "LockTimeout", "NotFound", "Shortfall", "SlotDiff", "SoldOut", "database_unavailable",
+    "InvalidTransition", "LockTimeout", "NotFound", "Shortfall", "SlotDiff", "SoldOut", "SyncAlreadyRunning", "database_unavailable",
 ]
 
 
@@ -50,6 +50,15 @@ class InvalidTransition(Failure):
     def __init__(self, message: str, status: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class SyncAlreadyRunning(Failure):
+    """A supplier's sync is already running (one run at a time per supplier)."""
+
+    def __init__(self, supplier_code: str, run_id: int | None) -> None:
+        super().__init__(f"a sync of supplier {supplier_code} is already running"
+                         + (f" (run {run_id})" if run_id is not None else ""))
+        self.run_id = run_id
 
 
 class IdempotencyConflict(Failure):
