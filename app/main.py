@@ -48,7 +48,8 @@ from app.limits import RequestBodyLimit
 from app.persisted_queries import PersistedQueries, PersistedQueryError, load_registry
 from app.services.changes import OutboxRelay, is_valid_message
 from app.services.context import Services, raw_pool
-from app.services.jobs import run_expiry_sweeper, run_release_job
+from app.services.jobs import run_expiry_sweeper, run_release_job, supplier_jobs
+from app.supplier_webhooks import supplier_webhook
 from app.settings import Settings, get_settings
 from db import migrate
 from db.engine import ConnectionBudget, create_engine, session_factory
@@ -465,6 +466,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         jobs = [] if settings.app_env == "test" else [
             asyncio.create_task(services.relay.run()),
             *(asyncio.create_task(job(services)) for job in (run_expiry_sweeper, run_release_job)),
+            *(asyncio.create_task(job) for job in supplier_jobs(services)),
         ]
         try:
             yield
@@ -492,6 +494,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/health", health),
             Route("/health/ready", ready),
+            Route("/webhooks/suppliers/{code}", supplier_webhook, methods=["POST"]),
         ]
     )
     return app

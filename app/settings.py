@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # Test/benchmark only: writes skip the inventory advisory locks, so they can overbook (the
     # comparator that proves the race tests can fail). Refused in production.
     unsafe_disable_inventory_locks: bool = False
+    # Every this many seconds, a SCHEDULE run of each enabled supplier (unset: no schedule).
+    supplier_sync_interval_s: float | None = Field(default=None, gt=0)
+    # Watch the enabled FILE suppliers' drop folders and run when a *.json file changes.
+    supplier_watch_folders: bool = True
 
     firebase_project_id: str = "staysync-local"
     firebase_auth_emulator_host: str | None = None

@@ -22,6 +22,8 @@ from db.models import (
     Hotel,
     RoomType,
     SaleOrder,
+    Supplier,
+    SyncRun,
 )
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -94,5 +96,5 @@ def _by_id(model: type[Row]) -> Any:
 BY_ID = {
     model.__tablename__: _by_id(model)  # type: ignore[attr-defined]
     for model in (Agency, Hotel, RoomType, Booking, BookingGroup, SaleOrder, Hardblock, HardblockAmendment,
-                  AllotmentEvent, Contract, AuditEntry)
+                  AllotmentEvent, Contract, AuditEntry, Supplier, SyncRun)
 }

@@ -13,7 +13,7 @@ from app.api.errors import InvalidInput, LockTimeout, NotFound
 from app.api.ids import decode_id, filter_pk
 from app.api.pagination import connection
 from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info, require_principal
-from app.api.types import LoadedNode, Money, MoneyInput, Role, schema_type, staff_only
+from app.api.types import LoadedNode, Money, MoneyInput, Role, related, schema_type, staff_only
 from app.services import catalog, inventory
 
 if TYPE_CHECKING:
@@ -133,6 +133,7 @@ class Contract(LoadedNode, relay.Node):
     updated_at: datetime
     hotel_id: strawberry.Private[int]
     room_type_id: strawberry.Private[int]
+    supplier_id: strawberry.Private[int | None] = None
 
     loader = "contract"
     visible = staff_only  # contracts carry the wholesaler's buying terms
@@ -145,13 +146,21 @@ class Contract(LoadedNode, relay.Node):
     async def room_type(self, info: Info) -> RoomType:
         return await load_room_type(info, self.room_type_id)
 
+    @strawberry.field(description="The supplier it comes from; null for a contract typed in with upsertContract.")
+    async def supplier(self, info: Info) -> Annotated[Supplier, strawberry.lazy("app.api.supply")] | None:  # noqa: F821
+        return await related(info, "Supplier", self.supplier_id)
+
+    @strawberry.field(description="SUPPLIER (kept in step by supplier syncs) or MANUAL (typed in).")
+    def source(self) -> str:
+        return "MANUAL" if self.supplier_id is None else "SUPPLIER"
+
     @staticmethod
     def from_row(row: ContractRow) -> Contract:
         return Contract(
             id=row.id, external_id=row.external_id, from_=row.start_date, to=row.end_date, allotment=row.allotment,
             rate=Money.of(row.rate_amount, row.currency), release_days=row.release_days, status=row.status,
             terms=row.terms, created_at=row.created_at, updated_at=row.updated_at, hotel_id=row.hotel_id,
-            room_type_id=row.room_type_id,
+            room_type_id=row.room_type_id, supplier_id=row.supplier_id,
         )
 
 

@@ -105,6 +105,17 @@ class BookingExpired(UserError):
     expired_at: datetime | None
 
 
+async def _running_run(root: SyncAlreadyRunning, info: Info) -> Annotated[SyncRun, strawberry.lazy("app.api.supply")] | None:  # noqa: F821
+    return await related(info, "SyncRun", root.run_id)
+
+
+@strawberry.type(description="A sync of this supplier is already running; `run` is that run.")
+class SyncAlreadyRunning(UserError):
+    run: Annotated[SyncRun, strawberry.lazy("app.api.supply")] | None = strawberry.field(  # noqa: F821
+        resolver=_running_run)
+    run_id: strawberry.Private[int | None] = None
+
+
 class _InvalidInputHandler(strawberry.ExceptionHandler[failures.InvalidInput, InvalidInput]):
     def handle(self, exception: failures.InvalidInput, **_: Any) -> InvalidInput:
         return InvalidInput(message=exception.message, code="INVALID_INPUT", field=exception.field)
@@ -152,9 +163,15 @@ class _BookingExpiredHandler(strawberry.ExceptionHandler[failures.BookingExpired
         return BookingExpired(message=exception.message, code="BOOKING_EXPIRED", expired_at=exception.expires_at)
 
 
+class _SyncAlreadyRunningHandler(strawberry.ExceptionHandler[failures.SyncAlreadyRunning, SyncAlreadyRunning]):
+    def handle(self, exception: failures.SyncAlreadyRunning, **_: Any) -> SyncAlreadyRunning:
+        return SyncAlreadyRunning(message=exception.message, code="SYNC_ALREADY_RUNNING", run_id=exception.run_id)
+
+
 HANDLERS = (
     _InvalidInputHandler(), _NotFoundHandler(), _InvalidTransitionHandler(), _LockTimeoutHandler(),
     _SoldOutHandler(), _IdempotencyConflictHandler(), _BlockUnderflowHandler(), _BookingExpiredHandler(),
+    _SyncAlreadyRunningHandler(),
 )
 
 _HANDLED = [(get_args(type(handler).__orig_bases__[0])[0], handler) for handler in HANDLERS]  # type: ignore[attr-defined]

@@ -51,5 +51,7 @@ class Loaders:
         self.allotment_event = _loader(sessions, by_id["allotment_event"])
         self.contract = _loader(sessions, by_id["contract"])
         self.audit_entry = _loader(sessions, by_id["audit_log"])
+        self.supplier = _loader(sessions, by_id["supplier"])
+        self.sync_run = _loader(sessions, by_id["sync_run"])
         # (hotel id, block id, start, end) -> the BlockGridData of every block asked for in the batch
         self.block_grid = _loader(sessions, block_grids)

@@ -36,7 +36,9 @@ from app.api.errors import HANDLERS
 from app.api.hardblocks import HardblockMutation, HardblockQuery
 from app.api.inventory import InventoryMutation
 from app.api.permissions import AUTHENTICATED, Info
-from app.api.subscriptions import SharedResultsExecutor, Subscription
+from app.api.subscriptions import SharedResultsExecutor
+from app.api.subscriptions import Subscription as CoreSubscription
+from app.api.supply import SupplyMutation, SupplyQuery, SupplySubscription
 from app.api.types import SERIES_SCALAR, Series
 from app.lru import LRU
 from app.services.errors import Forbidden, database_unavailable
@@ -63,8 +65,10 @@ class CoreQuery:
         return viewer(info)
 
 
-Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery))
-Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation, HardblockMutation))
+Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery, SupplyQuery))
+Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation, HardblockMutation,
+                                    SupplyMutation))
+Subscription = merge_types("Subscription", (CoreSubscription, SupplySubscription))
 
 
 def _mask(error: GraphQLError) -> bool:

@@ -111,6 +111,11 @@ async def upsert_contract(services: Services, caller: Caller, spec: ContractSpec
             select(models.Contract).where(models.Contract.external_id == external_id))).scalar_one_or_none()
         if contract is not None and contract.hotel_id != spec.hotel_id:
             raise InvalidInput("hotelId", f"contract {external_id} belongs to another hotel")
+        if contract is not None and contract.supplier_id is not None:
+            # Its supplier is the source of truth: an edit here would be undone (or fought) by
+            # the next sync. Local adjustments are allotment events, which syncs leave alone.
+            raise InvalidInput("externalId", f"contract {external_id} comes from a supplier and changes only "
+                               "through its syncs; record allotment events to adjust it locally")
         # The contract feeds availability: serialise with bookings of both room types.
         touched = {spec.room_type_id} | ({contract.room_type_id} if contract else set())
         await lock_room_types(session, touched, services.settings.lock_timeout_ms)
@@ -185,6 +190,10 @@ async def void_allotment_event(services: Services, caller: Caller, pk: int | Non
         event = await session.get(models.AllotmentEvent, pk) if pk is not None else None
         if event is None:
             raise NotFound("no allotment event with that id", id)
+        if event.source == "SUPPLIER":
+            raise InvalidTransition("supplier events are changed only by supplier syncs (the supplier is the "
+                                    "source of truth); record an operator event to adjust on top",
+                                    status="SUPPLIER")
         if event.kind == EventKind.BLOCK_AMENDMENT.value:
             # Voiding one event of an amendment would resize the block unchecked.
             raise InvalidTransition("BLOCK_AMENDMENT events are reverted a whole amendment at a time with "

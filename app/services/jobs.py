@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from app.services.bookings import sweep_expired_holds
 from app.services.context import Services
 from app.services.hardblocks import record_releases
+from app.services.supply.sources import run_schedule, watch_drop_folders
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +40,15 @@ async def run_release_job(services: Services, interval_s: float = RELEASE_JOB_IN
         except Exception:
             log.exception("hardblock release job failed; retrying in %s s", interval_s)
         await asyncio.sleep(interval_s)
+
+
+def supplier_jobs(services: Services) -> list[Coroutine[Any, Any, None]]:
+    """The supply side's background work: the schedule (SUPPLIER_SYNC_INTERVAL_S; unset: off) and
+    the drop-folder watch (SUPPLIER_WATCH_FOLDERS)."""
+    settings = services.settings
+    jobs: list[Coroutine[Any, Any, None]] = []
+    if settings.supplier_sync_interval_s:
+        jobs.append(run_schedule(services, settings.supplier_sync_interval_s))
+    if settings.supplier_watch_folders:
+        jobs.append(watch_drop_folders(services))
+    return jobs

@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from app.services.changes import SYNC_RUNS_CHANNEL, write
 from app.services.context import Services
 from app.services.errors import SyncAlreadyRunning
+from app.services.pages import Page, paginate
 from db import models
 from db.fastpath import RawPool
 from db.inventory import supplier_lock_key
@@ -122,3 +123,19 @@ async def sweep_abandoned(services: Services) -> int:
                 if got:
                     swept += await abandon_orphans(services, supplier_id)
     return swept
+
+
+async def runs(services: Services, supplier_id: int | None, first: int | None, after: str | None) -> Page[models.SyncRun]:
+    """Newest first; `supplier_id` 0 matches nothing."""
+    statement = select(models.SyncRun)
+    if supplier_id is not None:
+        statement = statement.where(models.SyncRun.supplier_id == supplier_id)
+    async with services.sessions() as session:
+        return await paginate(session, statement, models.SyncRun.id, first=first, after=after, descending=True)
+
+
+async def last_run(services: Services, supplier_id: int) -> models.SyncRun | None:
+    async with services.sessions() as session:
+        return (await session.execute(
+            select(models.SyncRun).where(models.SyncRun.supplier_id == supplier_id)
+            .order_by(models.SyncRun.id.desc()).limit(1))).scalar_one_or_none()
