@@ -318,8 +318,12 @@ def _rooms_per_night(record: SupplierContract) -> int | SyncIssue:
 
 def _suspected_drift(record: SupplierContract, before: Mapping[date, LayerNight]) -> int | None:
     """The layer's uniform rooms per night when a plain ROOMS count equals exactly the record's
-    nights times it (the same room-nights total sent in the wrong unit), else None. Nights the
-    record overrides, or the row does not cover yet, say nothing about its per-night figure."""
+    nights times it (the same room-nights total sent in the wrong unit), else None.
+
+    Only the record's nights the row covers with rooms, and that the record does not override,
+    tell the per-night figure: nights at 0 were closed out, or newly covered and still waiting
+    for a confirmation. Leaving them out also keeps the judgement the same from read to read,
+    so a suspect record stays suspect instead of confirming its increase on a later read."""
     count = (record.end - record.start).days
     if record.unit is not AllotmentUnit.ROOMS or count < 2:
         return None
@@ -327,12 +331,12 @@ def _suspected_drift(record: SupplierContract, before: Mapping[date, LayerNight]
     current = {
         before[night].rooms
         for night in nights_of(record.start, record.end)
-        if night in before and night not in overridden
+        if night in before and night not in overridden and before[night].rooms > 0
     }
     if len(current) != 1:
         return None
     (rooms,) = current
-    return rooms if rooms > 0 and record.allotment == count * rooms else None
+    return rooms if record.allotment == count * rooms else None
 
 
 # --- planning ----------------------------------------------------------------------------------

@@ -297,6 +297,15 @@ def test_suspected_drift_compares_the_nights_the_record_does_not_override():
     assert kinds(plan) == [SyncIssueKind.UNIT_DRIFT]
 
 
+def test_a_suspect_record_that_widens_the_row_stays_suspect_on_later_reads():
+    # nights 2-3 join the row at 0 on the first read; they must not make the second read look sane
+    feed = feed_with(confirm_after=2, start=0, end=2, allotment=5)
+    for _ in range(3):
+        plan = feed.read(supplier_record(start=0, end=4, allotment=20))
+        assert kinds(plan) == [SyncIssueKind.UNIT_DRIFT]
+    assert feed.rooms() == [5, 5, 0, 0]
+
+
 @pytest.mark.parametrize(
     ("layer_record", "record"),
     [
