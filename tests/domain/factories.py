@@ -6,16 +6,26 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from domain import (
+    DEFAULT_STATUS_TRANSFORMS,
     AllotmentEvent,
+    AllotmentUnit,
     BookingLine,
     BookingStatus,
     CalendarRow,
+    ContractAction,
+    ContractLayer,
     ContractTerms,
     EventKind,
     HardblockTerms,
+    LayerNight,
     Money,
     PoolCell,
+    Reconciliation,
+    SupplierContract,
+    apply_reconciliation,
     compute_calendar,
+    reconcile,
+    supplier_nights,
 )
 
 D0 = date(2026, 5, 1)
@@ -145,3 +155,74 @@ def cell(rows: dict[int, CalendarRow], night: int, rt: int = 1) -> PoolCell:
 
 def column(rows: dict[int, CalendarRow], name: str, rt: int = 1) -> list:
     return list(getattr(rows[rt], name))
+
+
+# --- the supplier side -----------------------------------------------------------------------
+
+
+def supplier_record(
+    start: int = 0,
+    end: int = 5,
+    allotment: int = 10,
+    unit: AllotmentUnit = AllotmentUnit.ROOMS,
+    rate: str | int = "100",
+    release_days: int = 3,
+    status: str = "CONFIRMED",
+    terms: str = "",
+    at: int = 0,
+    nights: dict[int, int] | None = None,
+) -> SupplierContract:
+    """A record of contract MHG-C-1 that passed the wall; `at` is its updated_at in minutes after T0."""
+    return SupplierContract(
+        external_id="MHG-C-1",
+        hotel_code="H1",
+        room_type_code="DBL",
+        start=d(start),
+        end=d(end),
+        allotment=allotment,
+        unit=unit,
+        rate=eur(rate),
+        release_days=release_days,
+        status=status,
+        terms=terms,
+        updated_at=T0 + timedelta(minutes=at),
+        nights=tuple((d(night), rooms) for night, rooms in sorted((nights or {}).items())),
+    )
+
+
+class SupplierFeed:
+    """One contract's reconciliations in a row, recorded as the service would: event ids from a
+    sequence, each run a minute after the last."""
+
+    def __init__(
+        self,
+        confirm_after: int = 1,
+        today: date = D0,
+        transforms: dict[str, ContractAction] = DEFAULT_STATUS_TRANSFORMS,
+        layer: ContractLayer | None = None,
+    ) -> None:
+        self.confirm_after = confirm_after
+        self.today = today
+        self.transforms = transforms
+        self.layer = layer
+        self.next_id = 1 + max((e.id for e in layer.events), default=0) if layer else 1
+        self.clock = T0 + timedelta(days=1)
+
+    def plan(self, record: SupplierContract) -> Reconciliation:
+        return reconcile(record, self.layer, self.transforms, self.confirm_after, self.today)
+
+    def read(self, record: SupplierContract) -> Reconciliation:
+        plan = self.plan(record)
+        ids = range(self.next_id, self.next_id + len(plan.events))
+        self.next_id += len(plan.events)
+        self.clock += timedelta(minutes=1)
+        self.layer = apply_reconciliation(
+            self.layer, plan, event_ids=ids, effective_at=self.clock, contract_id=1, room_type_id=1
+        )
+        return plan
+
+    def nights(self) -> dict[date, LayerNight]:
+        return supplier_nights(self.layer) if self.layer else {}
+
+    def rooms(self) -> list[int]:
+        return [night.rooms for night in self.nights().values()]
