@@ -326,6 +326,7 @@ async def test_a_next_page_that_does_not_move_forward_is_a_loop(supplier, base_u
     ("ftp://supplier.test", "the supplier's base URL 'ftp://supplier.test' is not an http(s) URL"),
     ("supplier.test/feed", "the supplier's base URL 'supplier.test/feed' is not an http(s) URL"),
     ("http://", "the supplier's base URL 'http://' is not an http(s) URL"),
+    ("http://[::1", "the supplier's base URL 'http://[::1' is not an http(s) URL"),
 ])
 async def test_a_base_url_that_is_not_http_fails_before_any_request(client_for, url, message):
     assert await failure(client_for(url=url)) == message

@@ -134,7 +134,10 @@ class SupplierClient:
                           f"page {page} was next")
 
     def _check_configuration(self) -> None:
-        url = httpx.URL(self.base_url) if "://" in self.base_url else None
+        try:
+            url = httpx.URL(self.base_url) if "://" in self.base_url else None
+        except httpx.InvalidURL:
+            url = None
         if url is None or url.scheme not in ("http", "https") or not url.host:
             raise FetchFailed(f"the supplier's base URL {self._configured_url!r} is not an http(s) URL")
         if self._api_key is not None and not _TOKEN.fullmatch(self._api_key):
