@@ -1,4 +1,4 @@
-"""`staysync serve | migrate | seed | token` — what `make run` uses."""
+"""`staysync serve | migrate | seed | token | supplier-sim` — what `make run` uses."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -106,6 +107,29 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_supplier_sim(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.supplier_sim import DEMO_DATA, Switches, create_app
+
+    data = args.data or DEMO_DATA
+    try:
+        switches = Switches(flicker=args.flicker, unit_drift=args.unit_drift, fail_rate=args.fail_rate,
+                            slow_ms=args.slow_ms, page_size=args.page_size)
+        app = create_app(data, api_key=args.api_key, switches=switches, seed=args.seed)
+    except ValidationError as error:
+        problems = "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in error.errors())
+        print(f"staysync supplier-sim: {problems}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as error:
+        print(f"staysync supplier-sim: cannot serve {data}: {error}", file=sys.stderr)
+        return 2
+    print(f"Supplier feed simulator on http://{args.host}:{args.port} (/hotels, /contracts; "
+          f"switches at /_sim/switches), serving {data}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -157,6 +181,28 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--uid", help="user id (default: dev-<role> or dev-agent-<agency>)")
     token.add_argument("--hours", type=_positive_int, default=12, help="validity in hours (default: 12)")
     token.set_defaults(run=cmd_token)
+
+    sim = commands.add_parser(
+        "supplier-sim", help="serve a fake supplier feed (/hotels, /contracts) for local syncs",
+        description="Serve a supplier's paginated feed from a JSON file {\"hotels\": [...], \"contracts\": [...]}, "
+        "read again whenever it changes, with switches for the supplier's bad habits. The switches can also "
+        "be read and changed while it runs: GET/POST /_sim/switches with JSON.",
+    )
+    sim.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    sim.add_argument("--port", type=int, default=3101, help="port (default: 3101)")
+    sim.add_argument("--data", type=Path, metavar="FILE",
+                     help="the feed's records (default: the demo data, app/supplier_demo.json)")
+    sim.add_argument("--api-key", metavar="KEY", help="require Authorization: Bearer KEY (default: no key)")
+    sim.add_argument("--flicker", action="store_true",
+                     help="every second read of /contracts shows one room fewer on every other contract")
+    sim.add_argument("--unit-drift", action="store_true",
+                     help="some contracts come as ROOM_NIGHTS totals, some as a plain nights x rooms integer")
+    sim.add_argument("--fail-rate", type=float, default=0.0, metavar="SHARE",
+                     help="share of feed requests answered with 500, 0 to 1 (default: 0)")
+    sim.add_argument("--slow-ms", type=int, default=0, metavar="MS", help="wait before each feed answer (default: 0)")
+    sim.add_argument("--page-size", type=int, default=50, metavar="N", help="records per page (default: 50)")
+    sim.add_argument("--seed", type=int, help="seed for the failures' randomness (default: unseeded)")
+    sim.set_defaults(run=cmd_supplier_sim)
     return root
 
 

@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     # A larger client message closes the socket with 4400; the same default as the HTTP body limit.
     ws_max_message_bytes: int = Field(default=262_144, ge=1)
 
+    # Reading a supplier's HTTP feed (app/services/supply/fetch.py): per request, and per page.
+    supplier_connect_timeout_s: float = Field(default=5, gt=0)
+    supplier_read_timeout_s: float = Field(default=30, gt=0)
+    supplier_fetch_attempts: int = Field(default=4, ge=1)
+    # A feed with more pages than this is taken for a broken pager, and the run fails.
+    supplier_max_pages: int = Field(default=1000, ge=1)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _exact_origins(cls, value: object) -> tuple[str, ...]:

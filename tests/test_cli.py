@@ -25,7 +25,7 @@ from app.settings import PROJECT_ROOT, Settings
 from tests.support import EMULATOR_HOST, PROJECT_ID
 
 NEVER_FETCHED = "http://127.0.0.1:9/never-fetched"
-COMMANDS = ("serve", "migrate", "seed", "token")
+COMMANDS = ("serve", "migrate", "seed", "token", "supplier-sim")
 
 
 def staysync(*args: str) -> subprocess.CompletedProcess[str]:
@@ -80,7 +80,10 @@ def test_help_lists_every_command_with_a_summary(capsys):
     assert "hotel allotments" in text
     for command, sub in subcommands().items():
         assert command in COMMANDS
-        summary = next(line for line in text.splitlines() if line.strip().startswith(command))
+        lines = text.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(command))
+        # a long name (supplier-sim) has its summary on the next line
+        summary = lines[at] if lines[at].strip() != command else f"{command} {lines[at + 1].strip()}"
         assert len(summary.split(maxsplit=1)) == 2, f"{command} has no summary in --help"
     assert set(subcommands()) == set(COMMANDS)
     assert "DATABASE_URL" in text  # where configuration comes from
