@@ -9,6 +9,7 @@ whoever takes the lock next marks it FAILED ("abandoned"). Nothing is ever RUNNI
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -80,7 +81,13 @@ async def running_run_id(services: Services, supplier_id: int) -> int | None:
 
 
 async def refuse_while_running(services: Services, supplier: models.Supplier) -> None:
-    raise SyncAlreadyRunning(supplier.code, await running_run_id(services, supplier.id))
+    """SyncAlreadyRunning, naming the run (the lock's holder may not have written its row yet:
+    it is looked for a little while)."""
+    for _ in range(20):
+        if (run_id := await running_run_id(services, supplier.id)) is not None:
+            raise SyncAlreadyRunning(supplier.code, run_id)
+        await asyncio.sleep(0.05)
+    raise SyncAlreadyRunning(supplier.code, None)
 
 
 async def start_run(services: Services, supplier: models.Supplier, trigger: str) -> models.SyncRun:

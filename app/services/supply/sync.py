@@ -168,7 +168,7 @@ async def _room_types(services: Services) -> dict[tuple[str, str], tuple[int, in
         rows = await session.execute(
             select(models.Hotel.code, models.RoomType.code, models.Hotel.id, models.RoomType.id)
             .join(models.RoomType, models.RoomType.hotel_id == models.Hotel.id))
-        return {(h, r): (hid, rid) for h, r, hid, rid in rows.tuples()}
+        return {(h, r): (hid, rid) for h, r, hid, rid in rows}
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +186,7 @@ async def _known_contracts(services: Services, external_ids: list[str]) -> dict[
             select(models.Contract.external_id, models.Contract.supplier_id, models.Contract.supplier_hash,
                    models.Contract.held_increases)
             .where(models.Contract.external_id.in_(external_ids)))
-        return {e: _Known(s, h, bool(held)) for e, s, h, held in rows.tuples()}
+        return {e: _Known(s, h, bool(held)) for e, s, h, held in rows}
 
 
 async def _one_contract(services: Services, supplier: models.Supplier, run: models.SyncRun, record: SupplierContract,
@@ -339,7 +339,7 @@ async def _record(session: Any, unit: Any, who: audit.Actor, supplier: models.Su
                    models.AllotmentEvent.source == "SUPPLIER", models.AllotmentEvent.voided_at.is_(None))
             .values(voided_at=now, voided_by=who.uid)
             .returning(models.AllotmentEvent.id, models.AllotmentEvent.start_date, models.AllotmentEvent.end_date)
-        )).tuples().all()
+        )).all()
         for event_id, start, end in voided:
             audit.record(session, who, "allotment_event.voided", "AllotmentEvent", event_id,
                          after={"voided_at": now.isoformat(), "sync_run_id": run.id})
