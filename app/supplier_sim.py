@@ -14,6 +14,8 @@ Switches for the supplier's bad habits, set on the command line or at runtime th
 - `fail_rate`: that share of feed requests answers 500;
 - `slow_ms`: every feed request waits this long before answering;
 - `page_size`: records per page.
+The `/_sim/...` endpoints take no key: they are the tester's controls, not the supplier's API
+(the simulator binds to 127.0.0.1 unless told otherwise). `GET /_sim/stats` counts what it served.
 """
 
 from __future__ import annotations
