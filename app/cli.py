@@ -64,6 +64,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.should_seed_demo and not args.no_migrate:
         asyncio.run(seed_demo(url))
     settings.export_firebase_env()
+    if settings.demo_supplier_sim if settings.demo_supplier_sim is not None else (
+            settings.should_seed_demo and not settings.production):
+        _start_demo_supplier_sim(settings)
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.web_concurrency
@@ -82,6 +85,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         **uvicorn_options(settings),
     )
     return 0
+
+
+def _start_demo_supplier_sim(settings: Settings) -> None:
+    """The demo's supplier feed, as a child process that ends with this one: the simulator on
+    DEMO_SUPPLIER_URL over `.data/supplier-sim.json` (a copy of the demo data, there to be edited)."""
+    import atexit
+    import shutil
+    import subprocess
+    from urllib.parse import urlsplit
+
+    from app.seed import DEMO_SUPPLIER_KEY
+    from app.supplier_sim import DEMO_DATA
+
+    data = settings.data_dir / "supplier-sim.json"
+    if not data.exists():
+        data.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DEMO_DATA, data)
+    url = urlsplit(settings.demo_supplier_url)
+    child = subprocess.Popen([sys.executable, "-m", "app.cli", "supplier-sim", "--host", url.hostname or "127.0.0.1",
+                              "--port", str(url.port or 3101), "--data", str(data), "--api-key", DEMO_SUPPLIER_KEY])
+    atexit.register(child.terminate)
+    print(f"Demo supplier feed: {settings.demo_supplier_url} over {data} (edit it, then syncSupplier)", flush=True)
 
 
 def cmd_token(args: argparse.Namespace) -> int:

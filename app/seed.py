@@ -88,7 +88,8 @@ async def seed_demo(
             if not force and (await session.execute(select(models.Hotel.id).limit(1))).first():
                 return False
             created = await _seed_catalogue(session, today)
-        return await _seed_activity(sessions, database_url, settings, today) or created
+        activity = await _seed_activity(sessions, database_url, settings, today)
+        return await _seed_suppliers(sessions, database_url, settings) or activity or created
     finally:
         await engine.dispose()
 
@@ -272,6 +273,39 @@ class _Api:
             if value["__typename"] != expect:
                 raise SeedError(f"demo data: expected {expect}, got {value['__typename']}: {value.get('message')}")
         return payload
+
+
+# The demo's suppliers: the simulator `staysync serve` starts in development (DEMO_SUPPLIER_SIM),
+# and a drop folder. Their secrets are demo values, for the README's examples only.
+DEMO_SUPPLIER_KEY = "demo-supplier-key"
+DEMO_WEBHOOK_SECRET = "whsec_ZGVtby13ZWJob29rLXNlY3JldC0zMmJ5dGVzLWxvbmch"
+_UPSERT_SUPPLIER = "mutation($input: UpsertSupplierInput!) { result: upsertSupplier(input: $input) { __typename } }"
+
+
+async def _seed_suppliers(sessions: async_sessionmaker[AsyncSession], database_url: str,
+                          settings: Settings | None) -> bool:
+    """An HTTP supplier on the demo simulator and a FILE supplier on `.data/supplier-drop/`, when
+    there are no suppliers yet."""
+    from app.settings import get_settings
+
+    async with sessions() as session:
+        if (await session.execute(select(models.Supplier.id).limit(1))).first():
+            return False
+    settings = (settings or get_settings()).model_copy(update={"database_url": database_url})
+    drop = settings.data_dir / "supplier-drop"
+    drop.mkdir(parents=True, exist_ok=True)
+    api = _Api(settings, sessions)
+    try:
+        await api(_UPSERT_SUPPLIER, "Supplier", input={
+            "code": "MHG", "name": "MHG hotel supplier (demo simulator)", "kind": "HTTP",
+            "baseUrl": settings.demo_supplier_url, "apiKey": DEMO_SUPPLIER_KEY, "webhookSecret": DEMO_WEBHOOK_SECRET,
+            "confirmIncreasesAfter": 2})
+        await api(_UPSERT_SUPPLIER, "Supplier", input={
+            "code": "DROP", "name": "Drop-folder supplier (demo)", "kind": "FILE", "dropDir": str(drop),
+            "confirmIncreasesAfter": 1})
+    finally:
+        await api.services.raw.close()
+    return True
 
 
 async def _fresh_hotels(session: AsyncSession) -> list[models.Hotel]:

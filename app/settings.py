@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     supplier_sync_interval_s: float | None = Field(default=None, gt=0)
     # Watch the enabled FILE suppliers' drop folders and run when a *.json file changes.
     supplier_watch_folders: bool = True
+    # Development: `staysync serve` starts the supplier simulator here (over .data/supplier-sim.json)
+    # for the demo's HTTP supplier. Unset: on when the demo data is seeded, outside production.
+    demo_supplier_sim: bool | None = None
+    demo_supplier_url: str = "http://127.0.0.1:3101"
 
     firebase_project_id: str = "staysync-local"
     firebase_auth_emulator_host: str | None = None

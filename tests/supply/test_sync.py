@@ -297,3 +297,17 @@ async def test_signed_webhooks_apply_once_and_refuse_what_is_not_signed(gql, cli
     async with sessions() as session:
         stored = set((await session.execute(select(models.InboundWebhook.webhook_id))).scalars())
     assert stored == {"msg-1"}, "refused pushes store nothing"
+
+
+async def test_the_demo_suppliers_sync_from_the_demo_simulator(gql, sessions, settings, database_url, tmp_path):
+    from app.seed import DEMO_SUPPLIER_KEY, seed_demo
+    from app.supplier_sim import DEMO_DATA
+
+    with Loopback(create_app(DEMO_DATA, api_key=DEMO_SUPPLIER_KEY)) as url:
+        demo_settings = settings.model_copy(update={"demo_supplier_url": url, "data_dir": tmp_path})
+        assert await seed_demo(settings.database_url, settings=demo_settings)
+        listed = {s["code"]: s for s in data(await gql("{ suppliers { id code kind dropDir } }"))["suppliers"]}
+        assert listed["MHG"]["kind"] == "HTTP" and listed["DROP"]["dropDir"] == str(tmp_path / "supplier-drop")
+        run = await sync(gql, listed["MHG"]["id"])
+    assert run["status"] == "SUCCEEDED", run["issues"]
+    assert run["stats"]["contractsCreated"] == 6
