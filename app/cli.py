@@ -155,6 +155,52 @@ def cmd_supplier_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    """One MANUAL run of a supplier, printed as it ends (for cron, or a terminal)."""
+    settings = get_settings()
+    url = database_url(settings)
+
+    async def run() -> int:
+        from sqlalchemy import select
+
+        from app.services.changes import OutboxRelay
+        from app.services.context import Services, raw_pool
+        from app.services.errors import SyncAlreadyRunning
+        from app.services.supply.sources import sync_now
+        from db import models
+        from db.engine import create_engine, session_factory
+
+        engine = create_engine(url, pool_size=2)
+        sessions = session_factory(engine)
+
+        async def nobody_listens(channel: str, message: str) -> None:
+            """The server's relay publishes the run's outbox rows."""
+
+        services = Services(settings.model_copy(update={"database_url": url}), sessions,
+                            OutboxRelay(sessions, nobody_listens), raw_pool(settings.model_copy(update={"database_url": url})))
+        try:
+            async with sessions() as session:
+                supplier = (await session.execute(select(models.Supplier).where(
+                    models.Supplier.code == args.supplier.upper()))).scalar_one_or_none()
+            if supplier is None:
+                print(f"staysync sync: no supplier {args.supplier}", file=sys.stderr)
+                return 2
+            try:
+                run = await sync_now(services, supplier.id, "MANUAL")
+            except SyncAlreadyRunning as busy:
+                print(f"staysync sync: {busy.message}", file=sys.stderr)
+                return 3
+            print(f"run {run.id}: {run.status} {run.stats}" + (f" ({run.error})" if run.error else ""))
+            for issue in run.issues:
+                print(f"  {issue['kind']} {issue['external_id'] or '-'}: {issue['message']}")
+            return 0 if run.status in ("SUCCEEDED", "PARTIAL") else 1
+        finally:
+            await services.raw.close()
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -206,6 +252,15 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--uid", help="user id (default: dev-<role> or dev-agent-<agency>)")
     token.add_argument("--hours", type=_positive_int, default=12, help="validity in hours (default: 12)")
     token.set_defaults(run=cmd_token)
+
+    sync = commands.add_parser(
+        "sync", help="run one supplier sync now and print its outcome",
+        description="Run a supplier's sync (its HTTP feed, or its drop folder's new files) to its end, as "
+        "syncSupplier does. Exit status 0 when it SUCCEEDED or was PARTIAL, 1 when it FAILED, 3 when a run of "
+        "the supplier is already under way.",
+    )
+    sync.add_argument("supplier", metavar="CODE", help="the supplier's code")
+    sync.set_defaults(run=cmd_sync)
 
     sim = commands.add_parser(
         "supplier-sim", help="serve a fake supplier feed (/hotels, /contracts) for local syncs",
