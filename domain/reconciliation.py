@@ -15,9 +15,10 @@ Rules (DESIGN.md, "Reconciliation rules" and "Status transforms"), with the choi
   range, no blocks (its nights are 0, so whether they are closed no longer matters).
 - ROOM_NIGHTS totals are divided by all the record's nights, overridden ones included (the
   overrides are always in rooms and win).
-- Suspected unit drift leaves the rooms as they are (and forgets held increases: a suspect read
-  confirms nothing), but rates, release days, terms and the stop-sell state still apply: they
-  are in units of their own, and withholding a rate change would sell at the old price.
+- Suspected unit drift leaves the nights the plain count would set as they are (and forgets
+  their held increases: a suspect read confirms nothing). The record's per-night overrides,
+  always in rooms, apply as usual, and so do rates, release days, terms and the stop-sell state:
+  they are in units of their own, and withholding a rate change would sell at the old price.
 """
 
 from __future__ import annotations
@@ -402,7 +403,7 @@ def _plan_update(
         elif not in_record:
             target = 0
         elif drift is not None:
-            target = current
+            target = overrides.get(night, current)  # overrides are always rooms: only the count is suspect
         else:
             target = overrides.get(night, per_night)
         applied = target

@@ -297,6 +297,15 @@ def test_suspected_drift_compares_the_nights_the_record_does_not_override():
     assert kinds(plan) == [SyncIssueKind.UNIT_DRIFT]
 
 
+def test_under_suspected_drift_the_overrides_still_apply():
+    # 8 = 2 nights x 4: the plain count is suspect, the override of night 0 is not
+    feed = feed_with(confirm_after=2, start=0, end=2, allotment=4)
+    plan = feed.read(supplier_record(start=0, end=2, allotment=8, nights={0: 0}))
+    assert kinds(plan) == [SyncIssueKind.UNIT_DRIFT]
+    assert plan.events == (planned(RED, 0, 1, 4),)
+    assert feed.rooms() == [0, 4]
+
+
 def test_a_suspect_record_that_widens_the_row_stays_suspect_on_later_reads():
     # nights 2-3 join the row at 0 on the first read; they must not make the second read look sane
     feed = feed_with(confirm_after=2, start=0, end=2, allotment=5)
