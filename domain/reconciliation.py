@@ -379,8 +379,8 @@ def _plan_update(
                 record,
                 SyncIssueKind.UNIT_DRIFT,
                 f"allotment {record.allotment} is exactly {(record.end - record.start).days} nights x the current "
-                f"{drift} rooms per night: suspected room-nights sent as rooms; rooms left as they are "
-                "(rate, release days and terms applied). Check with the supplier",
+                f"{drift} rooms per night: suspected room-nights sent as rooms, so that count is not applied "
+                "(per-night overrides, rate, release days and terms are). Check the unit with the supplier",
             )
         )
     if cancelled:

@@ -25,7 +25,7 @@ from tests.domain.factories import T0, SupplierFeed, d
 from tests.domain.reference import covers, each_night
 from tests.domain.strategies import SUPPLIER_TRANSFORMS, operator_events, supplier_records
 
-SETTINGS = settings(max_examples=120, deadline=None)
+SETTINGS = settings(max_examples=80, deadline=None)
 SKIPPED = (Outcome.REJECTED, Outcome.IGNORED)
 
 
@@ -209,7 +209,7 @@ def test_after_reconciling_the_layer_is_the_target_wherever_no_increase_is_held(
 # --- 3. never more than the supplier allows -----------------------------------------------------
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.data())
 def test_no_history_makes_the_layer_exceed_the_latest_applied_record(data):
     feed = new_feed(data)
