@@ -15,9 +15,10 @@ Rules (DESIGN.md, "Reconciliation rules" and "Status transforms"), with the choi
   range, no blocks (its nights are 0, so whether they are closed no longer matters).
 - ROOM_NIGHTS totals are divided by all the record's nights, overridden ones included (the
   overrides are always in rooms and win).
-- Suspected unit drift leaves the rooms as they are (and forgets held increases: a suspect read
-  confirms nothing), but rates, release days, terms and the stop-sell state still apply: they
-  are in units of their own, and withholding a rate change would sell at the old price.
+- Suspected unit drift leaves the nights the plain count would set as they are (and forgets
+  their held increases: a suspect read confirms nothing). The record's per-night overrides,
+  always in rooms, apply as usual, and so do rates, release days, terms and the stop-sell state:
+  they are in units of their own, and withholding a rate change would sell at the old price.
 """
 
 from __future__ import annotations
@@ -378,8 +379,8 @@ def _plan_update(
                 record,
                 SyncIssueKind.UNIT_DRIFT,
                 f"allotment {record.allotment} is exactly {(record.end - record.start).days} nights x the current "
-                f"{drift} rooms per night: suspected room-nights sent as rooms; rooms left as they are "
-                "(rate, release days and terms applied). Check with the supplier",
+                f"{drift} rooms per night: suspected room-nights sent as rooms, so that count is not applied "
+                "(per-night overrides, rate, release days and terms are). Check the unit with the supplier",
             )
         )
     if cancelled:
@@ -402,7 +403,7 @@ def _plan_update(
         elif not in_record:
             target = 0
         elif drift is not None:
-            target = current
+            target = overrides.get(night, current)  # overrides are always rooms: only the count is suspect
         else:
             target = overrides.get(night, per_night)
         applied = target

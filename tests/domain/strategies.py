@@ -10,17 +10,23 @@ from decimal import Decimal
 from hypothesis import strategies as st
 
 from domain import (
+    DEFAULT_STATUS_TRANSFORMS,
     AllotmentEvent,
+    AllotmentUnit,
     BookingLine,
     BookingStatus,
     CalendarRow,
+    ContractAction,
+    ContractLayer,
     ContractTerms,
     EventKind,
     HardblockTerms,
     Money,
+    SupplierContract,
     compute_calendar,
+    supplier_nights,
 )
-from tests.domain.factories import D0, d
+from tests.domain.factories import D0, T0, d
 
 ROOM_TYPES = (1, 2)
 BLOCK_IDS = (1, 2, 3)
@@ -196,3 +202,75 @@ def scenarios(draw, max_events: int = 12) -> Scenario:
         end=end,
         now=now,
     )
+
+
+# --- the supplier side -----------------------------------------------------------------------
+
+# The merged table a supplier might have: the defaults, plus a word it wants skipped.
+SUPPLIER_TRANSFORMS = {**DEFAULT_STATUS_TRANSFORMS, "TENTATIVE": ContractAction.IGNORE}
+# Mostly selling (the interesting sequences are counts that move), ON_REQUEST is in no table.
+SUPPLIER_STATUSES = ("CONFIRMED", "CONFIRMED", "CONFIRMED", "OK", "OK", "STOP", "CXL", "TENTATIVE", "ON_REQUEST")
+# How the allotment is sent: mostly plain rooms, sometimes room-nights (even or not), the
+# current room-nights total sent as rooms (unit drift), or a count below zero.
+ALLOTMENT_SHAPES = ("rooms",) * 6 + ("room_nights", "uneven", "drift", "drift", "negative")
+
+
+@st.composite
+def supplier_records(draw, layer: ContractLayer | None, last_minute: int) -> SupplierContract:
+    """The next record of contract MHG-C-1: ranges that overlap, widen and narrow, counts that
+    flicker around a few values, and an updated_at near the last one (earlier: stale; equal: a
+    re-read). `last_minute` is the previous record's updated_at, in minutes after T0."""
+    start, end = night_range(draw, lo=-2, hi=3, longest=5)
+    count = (end - start).days
+    per_night = draw(st.sampled_from((4, 5)) | st.integers(0, 6))  # 4 and 5 often: flicker, confirm
+    unit, allotment = AllotmentUnit.ROOMS, per_night
+    shape = draw(st.sampled_from(ALLOTMENT_SHAPES))
+    if shape == "room_nights":
+        unit, allotment = AllotmentUnit.ROOM_NIGHTS, per_night * count
+    elif shape == "uneven" and count > 1:
+        unit, allotment = AllotmentUnit.ROOM_NIGHTS, per_night * count + draw(st.integers(1, count - 1))
+    elif shape == "drift" and layer is not None:
+        counts = [n.rooms for night, n in supplier_nights(layer).items() if start <= night < end and n.rooms > 0]
+        if counts:
+            allotment = count * draw(st.sampled_from(counts))
+    elif shape == "negative":
+        allotment = -1 - per_night
+    overrides = draw(st.dictionaries(st.integers(0, count - 1), st.integers(0, 6), max_size=2))
+    return SupplierContract(
+        external_id="MHG-C-1",
+        hotel_code="H1",
+        room_type_code="DBL",
+        start=start,
+        end=end,
+        allotment=allotment,
+        unit=unit,
+        rate=draw(st.sampled_from(RATES[:3])),
+        release_days=draw(st.integers(0, 3)),
+        status=draw(st.sampled_from(SUPPLIER_STATUSES)),
+        terms=draw(st.sampled_from(("", "BB"))),
+        updated_at=T0 + timedelta(minutes=last_minute + draw(st.integers(-2, 3))),
+        nights=tuple(sorted((start + timedelta(days=i), rooms) for i, rooms in overrides.items())),
+    )
+
+
+@st.composite
+def operator_events(draw, max_size: int = 4) -> list[AllotmentEvent]:
+    """Operators' own adjustments of room type 1, with ids far from the supplier's."""
+    out = []
+    for i in range(draw(st.integers(0, max_size))):
+        kind = draw(
+            st.sampled_from((EventKind.INCREASE_ALLOTMENT, EventKind.REDUCE_ALLOTMENT, EventKind.BLOCK_CONTRACT))
+        )
+        start, end = night_range(draw, lo=-3, hi=8, longest=4)
+        out.append(
+            AllotmentEvent(
+                id=10_000 + i,
+                kind=kind,
+                room_type_id=1,
+                start=start,
+                end=end,
+                effective_at=draw(st.sampled_from(INSTANTS)),
+                quantity=None if kind is EventKind.BLOCK_CONTRACT else draw(st.integers(1, 6)),
+            )
+        )
+    return out

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from domain import (
+    DEFAULT_STATUS_TRANSFORMS,
     AllotmentUnit,
     ContractAction,
     ContractLayer,
@@ -67,11 +68,13 @@ def feed_with(confirm_after: int = 1, today: date = D0, **record) -> SupplierFee
 
 
 def test_a_new_contract_is_created_with_its_rooms_per_night_and_its_overrides_as_events():
-    # given a record with two overrides, one above and two nights below the rooms per night
-    record = supplier_record(start=0, end=6, allotment=10, rate="120", release_days=2, terms="BB", nights={1: 12, 3: 8, 4: 8})
+    # given a record whose overrides put one night above its rooms per night and two below
+    record = supplier_record(
+        start=0, end=6, allotment=10, rate="120", release_days=2, terms="BB", nights={1: 12, 3: 8, 4: 8}
+    )
 
     # when
-    plan = reconcile(record, None, SupplierFeed().transforms, confirm_after=3, today=D0)
+    plan = reconcile(record, None, DEFAULT_STATUS_TRANSFORMS, confirm_after=3, today=D0)
 
     # then: everything applies at once (there is nothing to flicker from), nights coalesced
     assert plan.outcome is Outcome.CREATED
@@ -201,7 +204,7 @@ def test_stop_sell_keeps_the_block_that_covers_the_contract_and_voids_strays():
     layer = ContractLayer(
         1, 1, d(0), d(4), 10, eur(100), 3, "", events=(stop_sell(7, 0, 4), stop_sell(8, 1, 2)), last_updated_at=T0
     )
-    plan = reconcile(supplier_record(start=0, end=4, status="STOP"), layer, SupplierFeed().transforms, 1, D0)
+    plan = reconcile(supplier_record(start=0, end=4, status="STOP"), layer, DEFAULT_STATUS_TRANSFORMS, 1, D0)
     assert (plan.events, plan.voids) == ((), (8,))
 
 
@@ -231,12 +234,12 @@ def test_a_status_the_supplier_never_mapped_is_rejected_and_changes_nothing():
     assert (plan.events, plan.voids, plan.row, plan.held) == ((), (), None, held)
     assert plan.last_updated_at == T0 + timedelta(minutes=1)
 
-    new = reconcile(supplier_record(status="ON_REQUEST"), None, SupplierFeed().transforms, 1, D0)
+    new = reconcile(supplier_record(status="ON_REQUEST"), None, DEFAULT_STATUS_TRANSFORMS, 1, D0)
     assert (new.outcome, kinds(new)) == (Outcome.REJECTED, [SyncIssueKind.UNKNOWN_STATUS])
 
 
 def test_a_status_mapped_to_ignore_is_skipped_without_an_issue():
-    transforms = {**SupplierFeed().transforms, "TENTATIVE": ContractAction.IGNORE}
+    transforms = {**DEFAULT_STATUS_TRANSFORMS, "TENTATIVE": ContractAction.IGNORE}
     assert reconcile(supplier_record(status="TENTATIVE"), None, transforms, 1, D0) == Reconciliation(Outcome.IGNORED)
     feed = feed_with()
     feed.transforms = transforms
@@ -297,6 +300,15 @@ def test_suspected_drift_compares_the_nights_the_record_does_not_override():
     assert kinds(plan) == [SyncIssueKind.UNIT_DRIFT]
 
 
+def test_under_suspected_drift_the_overrides_still_apply():
+    # 8 = 2 nights x 4: the plain count is suspect, the override of night 0 is not
+    feed = feed_with(confirm_after=2, start=0, end=2, allotment=4)
+    plan = feed.read(supplier_record(start=0, end=2, allotment=8, nights={0: 0}))
+    assert kinds(plan) == [SyncIssueKind.UNIT_DRIFT]
+    assert plan.events == (planned(RED, 0, 1, 4),)
+    assert feed.rooms() == [0, 4]
+
+
 def test_a_suspect_record_that_widens_the_row_stays_suspect_on_later_reads():
     # nights 2-3 join the row at 0 on the first read; they must not make the second read look sane
     feed = feed_with(confirm_after=2, start=0, end=2, allotment=5)
@@ -354,7 +366,7 @@ def test_a_record_as_old_as_the_last_applied_one_is_a_re_read():
 
 def test_a_layer_never_updated_is_never_stale():
     layer = dataclasses.replace(feed_with().layer, last_updated_at=None)
-    plan = reconcile(supplier_record(allotment=9, at=-100), layer, SupplierFeed().transforms, 1, D0)
+    plan = reconcile(supplier_record(allotment=9, at=-100), layer, DEFAULT_STATUS_TRANSFORMS, 1, D0)
     assert plan.outcome is Outcome.UPDATED
 
 
@@ -457,16 +469,16 @@ def test_records_outside_the_domain_limits_are_rejected(fields, message):
 
 def test_a_night_overridden_twice_and_a_bad_currency_are_rejected():
     twice = dataclasses.replace(supplier_record(), nights=((d(1), 3), (d(1), 4)))
-    plan = reconcile(twice, None, SupplierFeed().transforms, 1, D0)
+    plan = reconcile(twice, None, DEFAULT_STATUS_TRANSFORMS, 1, D0)
     assert plan.issues[0].message == "nights: 2026-05-02 is given more than once"
     bad = dataclasses.replace(supplier_record(), rate=Money(Decimal(100), "eur"))
-    plan = reconcile(bad, None, SupplierFeed().transforms, 1, D0)
+    plan = reconcile(bad, None, DEFAULT_STATUS_TRANSFORMS, 1, D0)
     assert plan.issues[0].message.startswith("rate rejected: rate.currency")
 
 
 def test_confirm_after_is_at_least_one():
     with pytest.raises(ValueError, match="at least 1"):
-        reconcile(supplier_record(), None, SupplierFeed().transforms, 0, D0)
+        reconcile(supplier_record(), None, DEFAULT_STATUS_TRANSFORMS, 0, D0)
 
 
 # --- the layer and applying a plan -------------------------------------------------------------
@@ -514,10 +526,10 @@ def test_applying_a_plan_records_its_events_with_the_ids_given_and_drops_the_voi
 
 
 def test_applying_needs_an_id_per_event_and_the_ids_of_a_new_contract():
-    plan = reconcile(supplier_record(nights={0: 3}), None, SupplierFeed().transforms, 1, D0)
+    plan = reconcile(supplier_record(nights={0: 3}), None, DEFAULT_STATUS_TRANSFORMS, 1, D0)
     with pytest.raises(ValueError, match="1 events planned, 0 ids given"):
         apply_reconciliation(None, plan, event_ids=[], effective_at=T0)
     with pytest.raises(ValueError, match="contract_id and room_type_id"):
         apply_reconciliation(None, plan, event_ids=[1], effective_at=T0)
-    rejected = reconcile(supplier_record(status="??"), None, SupplierFeed().transforms, 1, D0)
+    rejected = reconcile(supplier_record(status="??"), None, DEFAULT_STATUS_TRANSFORMS, 1, D0)
     assert apply_reconciliation(None, rejected, event_ids=[], effective_at=T0) is None
