@@ -8,7 +8,6 @@ opposite orders, under `SET LOCAL lock_timeout` so a stuck holder becomes a retr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -107,9 +106,3 @@ async def current_version(session: AsyncSession, hotel_id: int) -> int:
     )
     return int(result.scalar_one_or_none() or 0)
 
-
-async def database_now(session: AsyncSession) -> datetime:
-    """The database's clock, the one every app host shares: decisions that compare against "now"
-    inside a locked transaction take it from here, never from the host (hosts' clocks drift apart).
-    `statement_timestamp()`: the time of this statement, after any lock the transaction waited for."""
-    return (await session.execute(text("SELECT statement_timestamp()"))).scalar_one()
