@@ -397,21 +397,17 @@ async def _write_locked_block(services: Services, connection: asyncpg.Connection
     async with locked_transaction(connection, [block.room_type_id], services.settings.lock_timeout_ms):
         state = await _read_state(connection, block, operation.reads, keyed)
         write = operation.decide(state)
-        claim = keyed.claim({"hardblock": block.id}) if keyed else None
+        if write is None:  # nothing to change (nights already released: a write that takes no key)
+            return state.block, ([], [])
         touched = Touched()
-        if write is not None:
-            _touch(touched, write)
+        _touch(touched, write)
         changes = touched.unversioned()
-        payloads = [change.payload() for change in changes]
-        if write is not None:
-            written = await write_block(connection, write, caller.actor, state.now, claim, payloads)
-        elif claim is not None:  # nothing changed, but the key remembers the request
-            written = await record(connection, caller.actor, state.now, [], claim, payloads)
-        else:  # nothing changed (nights already released): nothing to write
-            written = None
-        if written is not None and not written.claimed:
+        written = await write_block(connection, write, caller.actor, state.now,
+                                    keyed.claim({"hardblock": block.id}) if keyed else None,
+                                    [change.payload() for change in changes])
+        if not written.claimed:
             raise _Replayed()
-    return state.block if write is None else write.block, _versioned(changes, written)
+    return write.block, _versioned(changes, written)
 
 
 async def _one_block_write(services: Services, caller: Caller, pk: int | None, id: str | None,
