@@ -4,14 +4,18 @@ test_hardblock_races.py."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select, text
 
 from app.services.hardblocks import record_releases
 from app.api.ids import decode_id, to_global_id
 from db import models
-from tests.api.test_bookings import audit_actions, book, item, setup
+from db.inventory import room_type_lock_key
+from tests.api.test_bookings import audit_actions, book, item, quick, quick_app, setup  # noqa: F401  (fixtures)
 from tests.api.test_calendar import START, calendar, column, d
 from tests.support import captured_statements, data
 
@@ -546,3 +550,133 @@ async def test_lists_filtered_by_an_unknown_id_are_empty_not_errors(gql):
         contracts = data(await gql("query($h: ID) { contracts(hotelId: $h) { edges { node { id } } } }",
                                    {"h": hotel_id}))["contracts"]["edges"]
         assert (len(blocks), len(contracts)) == (count, 2 * count)
+
+
+# --- the write path on asyncpg: references, keys and locks ---------------------------------------
+
+
+async def outbox_rows(sessions):
+    async with sessions() as session:
+        return (await session.execute(select(func.count()).select_from(models.OutboxMessage))).scalar_one()
+
+
+async def test_a_reference_drawn_twice_is_drawn_again_and_the_failed_draw_leaves_no_trace(gql, sessions, monkeypatch):
+    import secrets
+
+    hotel, ids, agencies = await setup(gql)
+    draws = iter(["beef0000", "beef0000", "beef0001"])
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(draws)[: 2 * n])
+    first = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=1)
+    version, rows = (await calendar(gql, hotel["id"]))["version"], await outbox_rows(sessions)
+
+    second = await create_block(gql, agencies["SUNTRAVEL"], ids["SUP"], rooms=1)
+
+    assert (first["reference"], second["reference"]) == ("HB-BEEF0000", "HB-BEEF0001")
+    assert (await calendar(gql, hotel["id"]))["version"] == version + 1  # one bump, one outbox row
+    assert await outbox_rows(sessions) == rows + 1
+    [created] = await audit_actions(gql, second["id"])
+    assert created["action"] == "hardblock.created" and created["after"]["reference"] == "HB-BEEF0001"
+
+
+KEYED_BULK_RELEASE = ("mutation($ids: [ID!]!, $key: String) { bulkReleaseHardblocks(ids: $ids, idempotencyKey: $key) "
+                      f"{{ {RELEASED} }} }}")
+
+
+@pytest.mark.parametrize("write", ["createHardblock", "amendHardblock", "bulkReleaseHardblocks"])
+async def test_concurrent_retries_with_one_key_write_once(gql, engine, sessions, write):
+    """Both retries read the key unused before the lock; the one that gets the lock second finds
+    it claimed in its read under the lock, and answers the first's result."""
+    hotel, ids, agencies = await setup(gql, allotment=10)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2)
+    version = (await calendar(gql, hotel["id"]))["version"]
+    document, variables = {
+        "createHardblock": (CREATE_BLOCK, {"input": {**block_input(agencies["BLUEWAVE"], ids["STD"]),
+                                                     "idempotencyKey": "together"}}),
+        "amendHardblock": (AMEND, {"input": {"hardblockId": block["id"], "idempotencyKey": "together",
+                                             "changes": [{"from": d(0), "to": d(1), "rooms": 5}]}}),
+        "bulkReleaseHardblocks": (KEYED_BULK_RELEASE, {"ids": [block["id"]], "key": "together"}),
+    }[write]
+    std = decode_id(ids["STD"], "RoomType", "id")
+    async with engine.connect() as holder:
+        await holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": room_type_lock_key(std)})
+        try:
+            retries = [asyncio.create_task(gql(document, variables)) for _ in range(2)]
+            await asyncio.sleep(0.3)  # both have read the key and wait for the lock
+        finally:
+            await holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": room_type_lock_key(std)})
+        first, second = [data(await retry)[write] for retry in retries]
+    assert first == second and "Hardblock" in str(first), first
+    assert (await calendar(gql, hotel["id"]))["version"] == version + 1  # written once
+    async with sessions() as session:
+        keys = (await session.execute(select(func.count()).select_from(models.IdempotencyKey))).scalar_one()
+    assert keys == 1
+
+
+async def test_a_key_claimed_meanwhile_rolls_the_write_back_and_answers_the_first_result(gql, sessions, monkeypatch):
+    """A request whose reads missed the key (its first request committed in between, on another
+    room type's lock, say) finds it taken when its write claims it: everything that write did is
+    rolled back, and the answer is the first request's block."""
+    from app.services import hardblocks as service
+
+    hotel, ids, agencies = await setup(gql, allotment=10)
+    request = {**block_input(agencies["SUNTRAVEL"], ids["STD"], rooms=2), "idempotencyKey": "raced"}
+    first = data(await gql(CREATE_BLOCK, {"input": request}))["createHardblock"]
+    version, rows = (await calendar(gql, hotel["id"]))["version"], await outbox_rows(sessions)
+    read_context, read_pool = service.read_write_context, service.read_pool_state
+    missed = []
+
+    async def context_missing_the_key(*args, **kwargs):
+        context = await read_context(*args, **kwargs)
+        if not missed:  # the first read only: the replay reads it again
+            missed.append(context.earlier)
+            context = dataclasses.replace(context, earlier=None)
+        return context
+
+    async def pool_missing_the_key(*args, **kwargs):
+        return dataclasses.replace(await read_pool(*args, **kwargs), earlier=None)
+
+    monkeypatch.setattr(service, "read_write_context", context_missing_the_key)
+    monkeypatch.setattr(service, "read_pool_state", pool_missing_the_key)
+    again = data(await gql(CREATE_BLOCK, {"input": request}))["createHardblock"]
+
+    assert missed and missed[0] is not None  # the key was there to miss
+    assert (again["id"], again["reference"]) == (first["id"], first["reference"])
+    assert data(await gql(LIST))["hardblocks"]["edges"] == [{"node": {"reference": first["reference"],
+                                                                        "status": "ACTIVE"}}]
+    assert (await calendar(gql, hotel["id"]))["version"] == version and await outbox_rows(sessions) == rows
+    assert await blocked(gql, hotel, days=3) == [2, 2, 2]
+
+
+async def test_a_busy_room_type_lock_is_a_retryable_lock_timeout_for_block_writes(gql, quick, engine):
+    hotel, ids, agencies = await setup(gql, allotment=10)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2)
+    version = (await calendar(gql, hotel["id"]))["version"]
+    std = decode_id(ids["STD"], "RoomType", "id")
+    async with engine.connect() as holder:
+        await holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": room_type_lock_key(std)})
+        try:
+            created = data(await quick(CREATE_BLOCK, {"input": block_input(agencies["BLUEWAVE"], ids["STD"])}))
+            amended = await amend(quick, block["id"], (0, 1, 3))
+            released = data(await quick(BULK_RELEASE, {"ids": [block["id"], block["id"]]}))
+            other_room_type = await create_block(quick, agencies["BLUEWAVE"], ids["SUP"])
+        finally:
+            await holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": room_type_lock_key(std)})
+    assert created["createHardblock"]["__typename"] == amended["__typename"] == "LockTimeout"
+    assert [r["__typename"] for r in released["bulkReleaseHardblocks"]] == ["LockTimeout"] * 2
+    assert other_room_type["__typename"] == "Hardblock"  # other room types proceed in parallel
+    assert (await calendar(gql, hotel["id"]))["version"] == version + 1  # that block only
+    assert await amendments(gql, block["id"]) == []
+    assert sizes(await amend(quick, block["id"], (0, 1, 3))) == [3, 2, 2]  # a retry goes through
+
+
+async def test_a_block_write_waiting_too_long_for_the_hotels_version_row_is_a_lock_timeout(gql, quick, sessions):
+    hotel, ids, agencies = await setup(gql, allotment=10)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2)
+    before = await calendar(gql, hotel["id"])
+    async with sessions() as blocker, blocker.begin():
+        await blocker.execute(text("SELECT version FROM inventory_version WHERE hotel_id = :h FOR UPDATE"),
+                              {"h": decode_id(hotel["id"], "Hotel", "id")})
+        answer = await amend(quick, block["id"], (0, 1, 1))
+    assert answer["__typename"] == "LockTimeout" and "retry" in answer["message"]
+    assert (await calendar(gql, hotel["id"]))["version"] == before["version"]
+    assert await amendments(gql, block["id"]) == []
