@@ -126,7 +126,8 @@ _EARLIER = ("earlier AS (SELECT k.request_hash, k.outcome FROM idempotency_key A
             " WHERE k.scope = CAST(:key_scope AS varchar) AND k.key = CAST(:key AS varchar))")
 _EARLIER_COLUMNS = ("(SELECT request_hash FROM earlier) AS earlier_hash,"
                     " (SELECT outcome FROM earlier) AS earlier_outcome")
-_EARLIER_BLOCK_IDS = "SELECT CAST(v AS integer) FROM earlier, jsonb_path_query(earlier.outcome, '$[*].hardblock') AS v"
+_EARLIER_BLOCK_IDS = ("SELECT CAST(v AS integer) FROM earlier,"
+                      " jsonb_path_query(earlier.outcome, '$[*].hardblock') AS v")
 
 # What a write checks before taking any lock: the blocks it names (and an amendment's block, and
 # those the key's outcome names), the agent's agency, the agency and room type a new block names,
@@ -316,8 +317,8 @@ async def read_block_state(connection: asyncpg.Connection, block: Any, start: da
     row = await _BLOCK_STATE.fetchrow(connection, block_id=block.id, ids=[block.room_type_id], start=start, end=end,
                                       grow=grow, amendment_id=amendment_id, amending=amending, **_key_values(key))
     return BlockRead(HardblockRow(*row["block"]), row["room_type_code"], stay_inventory(row, [block.room_type_id]),
-                      row["first_night"], row["after_last"], _earlier_of(row), row["reverted_at"],
-                      row["new_amendment_id"])
+                     row["first_night"], row["after_last"], _earlier_of(row), row["reverted_at"],
+                     row["new_amendment_id"])
 
 
 @dataclass(frozen=True, slots=True)
