@@ -435,10 +435,9 @@ recorded AS (
         WHERE {_SUPERSEDED.format(release="existing")}
     RETURNING hardblock_id, night
 )
-SELECT (SELECT now FROM clock) AS now,
-       ARRAY(SELECT ROW(b.id, b.hotel_id, b.room_type_id, b.agency_id, b.release_days,
-                        array_agg(r.night ORDER BY r.night))
-             FROM recorded AS r JOIN hardblock AS b ON b.id = r.hardblock_id GROUP BY b.id ORDER BY b.id) AS blocks
+SELECT b.id, b.hotel_id, b.room_type_id, b.agency_id, b.release_days, array_agg(r.night ORDER BY r.night) AS nights,
+       (SELECT now FROM clock) AS now
+FROM recorded AS r JOIN hardblock AS b ON b.id = r.hardblock_id GROUP BY b.id ORDER BY b.id
 """)
 
 
@@ -455,8 +454,9 @@ class AutoReleased:
 
 
 async def record_auto_releases(connection: asyncpg.Connection, *,
-                               limit: int = 1000) -> tuple[list[AutoReleased], datetime]:
+                               limit: int = 1000) -> tuple[list[AutoReleased], datetime | None]:
     """Write down up to `limit` nights that released themselves: the blocks (by id) with their
-    nights, and the database's time they were recorded at."""
-    row = await _RECORD_AUTO_RELEASES.fetchrow(connection, limit=limit)
-    return [AutoReleased(*block) for block in row["blocks"]], row["now"]
+    nights, and the database's time they were recorded at (None when there were none). One row
+    per block: an array inside a record would need a decoder asyncpg may not have learnt yet."""
+    rows = await connection.fetch(_RECORD_AUTO_RELEASES.sql, *_RECORD_AUTO_RELEASES.args({"limit": limit}))
+    return [AutoReleased(*row[:6]) for row in rows], (rows[0]["now"] if rows else None)

@@ -680,3 +680,48 @@ async def test_a_block_write_waiting_too_long_for_the_hotels_version_row_is_a_lo
     assert answer["__typename"] == "LockTimeout" and "retry" in answer["message"]
     assert (await calendar(gql, hotel["id"]))["version"] == before["version"]
     assert await amendments(gql, block["id"]) == []
+
+
+async def test_each_write_and_the_release_job_run_on_a_connection_that_has_run_nothing_else(gql, app, sessions):
+    """asyncpg learns a type's decoder from the statements it prepares: a statement must not need
+    one it could only have learnt from another (an array inside a record, say)."""
+    from app.auth import Principal, Role
+    from app.services import hardblocks as service
+    from app.services.context import Caller, raw_pool
+
+    hotel, ids, agencies = await setup(gql, allotment=10)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2, nights=3)
+    pk = decode_id(block["id"], "Hardblock", "id")
+    await amend(gql, block["id"], (0, 1, 3))
+    [amended] = await amendments(gql, block["id"])
+    services, staff = app.state.runtime.services, Caller(Principal("fresh-staff", Role.ADMIN, None))
+    night = [START + timedelta(days=n) for n in range(3)]
+    created = []
+    writes = [
+        lambda s: service.create_hardblock(s, staff, service.NewHardblock(
+            decode_id(ids["SUP"], "RoomType", "id"), night[0], night[2], 1,
+            agency_id=decode_id(agencies["BLUEWAVE"], "Agency", "id"), idempotency_key="fresh")),
+        lambda s: service.revert_hardblock_amendment(s, staff, decode_id(amended["id"], "HardblockAmendment", "id")),
+        lambda s: service.amend_hardblock(s, staff, pk, service.Amendment([(night[0], night[1], 1)])),
+        lambda s: service.return_hardblock_rooms(s, staff, pk, night[1], night[2], 1),
+        lambda s: service.release_hardblock_nights(s, staff, pk, [night[2]]),
+        lambda s: service.bulk_extend_hardblocks(s, staff, [(pk, block["id"])], 1, idempotency_key="fresh-bulk"),
+        lambda s: service.preview_hardblock_amendment(s, staff, pk, service.Amendment([(night[0], night[1], 2)])),
+        lambda s: service.release_hardblock(s, staff, pk),
+    ]
+
+    async def on_a_fresh_pool(run):
+        fresh = dataclasses.replace(services, raw=raw_pool(services.settings))
+        try:
+            return await run(fresh)
+        finally:
+            await fresh.raw.close()
+
+    for write in writes:
+        answer = await on_a_fresh_pool(write)
+        for result in answer if isinstance(answer, list) else [answer]:
+            assert not isinstance(result, Exception), result
+        created.append(answer)
+    async with sessions() as session, session.begin():  # time travel: the new block's nights are due
+        (await session.get(models.Hardblock, created[0].id)).release_days = 100
+    assert await on_a_fresh_pool(record_releases) == 2
