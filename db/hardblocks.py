@@ -412,20 +412,21 @@ _SUPERSEDED = """EXISTS (SELECT 1 FROM allotment_event e
                  WHERE e.hardblock_id = {release}.hardblock_id AND e.kind = 'BLOCK_AMENDMENT'
                    AND e.voided_at IS NULL AND e.start_date <= {release}.night AND e.end_date > {release}.night
                    AND e.effective_at >= {release}.released_at)"""
-# The database's clock decides what is due (`today` is its UTC date) and stamps the releases.
+# The database's clock decides what is due (`today` is its UTC date) and stamps the releases. The
+# series' nights are qualified: inside the subquery a bare `night` is the release row's own column.
 _RECORD_AUTO_RELEASES = Statement(f"""
 WITH clock AS (SELECT statement_timestamp() AS now, CAST(timezone('UTC', statement_timestamp()) AS date) AS today),
 due AS (
-    SELECT b.id AS hardblock_id, night::date AS night
+    SELECT b.id AS hardblock_id, series.night::date AS night
     FROM hardblock b
-    CROSS JOIN LATERAL generate_series(b.start_date, b.end_date - 1, interval '1 day') AS night
+    CROSS JOIN LATERAL generate_series(b.start_date, b.end_date - 1, interval '1 day') AS series(night)
     WHERE b.status = 'ACTIVE'
       AND b.start_date - b.release_days <= (SELECT today FROM clock)
-      AND night::date - b.release_days <= (SELECT today FROM clock)
+      AND series.night::date - b.release_days <= (SELECT today FROM clock)
       AND NOT EXISTS (SELECT 1 FROM hardblock_night_release r
-                      WHERE r.hardblock_id = b.id AND r.night = night::date
+                      WHERE r.hardblock_id = b.id AND r.night = series.night::date
                         AND NOT {_SUPERSEDED.format(release="r")})
-    ORDER BY b.id, night
+    ORDER BY b.id, series.night
     LIMIT CAST(:limit AS integer)
 ),
 recorded AS (

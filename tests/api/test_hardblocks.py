@@ -468,6 +468,23 @@ async def test_a_regrown_manual_release_is_recorded_again_when_the_night_release
     assert causes == ["AUTO"] * 3
 
 
+async def test_a_manual_release_of_one_night_leaves_the_blocks_other_nights_to_the_job(gql, app, sessions):
+    hotel, ids, agencies = await setup(gql, allotment=5)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2, nights=3)
+    data(await gql(RELEASE_NIGHTS, {"id": block["id"], "dates": [d(1)]}))
+    async with sessions() as session, session.begin():  # time travel: every night past its release time
+        (await session.get(models.Hardblock, decode_id(block["id"], "Hardblock", "id"))).release_days = 100
+    services = app.state.runtime.services
+    assert await record_releases(services) == 2
+    assert await record_releases(services) == 0
+    entry = (await audit_actions(gql, block["id"]))[0]
+    assert entry["after"]["cause"] == "AUTO" and entry["after"]["nights"] == [d(0), d(2)]
+    async with sessions() as session:
+        causes = (await session.execute(select(models.HardblockNightRelease.night, models.HardblockNightRelease.cause)
+                                        .order_by(models.HardblockNightRelease.night))).all()
+    assert [cause for _, cause in causes] == ["AUTO", "MANUAL", "AUTO"]
+
+
 # --- scope ---------------------------------------------------------------------------------------
 
 
