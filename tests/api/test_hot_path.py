@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
+import pytest
+
 from tests.api.test_bookings import setup
 from tests.api.test_calendar import d
 from tests.api.test_hardblocks import block_input
@@ -76,3 +81,15 @@ async def test_create_and_amend_hardblock_take_five_round_trips_and_no_sqlalchem
     again, raw, orm = await _written(gql, CREATE_BLOCK, {"input": request}, runtime)
     assert again["createHardblock"]["id"] == block["id"]
     assert (len(raw), orm) == (1, [])
+
+
+@pytest.mark.parametrize("error", [asyncpg.InternalClientError("broken mid-statement"), asyncio.CancelledError()])
+async def test_a_connection_that_broke_is_dropped_and_the_error_is_the_callers_to_see(app, error):
+    """Not replaced by the proxy's refusal to be asked anything once its connection is terminated:
+    a cancelled request stays cancelled."""
+    raw = app.state.runtime.services.raw
+    with pytest.raises(type(error)):
+        async with raw.connection() as connection:
+            raise error
+    async with raw.connection() as connection:  # the pool gives a working one
+        assert await connection.fetchval("SELECT 1") == 1
