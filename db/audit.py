@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -64,3 +65,29 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+# --- the asyncpg writes: their entries in the write's one statement ----------------------------------
+
+Audited = tuple[str, str, int, dict | None, dict | None]  # action, entity type, entity id, before, after
+
+# Every entry one write adds to the audit log, from parallel arrays (`audit_ids` may name a row the
+# same statement inserts).
+AUDIT_ENTRIES = (
+    "INSERT INTO audit_log (at, actor_uid, actor_role, agency_code, action, entity_type, entity_id, before, after,"
+    "                       request_id)"
+    " SELECT CAST(:now AS timestamptz), CAST(:actor_uid AS varchar), CAST(:actor_role AS varchar),"
+    "        CAST(:actor_agency AS varchar), e.action, e.entity_type, e.entity_id, e.before, e.after,"
+    "        CAST(:request_id AS varchar)"
+    " FROM unnest(CAST(:audit_actions AS varchar[]), CAST(:audit_types AS varchar[]), CAST(:audit_ids AS bigint[]),"
+    "             CAST(:audit_befores AS jsonb[]), CAST(:audit_afters AS jsonb[]))"
+    "      AS e(action, entity_type, entity_id, before, after)"
+)
+
+
+def audit_values(actor: Actor, now: datetime, entries: Sequence[Audited]) -> dict[str, Any]:
+    """The parameters of AUDIT_ENTRIES."""
+    actions, types, ids, befores, afters = (list(column) for column in zip(*entries)) if entries else ([],) * 5
+    return {"now": now, "actor_uid": actor.uid, "actor_role": actor.role, "actor_agency": actor.agency_code,
+            "request_id": actor.request_id, "audit_actions": actions, "audit_types": types, "audit_ids": ids,
+            "audit_befores": befores, "audit_afters": afters}

@@ -6,7 +6,6 @@ take them before any row lock, so a confirm, a cancel and the sweeper never dead
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,9 +19,20 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit, models
-from db.calendar import StayInventory, row_record, stay_inventory, stay_inventory_columns
+from db.audit import AUDIT_ENTRIES, Audited, audit_values
+from db.calendar import StayInventory, plain_row, row_record, stay_inventory, stay_inventory_columns
 from db.fastpath import Statement
-from db.outbox import BUMP_VERSION, CHANGE_TOPIC, bump_version_sql, change_parameters, change_payload
+from db.outbox import (
+    BUMP_VERSION,
+    CHANGE_TOPIC,
+    CHANGES_WRITTEN,
+    bump_version_sql,
+    change_parameters,
+    change_payload,
+    changes_by_hotel,
+    changes_by_hotel_values,
+    changes_written,
+)
 from db.models import BookingGroup, IdempotencyKey, SaleOrder
 
 
@@ -176,14 +186,7 @@ HardblockRecord, _HARDBLOCK_ROW = row_record(models.Hardblock)
 _GroupRecord, _GROUP_ROW = row_record(models.BookingGroup)
 
 
-def _plain_row(record: Any, name: str) -> type:
-    """A mutable, slotted class with the fields of a table's record type: what the asyncpg paths
-    hand back instead of a SQLModel instance, whose instrumented __init__ costs more than the
-    rest of building the answer."""
-    return dataclasses.make_dataclass(name, [(field, Any, None) for field in record._fields], slots=True)
-
-
-GroupRow = _plain_row(_GroupRecord, "GroupRow")
+GroupRow = plain_row(_GroupRecord, "GroupRow")
 
 
 def _earlier(scope: str) -> str:
@@ -256,37 +259,15 @@ async def read_locked(connection: asyncpg.Connection, hotel_id: int, room_type_i
     return stay_inventory(row, room_type_ids), _earlier_of(row)
 
 
-
-
-
-
-
-
-
-
 def expiry_snapshot(group: BookingGroup | dict) -> dict:
     return audit.snapshot(group, "status", "expires_at")
-
-
 
 
 # --- confirm, cancel and a lapsed hold's expiry, on asyncpg (the same round trips as the hold) ----
 
 _SaleOrderRecord, _SALE_ORDER_ROW = row_record(models.SaleOrder)
-SaleOrderRow = _plain_row(_SaleOrderRecord, "SaleOrderRow")
+SaleOrderRow = plain_row(_SaleOrderRecord, "SaleOrderRow")
 
-# Every entry one write adds to the audit log, from parallel arrays (`entity_ids` may name a row the
-# same statement inserts: `sale_order_id` below).
-_AUDIT_ENTRIES = (
-    "INSERT INTO audit_log (at, actor_uid, actor_role, agency_code, action, entity_type, entity_id, before, after,"
-    "                       request_id)"
-    " SELECT CAST(:now AS timestamptz), CAST(:actor_uid AS varchar), CAST(:actor_role AS varchar),"
-    "        CAST(:actor_agency AS varchar), e.action, e.entity_type, e.entity_id, e.before, e.after,"
-    "        CAST(:request_id AS varchar)"
-    " FROM unnest(CAST(:audit_actions AS varchar[]), CAST(:audit_types AS varchar[]), CAST(:audit_ids AS bigint[]),"
-    "             CAST(:audit_befores AS jsonb[]), CAST(:audit_afters AS jsonb[]))"
-    "      AS e(action, entity_type, entity_id, before, after)"
-)
 _CHANGE = (
     f"version AS ({BUMP_VERSION}), "
     f"change AS (INSERT INTO outbox (topic, payload) SELECT '{CHANGE_TOPIC}', {change_payload()} FROM version"
@@ -318,7 +299,7 @@ _CONFIRM = Statement(
     "             CAST(:id AS integer), CAST(:agency_id AS integer), 'CONFIRMED', CAST(:total AS numeric),"
     "             CAST(:currency AS varchar), CAST(:now AS timestamptz)"
     "      FROM (SELECT nextval('sale_order_number_seq') AS n) AS seq RETURNING *), "
-    f"a AS ({_AUDIT_ENTRIES} UNION ALL"
+    f"a AS ({AUDIT_ENTRIES} UNION ALL"
     "      SELECT CAST(:now AS timestamptz), CAST(:actor_uid AS varchar), CAST(:actor_role AS varchar),"
     "             CAST(:actor_agency AS varchar), 'sale_order.created', 'SaleOrder', o.id, NULL,"
     "             jsonb_build_object('number', o.number, 'group', CAST(:reference AS text), 'status', 'CONFIRMED',"
@@ -337,7 +318,7 @@ _SET_STATUS = Statement(
     "o AS (UPDATE sale_order SET status = 'CANCELLED', cancelled_at = CAST(:now AS timestamptz)"
     "      WHERE group_id = CAST(:id AS integer) AND status = 'CONFIRMED' AND CAST(:status AS varchar) = 'CANCELLED'"
     "      RETURNING id, number), "
-    f"a AS ({_AUDIT_ENTRIES} UNION ALL"
+    f"a AS ({AUDIT_ENTRIES} UNION ALL"
     "      SELECT CAST(:now AS timestamptz), CAST(:actor_uid AS varchar), CAST(:actor_role AS varchar),"
     "             CAST(:actor_agency AS varchar), 'sale_order.cancelled', 'SaleOrder', o.id,"
     "             jsonb_build_object('number', o.number, 'status', 'CONFIRMED'),"
@@ -380,22 +361,11 @@ async def lock_group_raw(connection: asyncpg.Connection, group_id: int) -> Locke
                        [tuple(p) for p in row["prices"]], order)
 
 
-Audited = tuple[str, str, int, dict | None, dict | None]  # action, entity type, entity id, before, after
-
-
-def _audit_values(actor: audit.Actor, now: datetime, entries: Sequence[Audited]) -> dict[str, Any]:
-    """The parameters of _AUDIT_ENTRIES."""
-    actions, types, ids, befores, afters = (list(column) for column in zip(*entries)) if entries else ([],) * 5
-    return {"now": now, "actor_uid": actor.uid, "actor_role": actor.role, "actor_agency": actor.agency_code,
-            "request_id": actor.request_id, "audit_actions": actions, "audit_types": types, "audit_ids": ids,
-            "audit_befores": befores, "audit_afters": afters}
-
-
 def _write_values(actor: audit.Actor, now: datetime, entries: Sequence[Audited], group: BookingGroup,
                   footprint: Footprint) -> dict[str, Any]:
     hotel_id, room_type_ids, start, end = footprint
     return {**change_parameters(hotel_id, room_type_ids, start, end, [(group.id, group.agency_id)], ()),
-            "id": group.id, **_audit_values(actor, now, entries)}
+            "id": group.id, **audit_values(actor, now, entries)}
 
 
 async def confirm_group(connection: asyncpg.Connection, group: BookingGroup, now: datetime, total: tuple[Decimal, str],
@@ -435,20 +405,12 @@ _LOCK_LAPSED = Statement(
     "WHERE x.id = ANY(CAST(:ids AS integer[])) AND x.status = 'HELD' AND x.expires_at <= statement_timestamp() "
     "ORDER BY x.id FOR UPDATE OF x SKIP LOCKED"
 )
-# Statuses, audit entries, and one version bump and outbox row per hotel (hotels in sorted order,
-# so that concurrent sweepers take the version rows' locks in one order).
+# Statuses, audit entries, and one version bump and outbox row per hotel.
 _EXPIRE = Statement(
     "WITH g AS (UPDATE booking_group SET status = 'EXPIRED' WHERE id = ANY(CAST(:group_ids AS integer[]))), "
     "b AS (UPDATE booking SET status = 'EXPIRED' WHERE group_id = ANY(CAST(:group_ids AS integer[]))), "
-    f"a AS ({_AUDIT_ENTRIES}), "
-    "version AS (INSERT INTO inventory_version (hotel_id, version)"
-    "            SELECT h, 1 FROM unnest(CAST(:hotel_ids AS integer[])) AS h"
-    "            ON CONFLICT (hotel_id) DO UPDATE SET version = inventory_version.version + 1"
-    "            RETURNING hotel_id, version) "
-    f"INSERT INTO outbox (topic, payload) SELECT '{CHANGE_TOPIC}', c.payload || jsonb_build_object('version', version.version)"
-    " FROM version JOIN unnest(CAST(:hotel_ids AS integer[]), CAST(:payloads AS jsonb[])) AS c(hotel_id, payload)"
-    "      USING (hotel_id) "
-    "RETURNING id, payload"
+    f"a AS ({AUDIT_ENTRIES}), {changes_by_hotel()} "
+    f"SELECT {CHANGES_WRITTEN}"
 )
 
 
@@ -468,10 +430,6 @@ async def expire_groups(connection: asyncpg.Connection, groups: Sequence[Any], n
     """Write the groups down as EXPIRED, audited, with one version bump and outbox row per change
     payload (one per hotel, in hotel order; the version each gets replaces theirs). Returns
     (outbox id, version) per payload, in their order."""
-    hotel_ids = [payload["hotelId"] for payload in payloads]
-    rows = await connection.fetch(_EXPIRE.sql, *_EXPIRE.args({
-        "group_ids": [g.id for g in groups], **_audit_values(audit.SYSTEM, now, entries),
-        "hotel_ids": hotel_ids, "payloads": list(payloads),
-    }))
-    found = {row["payload"]["hotelId"]: (row["id"], row["payload"]["version"]) for row in rows}
-    return [found[hotel_id] for hotel_id in hotel_ids]
+    row = await _EXPIRE.fetchrow(connection, group_ids=[g.id for g in groups],
+                                 **audit_values(audit.SYSTEM, now, entries), **changes_by_hotel_values(payloads))
+    return changes_written(row, payloads)

@@ -6,6 +6,7 @@ advisory lock) feed the very same pipeline.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -170,6 +171,9 @@ class StayInventory:
     events: list[AllotmentEvent]
     hardblock_terms: list[HardblockTerms]
     booking_lines: list[BookingLine]
+    # Manual night releases as recorded, per block (as InventorySnapshot.releases): reverting an
+    # amendment recomputes the releases that stand from these.
+    releases: dict[int, dict[date, datetime]] = field(default_factory=dict)
 
     def calendar(self, start: date, end: date, now: datetime) -> dict[int, CalendarRow]:
         return compute_calendar(
@@ -184,34 +188,46 @@ def row_record(model: Any, *skip: str) -> tuple[Any, str]:
     return namedtuple(f"{model.__name__}Record", names), "ROW(" + ", ".join(f"x.{name}" for name in names) + ")"
 
 
+def plain_row(record: Any, name: str) -> type:
+    """A mutable, slotted class with the fields of a table's record type: what the asyncpg paths
+    hand back instead of a SQLModel instance, whose instrumented __init__ costs more than the
+    rest of building the answer."""
+    return dataclasses.make_dataclass(name, [(column, Any, None) for column in record._fields], slots=True)
+
+
 _ContractRecord, _CONTRACT_ROW = row_record(models.Contract, "search", "terms", "supplier_updated_at", "supplier_hash",
                                              "held_increases")  # not the inventory's: reconciliation's memory
 _EventRecord, _EVENT_ROW = row_record(models.AllotmentEvent)
 _HardblockRecord, _HARDBLOCK_ROW = row_record(models.Hardblock)
 
 
-def _overlapping(table: str, start_column: str, end_column: str) -> str:
+def _overlapping(table: str, start_column: str, end_column: str, start: str, end: str) -> str:
     return (f"FROM {table} AS x WHERE x.room_type_id = ANY(CAST(:ids AS integer[])) "
-            f"AND x.{start_column} < :end AND x.{end_column} > :start")
+            f"AND x.{start_column} < {end} AND x.{end_column} > {start}")
 
 
 # The same rows as load_inventory's queries, as arrays of anonymous records (asyncpg decodes them
-# into typed tuples): a select list for one statement. `hotel` is the SQL of the hotel's id.
-def stay_inventory_columns(hotel: str = ":hotel_id") -> str:
+# into typed tuples): a select list for one statement. `hotel`, `start` and `end` are the SQL of
+# the hotel's id and of the range (a hardblock's reads widen it to the block's span, read in the
+# same statement).
+def stay_inventory_columns(hotel: str = ":hotel_id", start: str = ":start", end: str = ":end") -> str:
+    def overlapping(table: str, start_column: str, end_column: str) -> str:
+        return _overlapping(table, start_column, end_column, start, end)
+
     return (
-        f"ARRAY(SELECT {_CONTRACT_ROW} {_overlapping('contract', 'start_date', 'end_date')}) AS contracts, "
-        f"ARRAY(SELECT {_EVENT_ROW} {_overlapping('allotment_event', 'start_date', 'end_date')} "
+        f"ARRAY(SELECT {_CONTRACT_ROW} {overlapping('contract', 'start_date', 'end_date')}) AS contracts, "
+        f"ARRAY(SELECT {_EVENT_ROW} {overlapping('allotment_event', 'start_date', 'end_date')} "
         "  AND x.voided_at IS NULL) AS events, "
-        f"ARRAY(SELECT {_HARDBLOCK_ROW} {_overlapping('hardblock', 'start_date', 'end_date')} ORDER BY x.id) AS hardblocks, "
+        f"ARRAY(SELECT {_HARDBLOCK_ROW} {overlapping('hardblock', 'start_date', 'end_date')} ORDER BY x.id) AS hardblocks, "
         "ARRAY(SELECT ROW(r.hardblock_id, r.night, r.released_at) FROM hardblock_night_release AS r "
         "  WHERE r.hardblock_id IN (SELECT x.id "
-        + _overlapping("hardblock", "start_date", "end_date") + ") AND r.night >= :start AND r.night < :end) AS releases, "
+        + overlapping("hardblock", "start_date", "end_date") + f") AND r.night >= {start} AND r.night < {end}) AS releases, "
         # Bookings summed per stay and status: the decision needs rooms per night, not who booked,
         # and a hot room type holds thousands of one-room bookings. Lapsed holds drop out, as of the
         # database's clock (`now` below), which every app host shares.
         "ARRAY(SELECT ROW(min(x.id), x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status, "
         "  max(x.expires_at), CAST(sum(x.rooms) AS integer)) "
-        f"  {_overlapping('booking', 'check_in', 'check_out')} "
+        f"  {overlapping('booking', 'check_in', 'check_out')} "
         "  AND (x.status = 'CONFIRMED' OR (x.status = 'HELD' AND x.expires_at > statement_timestamp())) "
         "  GROUP BY x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status ORDER BY 1) AS bookings, "
         f"(SELECT version FROM inventory_version WHERE hotel_id = {hotel}) AS version, "
@@ -245,6 +261,7 @@ def stay_inventory(row: Any, room_type_ids: Sequence[int]) -> StayInventory:
                         hardblock_id=hardblock_id)
             for pk, room_type_id, hardblock_id, check_in, check_out, status, expires_at, rooms in row["bookings"]
         ],
+        releases=releases,
     )
 
 

@@ -102,15 +102,19 @@ class RawPool:
         async with pool.acquire(timeout=self.timeout_s) as connection:
             for logger in self._loggers:
                 connection.add_query_logger(logger)
+            terminated = False
             try:
                 yield connection
             except _BROKEN:
                 # With no reset round trip on release, nothing else would notice: a connection
                 # that failed (or was cancelled) mid-statement never goes back to the pool.
                 connection.terminate()
+                terminated = True
                 raise
             finally:
-                if not connection.is_closed():
+                # A terminated connection's proxy refuses every call (and the loggers went with
+                # it): asking it anything here would replace the error being raised.
+                if not terminated and not connection.is_closed():
                     for logger in self._loggers:
                         connection.remove_query_logger(logger)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -17,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 CHANGE_TOPIC = "inventory.change"
 NOTICE_TOPIC = "notice"  # {"channel", "message"}: published as it is
-
 
 
 def change_payload(groups: str = "CAST(:groups AS jsonb)") -> str:
@@ -41,6 +41,39 @@ def bump_version_sql(rows: str = "VALUES (CAST(:hotel_id AS integer), 1)") -> st
 
 
 BUMP_VERSION = bump_version_sql()
+
+
+def changes_by_hotel(when: str = "true") -> str:
+    """The CTEs `version` and `change` of a write that records its changes from parallel arrays:
+    each hotel of `:hotel_ids` (sorted, so that concurrent writers lock the version rows in one
+    order) gets its version bumped and an outbox row of its `:payloads` entry (`Change.payload()`)
+    with the new version, provided `when` (SQL) holds. `change` returns each row's id and payload."""
+    return (
+        "version AS (INSERT INTO inventory_version (hotel_id, version)"
+        f"  SELECT h, 1 FROM unnest(CAST(:hotel_ids AS integer[])) AS h WHERE {when}"
+        "  ON CONFLICT (hotel_id) DO UPDATE SET version = inventory_version.version + 1 RETURNING hotel_id, version), "
+        f"change AS (INSERT INTO outbox (topic, payload) SELECT '{CHANGE_TOPIC}',"
+        "  c.payload || jsonb_build_object('version', version.version)"
+        "  FROM version JOIN unnest(CAST(:hotel_ids AS integer[]), CAST(:payloads AS jsonb[])) AS c(hotel_id, payload)"
+        "  USING (hotel_id) RETURNING id, payload)"
+    )
+
+
+# A select-list entry of a statement with `changes_by_hotel`: (hotel id, outbox id, version) of each
+# change written.
+CHANGES_WRITTEN = ("ARRAY(SELECT ROW(CAST(c.payload->>'hotelId' AS integer), c.id, CAST(c.payload->>'version' AS integer))"
+                   " FROM change AS c) AS changes_written")
+
+
+def changes_by_hotel_values(payloads: Sequence[dict]) -> dict:
+    """The parameters of `changes_by_hotel`, for payloads in hotel order (Touched.unversioned())."""
+    return {"hotel_ids": [payload["hotelId"] for payload in payloads], "payloads": list(payloads)}
+
+
+def changes_written(row: Any, payloads: Sequence[dict]) -> list[tuple[int, int]]:
+    """(outbox id, version) per payload, in their order, from the row holding CHANGES_WRITTEN."""
+    found = {hotel_id: (outbox_id, version) for hotel_id, outbox_id, version in row["changes_written"]}
+    return [found[payload["hotelId"]] for payload in payloads]
 
 _RECORD_CHANGE = text(
     f"WITH version AS ({BUMP_VERSION}) "

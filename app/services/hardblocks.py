@@ -1,26 +1,30 @@
 """Hardblocks: create, amend, give rooms back, revert an amendment, release (whole, nights, in bulk),
 extend in bulk; the preview that writes nothing; the list; the auto-release job.
 
-Every write that changes what a block takes from the pool follows the booking path: validate ->
-one transaction -> the room types' advisory locks (sorted) -> fresh read after the lock ->
-domain decision -> writes + audit + version bump + outbox -> commit -> publish.
+Every write follows the booking path, on asyncpg directly (db.fastpath), in five round trips: one
+statement reads what is checked before any lock (the block, whose it is, whether the idempotency
+key was used: a retry answers from it), then BEGIN with the room type's advisory lock, one
+statement reading the block again with its room type's inventory, the database's clock and the key,
+the domain decision, one statement writing everything (the block, an amendment and its events,
+voids, night releases, the audit entries, the key's claim, the version bump and the outbox row),
+COMMIT, and the change is published.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+import asyncpg
+from sqlalchemy import select
 
 from app.services.bookings import check_reason
-from app.services.changes import Write, write
+from app.services.changes import Change as Published
+from app.services.changes import Touched
 from app.services.context import Caller, Services
 from app.services.errors import (
     BlockUnderflow,
@@ -35,15 +39,27 @@ from app.services.errors import (
     SlotDiff,
     SoldOut,
 )
-from app.services.idempotency import Keyed, check_key, failure_of, failure_record
+from app.services.idempotency import KeyedWrite, check_key, failure_of, failure_record
 from app.services.pages import Page, paginate
-from app.services.scope import acting_agency, own_agency_id, scoped
+from app.services.scope import acting, own_agency_id, scoped
 from db import audit, models
-from db.calendar import InventorySnapshot, load_inventory
 from db.bookings import BLOCK_PREFIX, REFERENCE_ATTEMPTS, new_reference
-from db.hardblocks import record_auto_releases, release_nights
-from db.inventory import database_now, lock_room_types
-from db.queries import rows_by_id
+from db.fastpath import locked_transaction
+from db.hardblocks import (
+    BlockRead,
+    BlockWrite,
+    Claim,
+    HardblockRow,
+    WriteContext,
+    Written,
+    insert_block,
+    read_block_state,
+    read_pool_state,
+    read_write_context,
+    record,
+    record_auto_releases,
+    write_block,
+)
 from domain import (
     AllotmentEvent,
     AmendmentPreview,
@@ -131,37 +147,41 @@ def check_changes(changes: Sequence[Change]) -> list[Change]:
     return list(changes)
 
 
-def _check_block_span(block: models.Hardblock, changes: list[Change]) -> None:
+def _check_block_span(block: HardblockRow, changes: list[Change]) -> None:
     """The span the block would have: its nights now and the ones the changes give rooms."""
     held = [c for c in changes if c[2] > 0]
     _check_span(min([block.start_date, *(c[0] for c in held)]), max([block.end_date, *(c[1] for c in held)]),
                 "changes")
 
 
-def _fit_span(block: models.Hardblock, terms: HardblockTerms, events: Sequence[AllotmentEvent],
-              bookings: Sequence[BookingLine], now: datetime) -> None:
-    """Set the stored span to what the block holds after a change: its base nights and every night
-    with rooms or bookings (so lookups by night find it, and a reverted extension shrinks it)."""
+def _fitted(block: HardblockRow, terms: HardblockTerms, events: Sequence[AllotmentEvent],
+            bookings: Sequence[BookingLine], now: datetime) -> HardblockRow:
+    """The block with its stored span set to what it holds after a change: its base nights and
+    every night with rooms or bookings (so lookups by night find it, and a reverted extension
+    shrinks it)."""
     slots = compute_hardblock_slots(terms, events, bookings, None, None, now)
-    block.start_date, block.end_date = slots[0].date, slots[-1].date + ONE_NIGHT
+    return dataclasses.replace(block, start_date=slots[0].date, end_date=slots[-1].date + ONE_NIGHT)
 
 
-async def _visible_block(session: AsyncSession, caller: Caller, pk: int | None, id: str | None) -> models.Hardblock:
+def _visible(caller: Caller, context: WriteContext, pk: int | None, id: str | None) -> HardblockRow:
     """The block, or NotFound when it is missing (`pk` None: the id names none) or (for agents)
     another agency's."""
-    block = await session.get(models.Hardblock, pk) if pk is not None else None
-    own = await own_agency_id(session, caller)
-    if block is None or (own is not None and block.agency_id != own):
+    block = context.blocks.get(pk) if pk is not None else None
+    if block is None or not _may_touch(caller, context, block):
         raise NotFound("no hardblock with that id", id)
     return block
 
 
-async def _locked(session: AsyncSession, services: Services, block: models.Hardblock) -> models.Hardblock:
-    """Take the block's room-type lock, then re-read the block: what it was before the lock may
-    have changed (released, widened) by a writer that held it."""
-    await lock_room_types(session, [block.room_type_id], services.settings.lock_timeout_ms)
-    await session.refresh(block)
-    return block
+def _may_touch(caller: Caller, context: WriteContext, block: HardblockRow) -> bool:
+    # An agent whose agency is not registered has no blocks (own_agency_id None then).
+    return caller.is_staff or (context.own_agency_id is not None and block.agency_id == context.own_agency_id)
+
+
+async def _context(connection: asyncpg.Connection, caller: Caller, keyed: KeyedWrite | None = None,
+                   **asked: Any) -> WriteContext:
+    """What a write checks before any lock (db.hardblocks.read_write_context), as `caller` sees it."""
+    return await read_write_context(connection, agency_code=None if caller.is_staff else caller.principal.agency_code,
+                                    key=keyed.lookup if keyed else None, **asked)
 
 
 def _staff_only(caller: Caller, action: str) -> None:
@@ -171,7 +191,7 @@ def _staff_only(caller: Caller, action: str) -> None:
                         "blocks, return rooms and release nights or whole blocks)")
 
 
-def _active(block: models.Hardblock, action: str) -> None:
+def _active(block: HardblockRow, action: str) -> None:
     if block.status != HardblockStatus.ACTIVE.value:
         at = block.released_at.isoformat() if block.released_at else "an earlier time"
         raise InvalidTransition(f"cannot {action} a hardblock released at {at}", status=block.status)
@@ -180,25 +200,71 @@ def _active(block: models.Hardblock, action: str) -> None:
 # --- the state of a block under the lock ---------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _BlockState:
-    snapshot: InventorySnapshot
+    """A block as of its read (under its room type's lock, for a write) and what its decisions need."""
+
+    read: BlockRead
     terms: HardblockTerms
-    pool: CalendarRow
-    now: datetime
+    pool: CalendarRow  # its room type over the nights read
 
     @property
-    def room_type(self) -> models.RoomType:
-        return self.snapshot.room_types[0]
+    def block(self) -> HardblockRow:
+        return self.read.block
+
+    @property
+    def now(self) -> datetime:  # the database's, as of the read
+        return self.read.inventory.now
+
+    @property
+    def events(self) -> list[AllotmentEvent]:
+        return self.read.inventory.events
+
+    @property
+    def lines(self) -> list[BookingLine]:
+        return self.read.inventory.booking_lines
 
 
-async def _state(session: AsyncSession, block: models.Hardblock, start: date, end: date) -> _BlockState:
-    """The block and its room type's pool over [start, end) widened to the block's span."""
-    start, end = min(start, block.start_date), max(end, block.end_date)
-    snapshot = await load_inventory(session, block.hotel_id, start, end, [block.room_type_id])
-    now = await database_now(session)
-    terms = next(t for t in snapshot.hardblock_terms if t.id == block.id)
-    return _BlockState(snapshot, terms, snapshot.calendar(start, end, now)[block.room_type_id], now)
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """What a decision about a block reads besides the block: its room type over [start, end)
+    widened to the block's span as of the read (None: the span alone) and `grow` nights past its
+    end; `amends`: the decision records an amendment (the read draws the amendment's id);
+    `reverting`: the amendment whose revert time it reads."""
+
+    start: date | None = None
+    end: date | None = None
+    grow: int = 0
+    amends: bool = False
+    reverting: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Operation:
+    """A write of one existing block: what it reads, and the decision on that (what to write, or
+    None for nothing)."""
+
+    decide: Callable[[_BlockState], BlockWrite | None]
+    reads: _Reads = _Reads()
+
+
+async def _read_state(connection: asyncpg.Connection, block: HardblockRow, reads: _Reads,
+                     keyed: KeyedWrite | None = None) -> _BlockState:
+    """The block as it is now and what a decision about it reads, in one statement; _Replayed when
+    the key was claimed by a request that held the lock before this one."""
+    read = await read_block_state(connection, block, reads.start, reads.end, grow=reads.grow,
+                                  key=keyed.lookup if keyed else None, amendment_id=reads.reverting,
+                                  amending=reads.amends)
+    if read.earlier is not None:
+        raise _Replayed()
+    terms = next(t for t in read.inventory.hardblock_terms if t.id == block.id)
+    pool = read.inventory.calendar(read.start, read.end, read.inventory.now)[block.room_type_id]
+    return _BlockState(read, terms, pool)
+
+
+class _Replayed(Exception):
+    """The idempotency key was claimed by a concurrent request that committed first: roll back and
+    answer as a retry would (read again: it holds the outcome now)."""
 
 
 def _slot_diffs(preview: AmendmentPreview, pool: CalendarRow) -> list[SlotDiff]:
@@ -211,7 +277,7 @@ def _slot_diffs(preview: AmendmentPreview, pool: CalendarRow) -> list[SlotDiff]:
 
 
 def _raise_conflicts(preview: AmendmentPreview, pool: CalendarRow, block_id: int | None,
-                     room_type: models.RoomType, released: Callable[[str], Failure]) -> None:
+                     room_type: tuple[int, str], released: Callable[[str], Failure]) -> None:
     if late := preview.nights_with(SlotConflict.RELEASED):
         raise released(", ".join(d.date.isoformat() for d in late))
     diffs = {d.date: d for d in _slot_diffs(preview, pool)}
@@ -219,8 +285,9 @@ def _raise_conflicts(preview: AmendmentPreview, pool: CalendarRow, block_id: int
         raise BlockUnderflow([diffs[d.date] for d in under])
     if short := preview.nights_with(SlotConflict.SOLD_OUT):
         # A block being created asks the pool, so its shortfalls name no block.
-        raise SoldOut([Shortfall(room_type.id, room_type.code, d.date, d.needed,
-                                 pool.available[pool.index(d.date)], block_id) for d in short])
+        room_type_id, code = room_type
+        raise SoldOut([Shortfall(room_type_id, code, d.date, d.needed, pool.available[pool.index(d.date)], block_id)
+                       for d in short])
 
 
 def _grow_past_release(nights_: str) -> Failure:
@@ -228,7 +295,7 @@ def _grow_past_release(nights_: str) -> Failure:
                         f"back in the pool): {nights_}")
 
 
-def _block_snapshot(block: models.Hardblock) -> dict[str, Any]:
+def _block_snapshot(block: HardblockRow) -> dict[str, Any]:
     return audit.snapshot(block, "reference", "agency_id", "room_type_id", "start_date", "end_date",
                           "base_start_date", "base_end_date", "rooms", "release_days", "status", "released_at")
 
@@ -237,163 +304,208 @@ def _changes_snapshot(changes: Sequence[Change]) -> list[dict[str, Any]]:
     return [{"from": a.isoformat(), "to": b.isoformat(), "rooms": rooms} for a, b, rooms in changes]
 
 
-Span = tuple[date, date]  # the nights a block write changed
+def _slots_snapshot(preview: AmendmentPreview) -> list[dict[str, Any]]:
+    return [{"date": d.date.isoformat(), "before": d.before, "after": d.after} for d in preview.slots]
 
 
-def _touch(unit: Write, block: models.Hardblock, span: Span) -> None:
-    unit.touch(block.hotel_id, [block.room_type_id], *span, blocks=[(block.id, block.agency_id)])
+def _room_type(state: _BlockState) -> tuple[int, str]:
+    return state.block.room_type_id, state.read.room_type_code
 
 
-async def _apply_amendment(
-    session: AsyncSession, caller: Caller, block: models.Hardblock, changes: list[Change], reason: str,
-    action: str = "hardblock.amended", state: _BlockState | None = None,
-) -> Span:
-    """Decide and record an amendment of a block whose lock the caller holds (on `state`, a read
-    the caller already took under that lock and covering the changes, if given)."""
+# --- the decisions: what a write of a block writes, on its state under the lock -------------------
+
+
+def _amend(caller: Caller, state: _BlockState, changes: list[Change], reason: str,
+           action: str = "hardblock.amended") -> BlockWrite:
+    """An amendment of the block, decided on `state` (a read covering the changes)."""
+    block = state.block
     _active(block, "amend")
     _check_block_span(block, changes)
-    if state is None:
-        state = await _state(session, block, min(c[0] for c in changes), max(c[1] for c in changes))
-    events, lines = state.snapshot.events, state.snapshot.booking_lines
-    preview = preview_amendment(state.terms, changes, events, lines, state.pool, state.now)
+    preview = preview_amendment(state.terms, changes, state.events, state.lines, state.pool, state.now)
     if grown := [d.date.isoformat() for d in preview.slots if d.after > d.before]:
         _staff_only(caller, f"growing or extending a block (nights {', '.join(grown[:5])})")
-    _raise_conflicts(preview, state.pool, block.id, state.room_type, _grow_past_release)
-    before = _block_snapshot(block)
-    amendment = models.HardblockAmendment(hardblock_id=block.id, reason=reason, author_uid=caller.actor.uid,
-                                          created_at=state.now)
-    session.add(amendment)
-    await session.flush()
-    session.add_all([
-        models.AllotmentEvent(
-            hotel_id=block.hotel_id, room_type_id=block.room_type_id, kind="BLOCK_AMENDMENT", start_date=start,
-            end_date=end, quantity=rooms, hardblock_id=block.id, amendment_id=amendment.id,
-            effective_at=state.now, created_at=state.now, created_by=caller.actor.uid,
-        )
-        for start, end, rooms in changes
-    ])
-    proposed = proposed_amendments(state.terms, changes, events, state.now)
+    _raise_conflicts(preview, state.pool, block.id, _room_type(state), _grow_past_release)
+    proposed = proposed_amendments(state.terms, changes, state.events, state.now)
     touched = {night for start, end, _ in changes for night in nights(start, end)}
     regrown = dataclasses.replace(state.terms, released_nights=state.terms.released_nights - touched)
-    _fit_span(block, regrown, [*events, *proposed], lines, state.now)
-    await session.flush()
-    audit.record(session, caller.actor, action, "Hardblock", block.id, before=before, after={
-        **_block_snapshot(block), "amendment_id": amendment.id, "reason": reason,
-        "changes": _changes_snapshot(changes),
-        "slots": [{"date": d.date.isoformat(), "before": d.before, "after": d.after} for d in preview.slots],
-    })
-    return min(c[0] for c in changes), max(c[1] for c in changes)
+    after = _fitted(block, regrown, [*state.events, *proposed], state.lines, state.now)
+    amendment_id = state.read.new_amendment_id
+    assert amendment_id is not None, "an amending operation's read draws the amendment's id"
+    return BlockWrite(after, [(action, "Hardblock", block.id, _block_snapshot(block), {
+        **_block_snapshot(after), "amendment_id": amendment_id, "reason": reason,
+        "changes": _changes_snapshot(changes), "slots": _slots_snapshot(preview),
+    })], (min(c[0] for c in changes), max(c[1] for c in changes)), amendment=(amendment_id, reason, changes))
 
 
-async def _release(session: AsyncSession, caller: Caller, block: models.Hardblock) -> Span:
+def _release(state: _BlockState) -> BlockWrite:
+    block = state.block
     _active(block, "release")
-    state = await _state(session, block, block.start_date, block.end_date)
-    slots = compute_hardblock_slots(state.terms, state.snapshot.events, state.snapshot.booking_lines,
-                                    block.start_date, block.end_date, state.now)
-    before = _block_snapshot(block)
-    block.status, block.released_at = HardblockStatus.RELEASED.value, state.now
-    await session.flush()
-    audit.record(session, caller.actor, "hardblock.released", "Hardblock", block.id, before=before, after={
-        **_block_snapshot(block), "rooms_returned": sum(slot.available for slot in slots),
-    })
-    return block.start_date, block.end_date
+    slots = compute_hardblock_slots(state.terms, state.events, state.lines, block.start_date, block.end_date,
+                                    state.now)
+    after = dataclasses.replace(block, status=HardblockStatus.RELEASED.value, released_at=state.now)
+    return BlockWrite(after, [("hardblock.released", "Hardblock", block.id, _block_snapshot(block), {
+        **_block_snapshot(after), "rooms_returned": sum(slot.available for slot in slots),
+    })], (block.start_date, block.end_date))
 
 
-async def _extend(session: AsyncSession, caller: Caller, block: models.Hardblock, count: int) -> Span:
+def _extend(caller: Caller, state: _BlockState, count: int) -> BlockWrite:
+    block = state.block
     _active(block, "extend")
-    # One read for the decision and the amendment: the block and the nights it may grow into.
-    state = await _state(session, block, block.start_date, block.end_date + timedelta(days=count))
-    slots = compute_hardblock_slots(state.terms, state.snapshot.events, state.snapshot.booking_lines,
-                                    block.start_date, block.end_date, state.now)
+    slots = compute_hardblock_slots(state.terms, state.events, state.lines, block.start_date, block.end_date,
+                                    state.now)
     try:
         change = extension(slots, count, block.rooms)
     except DomainInvalidInput as problem:
         raise _domain_input(problem) from None
     _check_span(block.start_date, change[1], "nights")
-    return await _apply_amendment(session, caller, block, [change], f"extended by {count} nights",
-                                  "hardblock.extended", state)
+    return _amend(caller, state, [change], f"extended by {count} nights", "hardblock.extended")
 
 
-BlockWrite = Callable[[AsyncSession, models.Hardblock], Awaitable[Span | None]]
+# Releasing a block reads its own span; extending it, the nights it may grow into as well (one read
+# for the decision and the amendment).
+def _releasing() -> _Operation:
+    return _Operation(_release)
 
 
-Idempotent = tuple[str | None, str, dict[str, Any]]  # the key (or None), the operation, the request
-_UNKEYED: Idempotent = (None, "", {})
+def _extending(caller: Caller, count: int) -> _Operation:
+    return _Operation(lambda state: _extend(caller, state, count), _Reads(grow=count, amends=True))
+
+
+# --- one block, or several: the transaction around the decision -----------------------------------
+
+
+def _versioned(changes: list[Published], written: Written | None) -> tuple[list[Published], list[int]]:
+    """The changes a committed write recorded, with their versions, and their outbox rows' ids:
+    what the relay publishes."""
+    if written is None:
+        return [], []
+    return ([dataclasses.replace(change, version=version) for change, (_, version) in
+             zip(changes, written.changes, strict=True)], [outbox_id for outbox_id, _ in written.changes])
+
+
+def _touch(touched: Touched, write: BlockWrite) -> None:
+    block = write.block
+    touched.touch(block.hotel_id, [block.room_type_id], *write.nights, blocks=[(block.id, block.agency_id)])
+
+
+async def _write_locked_block(services: Services, connection: asyncpg.Connection, caller: Caller, block: HardblockRow,
+                              operation: _Operation, keyed: KeyedWrite | None = None
+                              ) -> tuple[HardblockRow, tuple[list[Published], list[int]]]:
+    """BEGIN with the block's room type's lock, its state, the decision, the one write (claiming the
+    key with the block's id), COMMIT. Returns the block as the write left it and what to publish.
+    _Replayed when a concurrent request with the key committed first (rolled back)."""
+    async with locked_transaction(connection, [block.room_type_id], services.settings.lock_timeout_ms):
+        state = await _read_state(connection, block, operation.reads, keyed)
+        write = operation.decide(state)
+        if write is None:  # nothing to change (nights already released: a write that takes no key)
+            return state.block, ([], [])
+        touched = Touched()
+        _touch(touched, write)
+        changes = touched.unversioned()
+        written = await write_block(connection, write, caller.actor, state.now,
+                                    keyed.claim({"hardblock": block.id}) if keyed else None,
+                                    [change.payload() for change in changes])
+        if not written.claimed:
+            raise _Replayed()
+    return write.block, _versioned(changes, written)
 
 
 async def _one_block_write(services: Services, caller: Caller, pk: int | None, id: str | None,
-                           block_write: BlockWrite, idempotent: Idempotent = _UNKEYED) -> models.Hardblock:
-    """Look the block up, lock its room type, write, bump, commit, publish (a keyed retry: the
+                           operation: _Operation, keyed: KeyedWrite | None = None) -> HardblockRow:
+    """Look the block up, lock its room type, decide, write, commit, publish (a keyed retry: the
     block as it is now, written nothing)."""
-    key, operation, request = idempotent
-    async with write(services) as unit:
-        keyed = Keyed(unit.session, caller, check_key(key), operation, {"hardblock": pk, **request})
-        if (earlier := await keyed.replay()) is not None:
-            return await _visible_block(unit.session, caller, earlier["hardblock"], id)
-        block = await _locked(unit.session, services, await _visible_block(unit.session, caller, pk, id))
-        if span := await block_write(unit.session, block):
-            _touch(unit, block, span)
-        await keyed.remember({"hardblock": block.id})
+    async with services.raw.connection() as connection:
+        context = await _context(connection, caller, keyed, ids=[] if pk is None else [pk])
+        if keyed and (earlier := keyed.replay(context.earlier)) is not None:
+            return _visible(caller, context, earlier["hardblock"], id)
+        try:
+            block, published = await _write_locked_block(services, connection, caller,
+                                                          _visible(caller, context, pk, id), operation, keyed)
+        except _Replayed:
+            assert keyed is not None, "only a keyed write is replayed"
+            context = await _context(connection, caller, keyed)  # the key's first request has committed
+            return _visible(caller, context, keyed.replay(context.earlier)["hardblock"], id)
+    await services.relay.deliver(*published)
     return block
 
 
-BulkResult = models.Hardblock | Failure
+BulkResult = HardblockRow | Failure
 
 
 async def _bulk(services: Services, caller: Caller, ids: Sequence[tuple[int | None, str]],
-                block_write: BlockWrite, idempotent: Idempotent) -> list[BulkResult]:
-    """One transaction, every room type locked up front in one sorted order; each block is
-    written in its own savepoint, so it succeeds or fails whole without touching the others.
-    `ids` pairs each primary key (None for an id that names no hardblock) with how it was named.
-    A keyed retry answers what the first request did, item by item, and writes nothing."""
-    results: list[BulkResult] = []
-    key, operation, request = idempotent
+                operation: _Operation, keyed_as: tuple[str | None, str, dict[str, Any]]) -> list[BulkResult]:
+    """One transaction, every room type locked up front in one sorted order; each block is read,
+    decided and written in turn (a failure writes nothing of it), so it succeeds or fails whole
+    without touching the others; one version bump and change per hotel at the end, with the key's
+    claim. `ids` pairs each primary key (None for an id that names no hardblock) with how it was
+    named. A keyed retry answers what the first request did, item by item, and writes nothing."""
+    key, name, request = keyed_as
     try:
-        async with write(services) as unit:
-            session = unit.session
-            keyed = Keyed(session, caller, check_key(key), operation, {"ids": [name for _, name in ids], **request})
-            if (earlier := await keyed.replay()) is not None:
-                return await _replayed(session, earlier)
-            own = await own_agency_id(session, caller)
-            blocks = await rows_by_id(session, models.Hardblock, [pk for pk, _ in ids if pk is not None])
-            visible = {pk: b for pk, b in blocks.items() if own is None or b.agency_id == own}
-            await lock_room_types(session, {b.room_type_id for b in visible.values()},
-                                  services.settings.lock_timeout_ms)
-            seen: set[int] = set()
-            for pk, name in ids:
-                block = visible.get(pk) if pk is not None else None
-                if block is None:
-                    results.append(NotFound("no hardblock with that id", name))
-                    continue
-                if block.id in seen:
-                    results.append(InvalidInput("ids", f"{name} is listed more than once"))
-                    continue
-                seen.add(block.id)
-                try:
-                    async with session.begin_nested():
-                        await session.refresh(block)
-                        span = await block_write(session, block)
-                    if span:
-                        _touch(unit, block, span)
-                    results.append(block)
-                except (InvalidInput, InvalidTransition, SoldOut, BlockUnderflow) as error:
-                    results.append(error)
-            await keyed.remember([failure_record(r) if isinstance(r, Failure) else {"hardblock": r.id}
-                                  for r in results])
+        keyed = KeyedWrite(caller, check_key(key), name, {"ids": [named for _, named in ids], **request})
+        async with services.raw.connection() as connection:
+            context = await _context(connection, caller, keyed, ids=sorted({pk for pk, _ in ids if pk is not None}))
+            if (earlier := keyed.replay(context.earlier)) is not None:
+                return _bulk_replay(earlier, context)
+            visible = {pk: b for pk, b in context.blocks.items() if _may_touch(caller, context, b)}
+            try:
+                results, published = await _write_locked_blocks(services, connection, caller, ids, visible,
+                                                                 operation, keyed)
+            except _Replayed:
+                context = await _context(connection, caller, keyed)  # the key's first request has committed
+                return _bulk_replay(keyed.replay(context.earlier), context)
     except (LockTimeout, IdempotencyConflict, InvalidInput) as error:  # the whole request's: every item's answer
         return [error for _ in ids]
+    await services.relay.deliver(*published)
     return results
 
 
-async def _replayed(session: AsyncSession, outcome: list[dict[str, Any]]) -> list[BulkResult]:
-    blocks = await rows_by_id(session, models.Hardblock, [o["hardblock"] for o in outcome if "hardblock" in o])
-    return [blocks[o["hardblock"]] if "hardblock" in o else failure_of(o) for o in outcome]
+async def _write_locked_blocks(services: Services, connection: asyncpg.Connection, caller: Caller,
+                               ids: Sequence[tuple[int | None, str]], visible: dict[int, HardblockRow],
+                               operation: _Operation, keyed: KeyedWrite
+                               ) -> tuple[list[BulkResult], tuple[list[Published], list[int]]]:
+    results: list[BulkResult] = []
+    touched, seen, now = Touched(), set(), None
+    async with locked_transaction(connection, {b.room_type_id for b in visible.values()},
+                                  services.settings.lock_timeout_ms):
+        for pk, name in ids:
+            block = visible.get(pk) if pk is not None else None
+            if block is None:
+                results.append(NotFound("no hardblock with that id", name))
+                continue
+            if block.id in seen:
+                results.append(InvalidInput("ids", f"{name} is listed more than once"))
+                continue
+            seen.add(block.id)
+            try:
+                state = await _read_state(connection, block, operation.reads, keyed)
+                write = operation.decide(state)
+            except (InvalidInput, InvalidTransition, SoldOut, BlockUnderflow) as error:
+                results.append(error)
+                continue
+            now = state.now
+            if write is not None:
+                await write_block(connection, write, caller.actor, now)  # its change is recorded below
+                _touch(touched, write)
+            results.append(state.block if write is None else write.block)
+        changes = touched.unversioned()
+        claim = keyed.claim([failure_record(r) if isinstance(r, Failure) else {"hardblock": r.id} for r in results])
+        written = None
+        if changes or claim is not None:
+            written = await record(connection, caller.actor, now, [], claim, [change.payload() for change in changes])
+            if not written.claimed:
+                raise _Replayed()
+    return results, _versioned(changes, written)
+
+
+def _bulk_replay(outcome: list[dict[str, Any]], context: WriteContext) -> list[BulkResult]:
+    """A bulk retry's answer: each item's first result (its block as it is now)."""
+    return [context.blocks[o["hardblock"]] if "hardblock" in o else failure_of(o) for o in outcome]
 
 
 # --- use cases -----------------------------------------------------------------------------------
 
 
-async def create_hardblock(services: Services, caller: Caller, request: NewHardblock) -> models.Hardblock:
+async def create_hardblock(services: Services, caller: Caller, request: NewHardblock) -> HardblockRow:
     """Reserve `rooms` rooms of a room type on every night of [start, end) for one agency. Needs that
     many available in the pool on every night; decided under the room type's inventory lock."""
     if problem := check_hardblock(request.start, request.end, request.rooms, request.release_days):
@@ -404,153 +516,156 @@ async def create_hardblock(services: Services, caller: Caller, request: NewHardb
     if request.start < utc_today(models.utcnow()):
         raise InvalidInput("from", f"from {request.start.isoformat()} is in the past")
     _staff_only(caller, "creating a hardblock")
-    key = check_key(request.idempotency_key)
+    keyed = KeyedWrite(caller, check_key(request.idempotency_key), "createHardblock",
+                       {**dataclasses.asdict(request), "idempotency_key": None})
 
-    async with write(services) as unit:
-        session = unit.session
-        keyed = Keyed(session, caller, key, "createHardblock",
-                      {**dataclasses.asdict(request), "idempotency_key": None})
-        if (earlier := await keyed.replay()) is not None:
-            return await session.get(models.Hardblock, earlier["hardblock"])  # type: ignore[return-value]
-        agency = await acting_agency(session, caller, request.agency_id)
-        room_type = await session.get(models.RoomType, request.room_type_id)
-        if room_type is None:
+    async with services.raw.connection() as connection:
+        context = await _context(connection, caller, keyed, agency_id=request.agency_id,
+                                 room_type_id=request.room_type_id)
+        if (earlier := keyed.replay(context.earlier)) is not None:
+            return context.blocks[earlier["hardblock"]]
+        agency = acting(caller, request.agency_id, context.agency)
+        if context.room_type is None:
             raise InvalidInput("roomTypeId", "no room type with that id")
-        await lock_room_types(session, [room_type.id], services.settings.lock_timeout_ms)
-        snapshot = await load_inventory(session, room_type.hotel_id, request.start, request.end, [room_type.id])
-        now = await database_now(session)
-        pool = snapshot.calendar(request.start, request.end, now)[room_type.id]
-        block = models.Hardblock(
-            reference=new_reference(BLOCK_PREFIX), agency_id=agency.id, hotel_id=room_type.hotel_id,
-            room_type_id=room_type.id, start_date=request.start, end_date=request.end,
-            base_start_date=request.start, base_end_date=request.end, rooms=request.rooms,
-            release_days=request.release_days, status=HardblockStatus.ACTIVE.value, created_at=now,
-        )
-        terms = HardblockTerms(0, room_type.id, agency.id, request.start, request.end, request.rooms,
-                               request.release_days)
-        slots = compute_hardblock_slots(terms, [], [], request.start, request.end, now)
-        diffs = diff_slots([], slots, pool, nights(request.start, request.end), now)
-        preview = AmendmentPreview(all(d.conflict is None for d in diffs), tuple(diffs))
-        _raise_conflicts(preview, pool, None, room_type, lambda late: InvalidInput(
-            "releaseDays", f"nights past their release time cannot be blocked: {late}"))
-        await _insert_with_fresh_reference(session, block)
-        audit.record(session, caller.actor, "hardblock.created", "Hardblock", block.id,
-                     after={**_block_snapshot(block), "agency": agency.code})
-        await keyed.remember({"hardblock": block.id})
-        _touch(unit, block, (request.start, request.end))
+        room_type_id, hotel_id, code = context.room_type
+        try:
+            async with locked_transaction(connection, [room_type_id], services.settings.lock_timeout_ms):
+                read = await read_pool_state(connection, hotel_id, room_type_id, request.start, request.end,
+                                             keyed.lookup)
+                if read.earlier is not None:  # a concurrent retry held the lock first and committed
+                    raise _Replayed()
+                now = read.inventory.now
+                pool = read.inventory.calendar(request.start, request.end, now)[room_type_id]
+                terms = HardblockTerms(0, room_type_id, agency.id, request.start, request.end, request.rooms,
+                                       request.release_days)
+                slots = compute_hardblock_slots(terms, [], [], request.start, request.end, now)
+                diffs = diff_slots([], slots, pool, nights(request.start, request.end), now)
+                preview = AmendmentPreview(all(d.conflict is None for d in diffs), tuple(diffs))
+                _raise_conflicts(preview, pool, None, (room_type_id, code), lambda late: InvalidInput(
+                    "releaseDays", f"nights past their release time cannot be blocked: {late}"))
+                block = HardblockRow(
+                    id=read.new_block_id, reference=new_reference(BLOCK_PREFIX), agency_id=agency.id,
+                    hotel_id=hotel_id, room_type_id=room_type_id, start_date=request.start, end_date=request.end,
+                    base_start_date=request.start, base_end_date=request.end, rooms=request.rooms,
+                    release_days=request.release_days, status=HardblockStatus.ACTIVE.value, created_at=now,
+                )
+                touched = Touched()
+                touched.touch(hotel_id, [room_type_id], request.start, request.end, blocks=[(block.id, agency.id)])
+                changes = touched.unversioned()
+                written = await _insert_with_fresh_reference(connection, caller, block, agency.code,
+                                                             keyed.claim({"hardblock": block.id}), changes)
+                if not written.claimed:
+                    raise _Replayed()
+        except _Replayed:
+            context = await _context(connection, caller, keyed)  # the key's first request has committed
+            return context.blocks[keyed.replay(context.earlier)["hardblock"]]
+    await services.relay.deliver(*_versioned(changes, written))
     return block
 
 
-async def _insert_with_fresh_reference(session: AsyncSession, block: models.Hardblock) -> None:
-    """Insert the block; a random reference that is already taken is drawn again (in a savepoint,
-    so the failed insert leaves the transaction usable)."""
+async def _insert_with_fresh_reference(connection: asyncpg.Connection, caller: Caller, block: HardblockRow,
+                                       agency_code: str, claim: Claim | None, changes: list[Published]) -> Written:
+    """Insert the block; a random reference that is already taken is drawn again (the statement
+    that found it taken wrote nothing)."""
     for _ in range(REFERENCE_ATTEMPTS):
-        try:
-            async with session.begin_nested():
-                session.add(block)
-                await session.flush()
-            return
-        except IntegrityError as error:
-            if "uq_hardblock_reference" not in str(error.orig):
-                raise
-            block.reference = new_reference(BLOCK_PREFIX)
+        written = await insert_block(
+            connection, block, caller.actor,
+            [("hardblock.created", "Hardblock", block.id, None, {**_block_snapshot(block), "agency": agency_code})],
+            claim, [c.payload() for c in changes])
+        if written is not None:
+            return written
+        block.reference = new_reference(BLOCK_PREFIX)
     raise RuntimeError(f"{REFERENCE_ATTEMPTS} random hardblock references in a row were taken")
 
 
 async def amend_hardblock(services: Services, caller: Caller, pk: int | None, amendment: Amendment,
-                          id: str | None = None) -> models.Hardblock:
+                          id: str | None = None) -> HardblockRow:
     """Set the block's size on some nights (extending it beyond its range, or 0 to remove nights),
     as BLOCK_AMENDMENT events grouped in one amendment. Never below what is booked from it
     (BlockUnderflow); growth needs pool availability (SoldOut)."""
     changes = check_changes(amendment.changes)
     reason = check_reason(amendment.reason)
-    return await _one_block_write(services, caller, pk, id,
-                                  lambda session, block: _apply_amendment(session, caller, block, changes, reason),
-                                  (amendment.idempotency_key, "amendHardblock",
-                                   {"changes": _changes_snapshot(changes), "reason": reason}))
+    keyed = KeyedWrite(caller, check_key(amendment.idempotency_key), "amendHardblock",
+                       {"hardblock": pk, "changes": _changes_snapshot(changes), "reason": reason})
+    return await _one_block_write(services, caller, pk, id, _Operation(
+        lambda state: _amend(caller, state, changes, reason),
+        _Reads(min(c[0] for c in changes), max(c[1] for c in changes), amends=True)), keyed)
 
 
 async def return_hardblock_rooms(services: Services, caller: Caller, pk: int | None, start: date, end: date, rooms: int,
                                  reason: str | None = None, id: str | None = None,
-                                 idempotency_key: str | None = None) -> models.Hardblock:
+                                 idempotency_key: str | None = None) -> HardblockRow:
     """Give `rooms` rooms of each night of [start, end) back to the pool (an amendment shrinking
     those nights; never below what is booked)."""
     if start >= end:
         raise InvalidInput("to", "to must be after from (ranges are half-open over nights)")
     _check_span(start, end, "to")
     reason = check_reason(reason) or f"returned {rooms} rooms"
+    keyed = KeyedWrite(caller, check_key(idempotency_key), "returnHardblockRooms",
+                       {"hardblock": pk, "from": start, "to": end, "rooms": rooms, "reason": reason})
 
-    async def give_back(session: AsyncSession, block: models.Hardblock) -> Span:
-        _active(block, "return rooms of")
-        state = await _state(session, block, start, end)
-        slots = compute_hardblock_slots(state.terms, state.snapshot.events, state.snapshot.booking_lines,
-                                        start, end, state.now)
+    def give_back(state: _BlockState) -> BlockWrite:
+        _active(state.block, "return rooms of")
+        slots = compute_hardblock_slots(state.terms, state.events, state.lines, start, end, state.now)
         try:
             changes = returned_rooms(state.terms, slots, rooms, state.now)
         except DomainInvalidInput as problem:
             raise InvalidInput(problem.field, problem.message) from None
-        return await _apply_amendment(session, caller, block, changes, reason, "hardblock.rooms_returned", state)
+        return _amend(caller, state, changes, reason, "hardblock.rooms_returned")
 
-    return await _one_block_write(services, caller, pk, id, give_back, (
-        idempotency_key, "returnHardblockRooms", {"from": start, "to": end, "rooms": rooms, "reason": reason}))
+    return await _one_block_write(services, caller, pk, id, _Operation(give_back, _Reads(start, end, amends=True)),
+                                  keyed)
 
 
 async def revert_hardblock_amendment(services: Services, caller: Caller, amendment_pk: int | None,
-                                     id: str | None = None) -> models.Hardblock:
+                                     id: str | None = None) -> HardblockRow:
     """Void an amendment's events, if the block can go back: not below its bookings, and only with
     pool availability for what it takes back. Otherwise a typed failure naming the nights."""
     _staff_only(caller, "reverting an amendment")
-    async with write(services) as unit:
-        session = unit.session
-        amendment = await session.get(models.HardblockAmendment, amendment_pk) if amendment_pk else None
-        if amendment is None:
+    async with services.raw.connection() as connection:
+        context = await _context(connection, caller, amendment_id=amendment_pk)
+        if context.amendment_block_id is None:
             raise NotFound("no hardblock amendment with that id", id)
-        block = await _visible_block(session, caller, amendment.hardblock_id, id)
-        block = await _locked(session, services, block)
-        await session.refresh(amendment)
-        if amendment.reverted_at is not None:
-            raise InvalidTransition(f"the amendment was already reverted at {amendment.reverted_at.isoformat()}",
-                                    status="REVERTED")
-        _active(block, "revert an amendment of")
-        own = list((await session.execute(
-            select(models.AllotmentEvent).where(models.AllotmentEvent.amendment_id == amendment_pk)
-        )).scalars())
-        start, end = min(e.start_date for e in own), max(e.end_date for e in own)
-        state = await _state(session, block, start, end)
-        own_ids = {e.id for e in own}
-        events = state.snapshot.events
-        after_events = [e for e in events if e.id not in own_ids]
-        releases = state.snapshot.releases.get(block.id, {})
-        after_terms = dataclasses.replace(
-            state.terms, released_nights=effective_released_nights(block.id, releases, after_events))
-        touched_nights = {night for e in own for night in nights(e.start_date, e.end_date)}
-        preview = preview_change((state.terms, events), (after_terms, after_events), state.snapshot.booking_lines,
-                                 state.pool, touched_nights, state.now)
-        _raise_conflicts(preview, state.pool, block.id, state.room_type, lambda late: InvalidTransition(
-            f"cannot revert: nights past their release time cannot grow back: {late}", status="RELEASED"))
-        await session.execute(
-            update(models.AllotmentEvent).where(models.AllotmentEvent.id.in_(own_ids))
-            .values(voided_at=state.now, voided_by=caller.actor.uid).execution_options(synchronize_session=False)
-        )
-        amendment.reverted_at = state.now
-        _fit_span(block, after_terms, after_events, state.snapshot.booking_lines, state.now)
-        await session.flush()
-        audit.record(session, caller.actor, "hardblock.amendment_reverted", "Hardblock", block.id,
-                     before={"amendment_id": amendment_pk, "reverted_at": None},
-                     after={"amendment_id": amendment_pk, "reverted_at": state.now.isoformat(),
-                            "slots": [{"date": d.date.isoformat(), "before": d.before, "after": d.after}
-                                      for d in preview.slots]})
-        _touch(unit, block, (start, end))
+        block = _visible(caller, context, context.amendment_block_id, id)
+        own = context.amendment_events  # an amendment's events never change: reverting it voids them
+        start, end = min(e[1] for e in own), max(e[2] for e in own)
+
+        def revert(state: _BlockState) -> BlockWrite:
+            if state.read.reverted_at is not None:
+                raise InvalidTransition(f"the amendment was already reverted at {state.read.reverted_at.isoformat()}",
+                                        status="REVERTED")
+            _active(state.block, "revert an amendment of")
+            own_ids = {e[0] for e in own}
+            after_events = [e for e in state.events if e.id not in own_ids]
+            releases = state.read.inventory.releases.get(state.block.id, {})
+            after_terms = dataclasses.replace(
+                state.terms, released_nights=effective_released_nights(state.block.id, releases, after_events))
+            touched_nights = {night for _, first, after_last in own for night in nights(first, after_last)}
+            preview = preview_change((state.terms, state.events), (after_terms, after_events), state.lines,
+                                     state.pool, touched_nights, state.now)
+            _raise_conflicts(preview, state.pool, state.block.id, _room_type(state), lambda late: InvalidTransition(
+                f"cannot revert: nights past their release time cannot grow back: {late}", status="RELEASED"))
+            return BlockWrite(
+                _fitted(state.block, after_terms, after_events, state.lines, state.now),
+                [("hardblock.amendment_reverted", "Hardblock", state.block.id,
+                  {"amendment_id": amendment_pk, "reverted_at": None},
+                  {"amendment_id": amendment_pk, "reverted_at": state.now.isoformat(),
+                   "slots": _slots_snapshot(preview)})],
+                (start, end), reverted_amendment_id=amendment_pk)
+
+        block, published = await _write_locked_block(services, connection, caller, block,
+                                                     _Operation(revert, _Reads(start, end, reverting=amendment_pk)))
+    await services.relay.deliver(*published)
     return block
 
 
-async def release_hardblock(services: Services, caller: Caller, pk: int | None, id: str | None = None) -> models.Hardblock:
+async def release_hardblock(services: Services, caller: Caller, pk: int | None, id: str | None = None) -> HardblockRow:
     """Release the whole block: its unsold rooms return to the pool; bookings made from it stay."""
-    return await _one_block_write(services, caller, pk, id, lambda session, block: _release(session, caller, block))
+    return await _one_block_write(services, caller, pk, id, _releasing())
 
 
 async def release_hardblock_nights(services: Services, caller: Caller, pk: int | None, dates: Sequence[date],
-                                   id: str | None = None) -> models.Hardblock:
+                                   id: str | None = None) -> HardblockRow:
     """Release the unsold rooms of some nights to the pool (bookings stay). Nights already released
     are left as they are; only a new amendment, which checks the pool, re-grows a night."""
     # The list as sent is bounded, not only its distinct dates: 100,000 copies of one date is work.
@@ -558,33 +673,31 @@ async def release_hardblock_nights(services: Services, caller: Caller, pk: int |
     if not 1 <= len(dates) <= MAX_BLOCK_NIGHTS or not wanted:
         raise InvalidInput("dates", f"1 to {MAX_BLOCK_NIGHTS} dates, got {len(dates)}")
 
-    async def release(session: AsyncSession, block: models.Hardblock) -> Span | None:
+    def release(state: _BlockState) -> BlockWrite | None:
+        block = state.block
         _active(block, "release nights of")
         outside = [d.isoformat() for d in wanted if not block.start_date <= d < block.end_date]
         if outside:
             raise InvalidInput("dates", f"not nights of the block ({block.start_date.isoformat()} to "
                                f"{block.end_date.isoformat()}): {', '.join(outside)}")
-        state = await _state(session, block, wanted[0], wanted[-1] + ONE_NIGHT)
         fresh = [d for d in wanted if not state.terms.is_released(d, state.now)]
         if not fresh:
             return None
-        slots = compute_hardblock_slots(state.terms, state.snapshot.events, state.snapshot.booking_lines,
-                                        fresh[0], fresh[-1] + ONE_NIGHT, state.now)
+        slots = compute_hardblock_slots(state.terms, state.events, state.lines, fresh[0], fresh[-1] + ONE_NIGHT,
+                                        state.now)
         returned = {slot.date: slot.available for slot in slots}
-        await release_nights(session, block.id, fresh, state.now)
-        audit.record(session, caller.actor, "hardblock.nights_released", "Hardblock", block.id, after={
+        return BlockWrite(block, [("hardblock.nights_released", "Hardblock", block.id, None, {
             "cause": "MANUAL", "nights": [{"date": d.isoformat(), "rooms_returned": returned[d]} for d in fresh],
-        })
-        return fresh[0], fresh[-1] + ONE_NIGHT
+        })], (fresh[0], fresh[-1] + ONE_NIGHT), released_nights=fresh)
 
-    return await _one_block_write(services, caller, pk, id, release)
+    return await _one_block_write(services, caller, pk, id,
+                                  _Operation(release, _Reads(wanted[0], wanted[-1] + ONE_NIGHT)))
 
 
 async def bulk_release_hardblocks(services: Services, caller: Caller, ids: Sequence[tuple[int | None, str]],
                                   idempotency_key: str | None = None) -> list[BulkResult]:
     """Release several blocks: one result per id, in order, each block all or nothing."""
-    return await _bulk(services, caller, ids, lambda session, block: _release(session, caller, block),
-                       (idempotency_key, "bulkReleaseHardblocks", {}))
+    return await _bulk(services, caller, ids, _releasing(), (idempotency_key, "bulkReleaseHardblocks", {}))
 
 
 async def bulk_extend_hardblocks(services: Services, caller: Caller, ids: Sequence[tuple[int | None, str]],
@@ -594,22 +707,21 @@ async def bulk_extend_hardblocks(services: Services, caller: Caller, ids: Sequen
     _staff_only(caller, "extending hardblocks")
     if not 1 <= count <= MAX_BLOCK_NIGHTS:
         return [InvalidInput("nights", f"nights must be 1 to {MAX_BLOCK_NIGHTS}")] * len(ids)
-    return await _bulk(services, caller, ids, lambda session, block: _extend(session, caller, block, count),
+    return await _bulk(services, caller, ids, _extending(caller, count),
                        (idempotency_key, "bulkExtendHardblocks", {"nights": count}))
 
 
 async def preview_hardblock_amendment(services: Services, caller: Caller, pk: int | None, amendment: Amendment,
                                       id: str | None = None) -> Preview:
     """The diff grid an amendment would produce (before, after, delta and conflict per night),
-    written nowhere."""
+    written nowhere: the write's reads, without its lock."""
     changes = check_changes(amendment.changes)
-    async with services.sessions() as session:
-        block = await _visible_block(session, caller, pk, id)
+    async with services.raw.connection() as connection:
+        block = _visible(caller, await _context(connection, caller, ids=[] if pk is None else [pk]), pk, id)
         _active(block, "amend")
         _check_block_span(block, changes)
-        state = await _state(session, block, min(c[0] for c in changes), max(c[1] for c in changes))
-    preview = preview_amendment(state.terms, changes, state.snapshot.events, state.snapshot.booking_lines,
-                                state.pool, state.now)
+        state = await _read_state(connection, block, _Reads(min(c[0] for c in changes), max(c[1] for c in changes)))
+    preview = preview_amendment(state.terms, changes, state.events, state.lines, state.pool, state.now)
     return Preview(preview.feasible, _slot_diffs(preview, state.pool))
 
 
@@ -630,18 +742,23 @@ async def hardblocks(services: Services, caller: Caller, hotel_id: int | None, s
 
 async def record_releases(services: Services, *, limit: int = 1000) -> int:
     """Write down (audit, version bump, publish) the nights that released themselves since the
-    last run. Availability never waits for this. Returns how many nights were recorded."""
-    async with write(services) as unit:
-        session = unit.session
-        now = await database_now(session)
-        recorded = await record_auto_releases(session, now, utc_today(now), limit=limit)
-        if not recorded:
-            return 0
-        blocks = await rows_by_id(session, models.Hardblock, list(recorded))
-        for block_id, released in recorded.items():
-            block = blocks[block_id]
-            audit.record(session, audit.SYSTEM, "hardblock.nights_released", "Hardblock", block_id, after={
-                "cause": "AUTO", "release_days": block.release_days, "nights": [d.isoformat() for d in released],
-            })
-            _touch(unit, block, (released[0], released[-1] + ONE_NIGHT))
-    return sum(len(nights_) for nights_ in recorded.values())
+    last run. Availability never waits for this, and it takes no room type's lock: it changes no
+    number. Returns how many nights were recorded."""
+    async with services.raw.connection() as connection:
+        # No room types to lock: the transaction's lock_timeout bounds the wait for a version row.
+        async with locked_transaction(connection, (), services.settings.lock_timeout_ms):
+            recorded, now = await record_auto_releases(connection, limit=limit)
+            if not recorded:
+                return 0
+            touched = Touched()
+            for block in recorded:
+                touched.touch(block.hotel_id, [block.room_type_id], block.nights[0], block.nights[-1] + ONE_NIGHT,
+                              blocks=[(block.id, block.agency_id)])
+            changes = touched.unversioned()
+            written = await record(connection, audit.SYSTEM, now, [
+                ("hardblock.nights_released", "Hardblock", block.id, None, {
+                    "cause": "AUTO", "release_days": block.release_days,
+                    "nights": [d.isoformat() for d in block.nights]})
+                for block in recorded], None, [c.payload() for c in changes])
+    await services.relay.deliver(*_versioned(changes, written))
+    return sum(len(block.nights) for block in recorded)

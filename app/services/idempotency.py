@@ -1,8 +1,9 @@
 """Idempotency keys for the writes that are not idempotent by nature, with createBooking's rules.
 
 A key is scoped to the caller (an agent's agency; a staff member's own uid). The first request
-with a key claims it in its own transaction and stores its outcome there; a failure rolls the claim
-back with everything else, so a retry after a failure runs again. A retry of a committed request
+with a key claims it in its own transaction and stores its outcome there (`Keyed` on SQLAlchemy;
+`KeyedWrite` on asyncpg, in the write's one statement); a failure rolls the claim back with
+everything else, so a retry after a failure runs again. A retry of a committed request
 gets the first outcome (the rows it wrote, read as they are now); the same key with a different
 request is an IdempotencyConflict. Concurrent retries serialise on the key's unique index.
 """
@@ -66,11 +67,7 @@ class Keyed:
         if self.key is None:
             return None
         earlier = await claim_idempotency_key(self.session, self.scope, self.key, self.request_hash)
-        if earlier is None:
-            return None
-        if earlier.request_hash != self.request_hash or earlier.outcome is None:
-            raise IdempotencyConflict(self.key)
-        return earlier.outcome
+        return None if earlier is None else _replayed(self.key, self.request_hash, earlier)
 
     async def remember(self, outcome: Any) -> None:
         if self.key is None:
@@ -80,6 +77,36 @@ class Keyed:
             update(key).where(key.scope == self.scope, key.key == self.key).values(outcome=outcome)
             .execution_options(synchronize_session=False)
         )
+
+
+def _replayed(key: str, request_hash: str, earlier: Any) -> Any:
+    """The outcome a used key (`earlier`: its request_hash and outcome) gives a retry of the request."""
+    if earlier.request_hash != request_hash or earlier.outcome is None:
+        raise IdempotencyConflict(key)
+    return earlier.outcome
+
+
+class KeyedWrite:
+    """One keyed write on asyncpg (db.fastpath), whose statements carry the key: its reads return
+    what the key holds (`lookup`), `replay` answers a retry from that, and the write statement
+    claims the key with the outcome (`claim`) or finds it taken by a concurrent request that
+    committed first (then the write rolls back and replays it). Without a key all three do nothing."""
+
+    def __init__(self, caller: Caller, key: str | None, operation: str, request: dict[str, Any]) -> None:
+        self.key, self.scope = key, _scope(caller)
+        self.request_hash = _hash(operation, request)
+
+    @property
+    def lookup(self) -> tuple[str, str] | None:
+        return None if self.key is None else (self.scope, self.key)
+
+    def replay(self, earlier: Any) -> Any:
+        """The first request's outcome for a retry (`earlier`: what the key held when read, None
+        when unused); None otherwise. IdempotencyConflict for the same key with a different request."""
+        return None if earlier is None or self.key is None else _replayed(self.key, self.request_hash, earlier)
+
+    def claim(self, outcome: Any) -> tuple[str, str, str, Any] | None:
+        return None if self.key is None else (self.scope, self.key, self.request_hash, outcome)
 
 
 # --- failures as stored outcomes (a bulk write answers some items with failures) -----------------

@@ -46,12 +46,3 @@ def acting(caller: Caller, agency_id: int | None, found: AgencyT | None) -> Agen
         raise InvalidInput("agencyId", "agents book for their own agency only")
     return found
 
-
-async def acting_agency(session: AsyncSession, caller: Caller, agency_id: int | None) -> models.Agency:
-    """`acting`, on a row read through `session`."""
-    if caller.is_staff:
-        found = await session.get(models.Agency, agency_id) if agency_id is not None else None
-    else:
-        found = (await session.execute(
-            select(models.Agency).where(models.Agency.code == caller.principal.agency_code))).scalar_one_or_none()
-    return acting(caller, agency_id, found)

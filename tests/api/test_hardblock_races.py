@@ -27,7 +27,7 @@ def slow_reads(monkeypatch: Any) -> None:
     """A pause after every availability read: widens the read-to-write window the lock closes,
     so the unlocked races break the rules every time, not by chance."""
     for module in (booking_service, hardblock_service):
-        for name in ("read_locked", "load_inventory"):
+        for name in ("read_locked", "read_block_state", "read_pool_state"):
             read = getattr(module, name, None)
             if read is None:
                 continue

@@ -4,14 +4,18 @@ test_hardblock_races.py."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select, text
 
 from app.services.hardblocks import record_releases
 from app.api.ids import decode_id, to_global_id
 from db import models
-from tests.api.test_bookings import audit_actions, book, item, setup
+from db.inventory import room_type_lock_key
+from tests.api.test_bookings import audit_actions, book, item, quick, quick_app, setup  # noqa: F401  (fixtures)
 from tests.api.test_calendar import START, calendar, column, d
 from tests.support import captured_statements, data
 
@@ -464,6 +468,23 @@ async def test_a_regrown_manual_release_is_recorded_again_when_the_night_release
     assert causes == ["AUTO"] * 3
 
 
+async def test_a_manual_release_of_one_night_leaves_the_blocks_other_nights_to_the_job(gql, app, sessions):
+    hotel, ids, agencies = await setup(gql, allotment=5)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2, nights=3)
+    data(await gql(RELEASE_NIGHTS, {"id": block["id"], "dates": [d(1)]}))
+    async with sessions() as session, session.begin():  # time travel: every night past its release time
+        (await session.get(models.Hardblock, decode_id(block["id"], "Hardblock", "id"))).release_days = 100
+    services = app.state.runtime.services
+    assert await record_releases(services) == 2
+    assert await record_releases(services) == 0
+    entry = (await audit_actions(gql, block["id"]))[0]
+    assert entry["after"]["cause"] == "AUTO" and entry["after"]["nights"] == [d(0), d(2)]
+    async with sessions() as session:
+        causes = (await session.execute(select(models.HardblockNightRelease.night, models.HardblockNightRelease.cause)
+                                        .order_by(models.HardblockNightRelease.night))).all()
+    assert [cause for _, cause in causes] == ["AUTO", "MANUAL", "AUTO"]
+
+
 # --- scope ---------------------------------------------------------------------------------------
 
 
@@ -546,3 +567,178 @@ async def test_lists_filtered_by_an_unknown_id_are_empty_not_errors(gql):
         contracts = data(await gql("query($h: ID) { contracts(hotelId: $h) { edges { node { id } } } }",
                                    {"h": hotel_id}))["contracts"]["edges"]
         assert (len(blocks), len(contracts)) == (count, 2 * count)
+
+
+# --- the write path on asyncpg: references, keys and locks ---------------------------------------
+
+
+async def outbox_rows(sessions):
+    async with sessions() as session:
+        return (await session.execute(select(func.count()).select_from(models.OutboxMessage))).scalar_one()
+
+
+async def test_a_reference_drawn_twice_is_drawn_again_and_the_failed_draw_leaves_no_trace(gql, sessions, monkeypatch):
+    import secrets
+
+    hotel, ids, agencies = await setup(gql)
+    draws = iter(["beef0000", "beef0000", "beef0001"])
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(draws)[: 2 * n])
+    first = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=1)
+    version, rows = (await calendar(gql, hotel["id"]))["version"], await outbox_rows(sessions)
+
+    second = await create_block(gql, agencies["SUNTRAVEL"], ids["SUP"], rooms=1)
+
+    assert (first["reference"], second["reference"]) == ("HB-BEEF0000", "HB-BEEF0001")
+    assert (await calendar(gql, hotel["id"]))["version"] == version + 1  # one bump, one outbox row
+    assert await outbox_rows(sessions) == rows + 1
+    [created] = await audit_actions(gql, second["id"])
+    assert created["action"] == "hardblock.created" and created["after"]["reference"] == "HB-BEEF0001"
+
+
+KEYED_BULK_RELEASE = ("mutation($ids: [ID!]!, $key: String) { bulkReleaseHardblocks(ids: $ids, idempotencyKey: $key) "
+                      f"{{ {RELEASED} }} }}")
+
+
+@pytest.mark.parametrize("write", ["createHardblock", "amendHardblock", "bulkReleaseHardblocks"])
+async def test_concurrent_retries_with_one_key_write_once(gql, engine, sessions, write):
+    """Both retries read the key unused before the lock; the one that gets the lock second finds
+    it claimed in its read under the lock, and answers the first's result."""
+    hotel, ids, agencies = await setup(gql, allotment=10)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2)
+    version = (await calendar(gql, hotel["id"]))["version"]
+    document, variables = {
+        "createHardblock": (CREATE_BLOCK, {"input": {**block_input(agencies["BLUEWAVE"], ids["STD"]),
+                                                     "idempotencyKey": "together"}}),
+        "amendHardblock": (AMEND, {"input": {"hardblockId": block["id"], "idempotencyKey": "together",
+                                             "changes": [{"from": d(0), "to": d(1), "rooms": 5}]}}),
+        "bulkReleaseHardblocks": (KEYED_BULK_RELEASE, {"ids": [block["id"]], "key": "together"}),
+    }[write]
+    std = decode_id(ids["STD"], "RoomType", "id")
+    async with engine.connect() as holder:
+        await holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": room_type_lock_key(std)})
+        try:
+            retries = [asyncio.create_task(gql(document, variables)) for _ in range(2)]
+            await asyncio.sleep(0.3)  # both have read the key and wait for the lock
+        finally:
+            await holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": room_type_lock_key(std)})
+        first, second = [data(await retry)[write] for retry in retries]
+    assert first == second and "Hardblock" in str(first), first
+    assert (await calendar(gql, hotel["id"]))["version"] == version + 1  # written once
+    async with sessions() as session:
+        keys = (await session.execute(select(func.count()).select_from(models.IdempotencyKey))).scalar_one()
+    assert keys == 1
+
+
+async def test_a_key_claimed_meanwhile_rolls_the_write_back_and_answers_the_first_result(gql, sessions, monkeypatch):
+    """A request whose reads missed the key (its first request committed in between, on another
+    room type's lock, say) finds it taken when its write claims it: everything that write did is
+    rolled back, and the answer is the first request's block."""
+    from app.services import hardblocks as service
+
+    hotel, ids, agencies = await setup(gql, allotment=10)
+    request = {**block_input(agencies["SUNTRAVEL"], ids["STD"], rooms=2), "idempotencyKey": "raced"}
+    first = data(await gql(CREATE_BLOCK, {"input": request}))["createHardblock"]
+    version, rows = (await calendar(gql, hotel["id"]))["version"], await outbox_rows(sessions)
+    read_context, read_pool = service.read_write_context, service.read_pool_state
+    missed = []
+
+    async def context_missing_the_key(*args, **kwargs):
+        context = await read_context(*args, **kwargs)
+        if not missed:  # the first read only: the replay reads it again
+            missed.append(context.earlier)
+            context = dataclasses.replace(context, earlier=None)
+        return context
+
+    async def pool_missing_the_key(*args, **kwargs):
+        return dataclasses.replace(await read_pool(*args, **kwargs), earlier=None)
+
+    monkeypatch.setattr(service, "read_write_context", context_missing_the_key)
+    monkeypatch.setattr(service, "read_pool_state", pool_missing_the_key)
+    again = data(await gql(CREATE_BLOCK, {"input": request}))["createHardblock"]
+
+    assert missed and missed[0] is not None  # the key was there to miss
+    assert (again["id"], again["reference"]) == (first["id"], first["reference"])
+    assert data(await gql(LIST))["hardblocks"]["edges"] == [{"node": {"reference": first["reference"],
+                                                                        "status": "ACTIVE"}}]
+    assert (await calendar(gql, hotel["id"]))["version"] == version and await outbox_rows(sessions) == rows
+    assert await blocked(gql, hotel, days=3) == [2, 2, 2]
+
+
+async def test_a_busy_room_type_lock_is_a_retryable_lock_timeout_for_block_writes(gql, quick, engine):
+    hotel, ids, agencies = await setup(gql, allotment=10)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2)
+    version = (await calendar(gql, hotel["id"]))["version"]
+    std = decode_id(ids["STD"], "RoomType", "id")
+    async with engine.connect() as holder:
+        await holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": room_type_lock_key(std)})
+        try:
+            created = data(await quick(CREATE_BLOCK, {"input": block_input(agencies["BLUEWAVE"], ids["STD"])}))
+            amended = await amend(quick, block["id"], (0, 1, 3))
+            released = data(await quick(BULK_RELEASE, {"ids": [block["id"], block["id"]]}))
+            other_room_type = await create_block(quick, agencies["BLUEWAVE"], ids["SUP"])
+        finally:
+            await holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": room_type_lock_key(std)})
+    assert created["createHardblock"]["__typename"] == amended["__typename"] == "LockTimeout"
+    assert [r["__typename"] for r in released["bulkReleaseHardblocks"]] == ["LockTimeout"] * 2
+    assert other_room_type["__typename"] == "Hardblock"  # other room types proceed in parallel
+    assert (await calendar(gql, hotel["id"]))["version"] == version + 1  # that block only
+    assert await amendments(gql, block["id"]) == []
+    assert sizes(await amend(quick, block["id"], (0, 1, 3))) == [3, 2, 2]  # a retry goes through
+
+
+async def test_a_block_write_waiting_too_long_for_the_hotels_version_row_is_a_lock_timeout(gql, quick, sessions):
+    hotel, ids, agencies = await setup(gql, allotment=10)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2)
+    before = await calendar(gql, hotel["id"])
+    async with sessions() as blocker, blocker.begin():
+        await blocker.execute(text("SELECT version FROM inventory_version WHERE hotel_id = :h FOR UPDATE"),
+                              {"h": decode_id(hotel["id"], "Hotel", "id")})
+        answer = await amend(quick, block["id"], (0, 1, 1))
+    assert answer["__typename"] == "LockTimeout" and "retry" in answer["message"]
+    assert (await calendar(gql, hotel["id"]))["version"] == before["version"]
+    assert await amendments(gql, block["id"]) == []
+
+
+async def test_each_write_and_the_release_job_run_on_a_connection_that_has_run_nothing_else(gql, app, sessions):
+    """asyncpg learns a type's decoder from the statements it prepares: a statement must not need
+    one it could only have learnt from another (an array inside a record, say)."""
+    from app.auth import Principal, Role
+    from app.services import hardblocks as service
+    from app.services.context import Caller, raw_pool
+
+    hotel, ids, agencies = await setup(gql, allotment=10)
+    block = await create_block(gql, agencies["SUNTRAVEL"], ids["STD"], rooms=2, nights=3)
+    pk = decode_id(block["id"], "Hardblock", "id")
+    await amend(gql, block["id"], (0, 1, 3))
+    [amended] = await amendments(gql, block["id"])
+    services, staff = app.state.runtime.services, Caller(Principal("fresh-staff", Role.ADMIN, None))
+    night = [START + timedelta(days=n) for n in range(3)]
+    created = []
+    writes = [
+        lambda s: service.create_hardblock(s, staff, service.NewHardblock(
+            decode_id(ids["SUP"], "RoomType", "id"), night[0], night[2], 1,
+            agency_id=decode_id(agencies["BLUEWAVE"], "Agency", "id"), idempotency_key="fresh")),
+        lambda s: service.revert_hardblock_amendment(s, staff, decode_id(amended["id"], "HardblockAmendment", "id")),
+        lambda s: service.amend_hardblock(s, staff, pk, service.Amendment([(night[0], night[1], 1)])),
+        lambda s: service.return_hardblock_rooms(s, staff, pk, night[1], night[2], 1),
+        lambda s: service.release_hardblock_nights(s, staff, pk, [night[2]]),
+        lambda s: service.bulk_extend_hardblocks(s, staff, [(pk, block["id"])], 1, idempotency_key="fresh-bulk"),
+        lambda s: service.preview_hardblock_amendment(s, staff, pk, service.Amendment([(night[0], night[1], 2)])),
+        lambda s: service.release_hardblock(s, staff, pk),
+    ]
+
+    async def on_a_fresh_pool(run):
+        fresh = dataclasses.replace(services, raw=raw_pool(services.settings))
+        try:
+            return await run(fresh)
+        finally:
+            await fresh.raw.close()
+
+    for write in writes:
+        answer = await on_a_fresh_pool(write)
+        for result in answer if isinstance(answer, list) else [answer]:
+            assert not isinstance(result, Exception), result
+        created.append(answer)
+    async with sessions() as session, session.begin():  # time travel: the new block's nights are due
+        (await session.get(models.Hardblock, created[0].id)).release_days = 100
+    assert await on_a_fresh_pool(record_releases) == 2
