@@ -35,8 +35,6 @@ SYNC = RUN + """
 mutation($id: ID!) { syncSupplier(supplierId: $id) {
   __typename ... on SyncRun { ...R } ... on SyncAlreadyRunning { message run { id status } }
   ... on NotFound { message } } }"""
-CALENDAR = """query($code: String!) { hotels { code roomTypes { code }
-  calendar(from: "2027-03-01", to: "2027-03-31") { cells { roomType { code } date allotment available } } } }"""
 
 
 def hotel(code: str = "SIM-H", room_types: tuple[str, ...] = ("STD",)) -> dict[str, Any]:
@@ -311,3 +309,44 @@ async def test_the_demo_suppliers_sync_from_the_demo_simulator(gql, sessions, se
         run = await sync(gql, listed["MHG"]["id"])
     assert run["status"] == "SUCCEEDED", run["issues"]
     assert run["stats"]["contractsCreated"] == 6
+
+
+async def test_a_reduction_below_what_is_sold_is_shown_not_fixed(gql, sessions, simulator, feed):
+    from tests.api.test_bookings import CREATE_AGENCY, book, item
+
+    url, _ = simulator
+    supplier = await http_supplier(gql, url)
+    await sync(gql, supplier["id"])
+    agency = data(await gql(CREATE_AGENCY, {"input": {"code": "SUNTRAVEL", "name": "Sun"}}))["createAgency"]["id"]
+    hotels = data(await gql("{ hotels { code roomTypes { id } } }"))["hotels"]
+    room_type = next(h for h in hotels if h["code"] == "SIM-H")["roomTypes"][0]["id"]
+    held = await book(gql, agency, {**item(room_type, rooms=8), "checkIn": "2027-03-02", "checkOut": "2027-03-04"})
+    assert held["__typename"] == "BookingGroup"
+
+    write_feed(feed, [contract(allotment=5, updated_at="2026-11-02T00:00:00Z")])
+    run = await sync(gql, supplier["id"])
+    assert [(i["externalId"], i["kind"]) for i in run["issues"]] == [("SIM-C-1", "OVERCOMMITTED")]
+    assert "2027-03-02" in run["issues"][0]["message"]
+    assert (await nights(sessions))["2027-03-02"] == 5
+    async with sessions() as session:
+        assert await session.scalar(select(models.BookingGroup.status)) == "HELD", "nothing is cancelled"
+
+
+async def test_stop_sale_closes_the_nights_and_active_reopens_them(gql, sessions, simulator, feed):
+    url, _ = simulator
+    supplier = await http_supplier(gql, url)
+    await sync(gql, supplier["id"])
+    write_feed(feed, [contract(status="STOP_SALE", updated_at="2026-11-02T00:00:00Z")])
+    assert (await sync(gql, supplier["id"]))["stats"]["eventsRecorded"] == 1
+
+    async def closed() -> set[bool]:
+        hotel = next(h for h in data(await gql("{ hotels { id code } }"))["hotels"] if h["code"] == "SIM-H")
+        cal = data(await gql("""query($id: ID!) { node(id: $id) { ... on Hotel {
+          calendar(from: "2027-03-01", to: "2027-03-10") { rows { cells { closed } } } } } }""",
+                             {"id": hotel["id"]}))["node"]["calendar"]["rows"]
+        return {c["closed"] for row in cal for c in row["cells"]}
+
+    assert await closed() == {True}
+    write_feed(feed, [contract(status="CONFIRMED", updated_at="2026-11-03T00:00:00Z")])
+    await sync(gql, supplier["id"])
+    assert await closed() == {False}
