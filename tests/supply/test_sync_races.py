@@ -28,8 +28,8 @@ from tests.supply.loopback import Loopback
 from tests.supply.test_sync import API_KEY, SYNC, UPSERT, contract, write_feed
 from tests.support import LiveServer, token
 
-ALLOTMENT, REDUCED, HELD_FIRST, RACERS = 100, 20, 18, 40
-STAGGER_S = 0.01
+ALLOTMENT, REDUCED, HELD_FIRST = 10_000, 20, 18
+STAGGER_S, MAX_RACERS, AFTER = 0.01, 1000, 5
 NIGHT = {"checkIn": "2027-03-01", "checkOut": "2027-03-02"}
 
 
@@ -49,8 +49,8 @@ async def post(http: httpx.AsyncClient, query: str, variables: dict[str, Any], r
 
 
 async def race(server: str, sessions, feed: Path) -> list[tuple[int, int | None]]:
-    """Sync a 100-room contract, hold 18 rooms, then race 40 one-room bookings (arriving over 0.4 s)
-    against a sync that reduces it to 20. Returns the hotel's changes in commit order: (version, rooms booked or None
+    """Sync a 10,000-room contract, hold 18 rooms, then race one-room bookings (arriving until the
+    sync has ended) against a sync that reduces it to 20. Returns the hotel's changes in commit order: (version, rooms booked or None
     for the reduction)."""
     write_feed(feed, [contract(allotment=ALLOTMENT)])
     with Loopback(create_app(feed, api_key=API_KEY)) as feed_url:
@@ -74,15 +74,24 @@ async def race(server: str, sessions, feed: Path) -> list[tuple[int, int | None]
             assert await book(HELD_FIRST) == "BookingGroup"
             write_feed(feed, [contract(allotment=REDUCED, updated_at="2026-11-02T00:00:00Z")])
 
+            reduced = asyncio.Event()
+
             async def reduce() -> None:
                 run = (await post(http, SYNC, {"id": supplier["id"]}))["syncSupplier"]
+                reduced.set()
                 assert run["status"] == "SUCCEEDED" and run["stats"]["eventsRecorded"] == 1, run
 
-            async def book_later(n: int) -> str:
-                await asyncio.sleep(n * STAGGER_S)  # bookings keep arriving while the sync runs
-                return await book(1)
+            async def stream() -> None:
+                """Bookings keep arriving, one every STAGGER_S, for as long as the sync runs (so some
+                are in flight when its reduction commits, however long it takes), and a few after."""
+                racers: list[asyncio.Task[str]] = []
+                while not reduced.is_set() and len(racers) < MAX_RACERS:
+                    racers.append(asyncio.create_task(book(1)))
+                    await asyncio.sleep(STAGGER_S)
+                racers += [asyncio.create_task(book(1)) for _ in range(AFTER)]
+                await asyncio.gather(*racers)
 
-            await asyncio.gather(reduce(), *(book_later(n) for n in range(RACERS)))
+            await asyncio.gather(reduce(), stream())
     async with sessions() as session:
         rooms = {g: r for g, r in (await session.execute(select(models.Booking.group_id, models.Booking.rooms)))}
         payloads = (await session.execute(select(models.OutboxMessage.payload)
