@@ -12,17 +12,8 @@ from graphql import GraphQLError, build_client_schema, get_introspection_query, 
 from graphql import ValidationContext, ValidationRule
 from graphql.language import DocumentNode, Node, SelectionSetNode, StringValueNode
 from strawberry import relay
-from strawberry.extensions import (
-    SchemaExtension,
-    AddValidationRules,
-    DisableIntrospection,
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types.graphql import OperationType
@@ -128,43 +119,6 @@ class MaskUnexpectedErrors(MaskErrors):
         return processed
 
 
-class OneOperationContext(SchemaExtension):
-    """Every operation runs on its own copy of the context (`Context.for_operation`), so its loaders
-    and inventory caches belong to it alone. Over HTTP a context serves one request anyway, but
-    Strawberry builds a websocket's context once per connection (strawberry #1754): without this,
-    every query and mutation sent over the socket would share ever-growing caches and read data
-    from before writes made since. A subscription keeps its copy for its lifetime and refreshes
-    it before each event (app.api.subscriptions).
-    """
-
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context.context
-        if isinstance(context, Context):
-            self.execution_context.context = context.for_operation()
-        yield
-
-
-class _ParserCache(ParserCache):
-    """ParserCache that leaves unparsable documents to Strawberry's own parse.
-
-    ParserCache parses while the on_parse hooks are entered, outside the `try` that turns a
-    GraphQLError into a result. Over HTTP an outer handler still catches it, but over websockets
-    (Schema.subscribe) a syntax error, or a document over the token limit, kills the operation
-    task: the client gets a bare `complete` and the server logs a traceback. Failed parses are
-    never cached anyway; Strawberry parses again inside its `try` and reports the error.
-    """
-
-    def on_parse(self) -> Iterator[None]:
-        execution_context = self.execution_context
-        try:
-            execution_context.graphql_document = self.cached_parse_document(
-                execution_context.query, **execution_context.parse_options
-            )
-        except GraphQLError:
-            execution_context.graphql_document = None
-        yield
-
-
 NUL_MESSAGE = "text arguments must not contain the NUL character (U+0000)"
 
 
@@ -176,20 +130,6 @@ def _holds_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(map(_holds_nul, value))
     return False
-
-
-class RejectNulCharacters(SchemaExtension):
-    """PostgreSQL text cannot hold U+0000: refuse it, in variables or in the document's string
-    literals, as a validation error before any resolver runs (or writes)."""
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        literal = document is not None and _literals_hold_nul(context.query, document)
-        if literal or _holds_nul(context.variables):
-            error = GraphQLError(NUL_MESSAGE, extensions={"code": "BAD_USER_INPUT"})
-            context.pre_execution_errors = [*(context.pre_execution_errors or []), error]
-        yield
 
 
 def _walk(node: Any) -> Iterator[Node]:
@@ -240,6 +180,61 @@ def _refusing_empty_selection_sets(rule: type[ValidationRule]) -> type[Validatio
     return Guarded
 
 
+class GuardRails(QueryCost):
+    """Every request's guard rails in one extension. Strawberry enters each extension's hooks
+    around each phase of every request; seven extensions cost about as much as the rest of a small
+    query's execution, so what they did is done here, phase by phase, in their order:
+
+    - operation: its own copy of the context (`Context.for_operation`: over a websocket, Strawberry
+      builds one context per connection (strawberry #1754), and without a copy every query sent
+      over the socket would share ever-growing caches and read data from before writes made
+      since; a subscription keeps its copy and refreshes it before each event), the depth, alias
+      and (in production) introspection rules, and the token limit of the parse;
+    - parse: Strawberry's ParserCache, except that a document that does not parse is left to
+      Strawberry's own parse, which reports it (ParserCache parses outside the `try` that turns
+      a GraphQLError into a result: over websockets a syntax error, or a document over the token
+      limit, would kill the operation task with a bare `complete`);
+    - validate: Strawberry's ValidationCache, then the NUL check: PostgreSQL text cannot hold
+      U+0000, so it is refused in variables or in the document's string literals as a
+      validation error before any resolver runs (or writes);
+    - execute: the query cost (app.api.cost).
+    """
+
+    def __init__(self, *, rules: tuple[type[ValidationRule], ...], max_tokens: int, max_cost: int) -> None:
+        super().__init__(limit=max_cost)
+        self.rules, self.max_tokens = rules, max_tokens
+        # Module-level LRU caches inside Strawberry, shared by every instance of the same size.
+        self.cached_parse = ParserCache(maxsize=512).cached_parse_document
+        self.cached_validate = ValidationCache(maxsize=512).cached_validate_document
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        if isinstance(context.context, Context):
+            context.context = context.context.for_operation()
+        context.validation_rules = context.validation_rules + self.rules
+        context.parse_options["max_tokens"] = self.max_tokens
+        yield
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse(context.query, **context.parse_options)
+        except GraphQLError:
+            context.graphql_document = None
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        context.pre_execution_errors = self.cached_validate(context.schema._schema, document,  # noqa: SLF001
+                                                            context.validation_rules)
+        literal = document is not None and _literals_hold_nul(context.query, document)
+        if literal or _holds_nul(context.variables):
+            error = GraphQLError(NUL_MESSAGE, extensions={"code": "BAD_USER_INPUT"})
+            context.pre_execution_errors = [*(context.pre_execution_errors or []), error]
+        yield
+
+
 class _Schema(strawberry.Schema):
     async def execute(self, *args: Any, allowed_operation_types: Any = None, **kwargs: Any) -> Any:
         # A subscription runs over a websocket (graphql-transport-ws). POSTed as a plain request
@@ -255,22 +250,15 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     # The validation cache is keyed by the rule classes too, and QueryDepthLimiter and
     # MaxAliasesLimiter create a new rule class per instance: build their rules once here,
     # or no validation would ever hit the cache.
-    limit_rules = [
+    rules = (
         *map(_refusing_empty_selection_sets, QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules),
         *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
-    ]
+        *((NoSchemaIntrospectionCustomRule,) if settings.production else ()),
+    )
     extensions: list = [
-        OneOperationContext,  # first: the other extensions see the operation's own context
-        lambda: AddValidationRules(limit_rules),
-        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-        lambda: _ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
-        RejectNulCharacters,  # after the cache, which replaces the validation errors it finds
-        lambda: QueryCost(limit=settings.graphql_max_cost),
+        lambda: GuardRails(rules=rules, max_tokens=settings.graphql_max_tokens, max_cost=settings.graphql_max_cost),
+        MaskUnexpectedErrors,
     ]
-    if settings.production:
-        extensions.append(DisableIntrospection)
-    extensions.append(MaskUnexpectedErrors)
     schema = _Schema(
         query=Query,
         mutation=Mutation,

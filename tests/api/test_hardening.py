@@ -12,14 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
-from strawberry.extensions import DisableIntrospection, MaskErrors, ParserCache, ValidationCache
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import MaskErrors
 
 import app.api.catalog
 import app.api.permissions
 import app.api.catalog
 import app.api.schema
 import app.services.catalog
-from app.api.schema import build_schema
+from app.api.schema import GuardRails, build_schema
 from app.auth import Principal, Role
 from app.settings import Settings
 from tests.support import EMULATOR_HOST, PROJECT_ID, data, token
@@ -150,27 +151,26 @@ async def test_batched_requests_are_rejected(client, resolver_calls):
     assert resolver_calls == []
 
 
-def test_parser_and_validation_caches_are_configured():
+def test_unexpected_errors_are_masked_in_every_environment():
     schema = build_schema(Settings(app_env="test"))
 
     built = [factory() for factory in schema.extensions]
 
-    assert any(isinstance(extension, ParserCache) for extension in built)
-    assert any(isinstance(extension, ValidationCache) for extension in built)
-    # unexpected errors are masked in every environment (issue 11), development and tests too
+    # issue 11: development and tests too
     assert any(isinstance(extension, MaskErrors) for extension in built)
 
 
-async def test_a_repeated_document_hits_the_validation_cache(gql):
+async def test_a_repeated_document_hits_the_parse_and_validation_caches(gql):
     schema = build_schema(Settings(app_env="test"))
-    [cache] = [e for e in (factory() for factory in schema.extensions) if isinstance(e, ValidationCache)]
+    [guard] = [e for e in (factory() for factory in schema.extensions) if isinstance(e, GuardRails)]
     document = "query RepeatedForTheCache { viewer { uid } }"
     await gql(document)
-    hits = cache.cached_validate_document.cache_info().hits
+    parsed, validated = guard.cached_parse.cache_info().hits, guard.cached_validate.cache_info().hits
 
     await gql(document)
 
-    assert cache.cached_validate_document.cache_info().hits > hits
+    assert guard.cached_parse.cache_info().hits > parsed
+    assert guard.cached_validate.cache_info().hits > validated
 
 
 async def test_graphiql_is_served_outside_production(client):
@@ -312,6 +312,7 @@ def test_production_schema_masks_errors_and_disables_introspection():
     schema = build_schema(Settings(app_env="production", firebase_auth_emulator_host=None))
     built = [factory() for factory in schema.extensions]
 
-    assert any(isinstance(extension, DisableIntrospection) for extension in built)
+    [guard] = [e for e in built if isinstance(e, GuardRails)]
+    assert NoSchemaIntrospectionCustomRule in guard.rules
     assert any(isinstance(extension, MaskErrors) for extension in built)
     assert schema.config.disable_field_suggestions is True
