@@ -171,6 +171,8 @@ async def insert_hold(
         row = await _INSERT_HOLD.fetchrow(connection, **values)
         if row["group_id"] is None:  # the reference is taken: draw again
             group.reference = values["reference"] = new_reference(GROUP_PREFIX)
+            if "reference" in audit_after:  # the audit entry names the reference the group gets
+                values["after"] = {**audit_after, "reference": group.reference}
             continue
         if row["claimed"] is None:
             raise KeyTaken(key)

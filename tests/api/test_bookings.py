@@ -571,6 +571,10 @@ async def test_a_reference_drawn_twice_is_drawn_again(gql, monkeypatch):
     second = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], rooms=1))
     assert (first["reference"], second["reference"]) == ("BG-C0FFEE0000", "BG-C0FFEE0001")
     assert (await calendar(gql, hotel["id"]))["version"] == version + 1
+    trail = data(await gql("query($id: ID!) { node(id: $id) { ... on BookingGroup { auditTrail { action after } } } }",
+                           {"id": second["id"]}))["node"]["auditTrail"]
+    assert [e["after"]["reference"] for e in trail if e["action"] == "booking_group.created"] == [
+        "BG-C0FFEE0001"], "the audit entry names the reference the group got"
 
     blocks = [await create_block(gql, agencies["SUNTRAVEL"], ids["SUP"], rooms=1) for _ in range(2)]
     assert [b["reference"] for b in blocks] == ["HB-BEEF0000", "HB-BEEF0001"]
