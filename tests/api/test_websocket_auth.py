@@ -80,7 +80,7 @@ async def test_valid_token_is_acknowledged(ws):
     assert_ack(await receive(ws))
 
 
-async def test_operations_run_as_the_token_s_caller(ws, db):
+async def test_operations_run_as_the_token_s_caller(db, ws):  # db first: its TRUNCATE must not eat the init window
     # given an operator connected with its token
     await init(ws, f"Bearer {token('operator')}")
     assert_ack(await receive(ws))
