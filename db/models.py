@@ -118,6 +118,8 @@ class Hotel(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
     name: str = Field(sa_column=Column(String(200), nullable=False))
+    # IANA zone: the hotel's nights, "today" and release cut-offs are its local calendar's.
+    time_zone: str = Field(default="UTC", sa_column=Column(String(64), nullable=False, server_default="UTC"))
     created_at: datetime = _created_at()
 
 
