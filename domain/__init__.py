@@ -48,7 +48,17 @@ from domain.hardblocks import (
     release_at,
 )
 from domain.money import Money, check_money, is_currency_code, money_sum
-from domain.nights import check_range, midnight_utc, nights, utc_today
+from domain.nights import (
+    DEFAULT_TIME_ZONE,
+    check_range,
+    check_time_zone,
+    hotel_today,
+    local_midnight,
+    midnight_utc,
+    nights,
+    time_zone,
+    utc_today,
+)
 from domain.pricing import stay_price
 from domain.reconciliation import (
     ContractLayer,
@@ -91,6 +101,7 @@ __all__ = [
     "ContractTerms",
     "CurrencyMismatch",
     "DEFAULT_STATUS_TRANSFORMS",
+    "DEFAULT_TIME_ZONE",
     "DomainError",
     "EventKind",
     "HardblockSlot",
@@ -126,6 +137,7 @@ __all__ = [
     "check_hardblock",
     "check_money",
     "check_range",
+    "check_time_zone",
     "compute_calendar",
     "compute_hardblock_slots",
     "confirm_status",
@@ -134,7 +146,9 @@ __all__ = [
     "effective_released_nights",
     "effective_status",
     "extension",
+    "hotel_today",
     "is_currency_code",
+    "local_midnight",
     "midnight_utc",
     "money_sum",
     "nights",
@@ -149,5 +163,6 @@ __all__ = [
     "returned_rooms",
     "stay_price",
     "supplier_nights",
+    "time_zone",
     "utc_today",
 ]

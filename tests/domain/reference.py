@@ -1,9 +1,13 @@
 """A slow but obviously correct reading of DESIGN.md "Domain semantics": one loop per night,
-no offsets, no difference arrays. Property tests check the real pipeline against it."""
+no offsets, no difference arrays. Property tests check the real pipeline against it.
+
+Hotel time is read the plain way, `zoneinfo` with fold=0, right wherever local midnight exists
+(the scenarios stay clear of clock changes; tests/domain/test_hotel_time.py covers those)."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from domain import (
     AllotmentEvent,
@@ -15,6 +19,10 @@ from domain import (
     HardblockTerms,
     PoolCell,
 )
+
+
+def midnight(day: date, tz: str) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
 def each_night(start: date, end: date) -> list[date]:
@@ -69,7 +77,7 @@ def reference_slot(
         for b in bookings
         if b.hardblock_id == block.id and counting(b, now) and covers(b.check_in, b.check_out, night)
     )
-    release_at = datetime.combine(night - timedelta(days=block.release_days), time(0), tzinfo=UTC)
+    release_at = midnight(night - timedelta(days=block.release_days), block.time_zone)
     is_released = block.released_at is not None or night in block.released_nights or now >= release_at
     released = max(0, size - booked) if is_released else 0
     return HardblockSlot(
@@ -91,6 +99,7 @@ def reference_cell(
     room_type_id: int,
     night: date,
     now: datetime,
+    tz: str = "UTC",
 ) -> PoolCell:
     covering = [c for c in contracts if c.active and c.room_type_id == room_type_id and covers(c.start, c.end, night)]
     governing = max(covering, key=lambda c: c.id) if covering else None
@@ -130,11 +139,12 @@ def reference_cell(
     sold = sum(b.rooms for b in pool_lines if b.status == BookingStatus.CONFIRMED)
 
     if governing is None:
-        release_date = None
+        release_date = release_at = None
         past_cutoff = True
     else:
         release_date = night - timedelta(days=governing.release_days)
-        past_cutoff = now >= datetime.combine(release_date, time(0), tzinfo=UTC)
+        release_at = midnight(release_date, tz)
+        past_cutoff = now >= release_at
 
     committed = hardblocked + held + sold
     available = 0 if closed or past_cutoff else max(0, allotment - committed)
@@ -149,15 +159,19 @@ def reference_cell(
         overcommitted=max(0, committed - allotment),
         closed=closed,
         release_date=release_date,
+        release_at=release_at,
         rate=rate,
     )
 
 
 def reference_calendar(
-    contracts, events, blocks, bookings, room_type_ids, start, end, now
+    contracts, events, blocks, bookings, room_type_ids, start, end, now, tz="UTC"
 ) -> dict[int, list[PoolCell]]:
     return {
-        rt: [reference_cell(contracts, events, blocks, bookings, rt, night, now) for night in each_night(start, end)]
+        rt: [
+            reference_cell(contracts, events, blocks, bookings, rt, night, now, tz)
+            for night in each_night(start, end)
+        ]
         for rt in room_type_ids
     }
 

@@ -47,11 +47,13 @@ class Scenario:
     start: date
     end: date
     now: datetime
+    time_zone: str = "UTC"  # the hotel's: its hardblocks say the same
 
     def calendar(self, **changes) -> dict[int, CalendarRow]:
         s = {**self.__dict__, **changes}
         return compute_calendar(
-            s["contracts"], s["events"], s["blocks"], s["bookings"], s["room_type_ids"], s["start"], s["end"], s["now"]
+            s["contracts"], s["events"], s["blocks"], s["bookings"], s["room_type_ids"], s["start"], s["end"], s["now"],
+            s["time_zone"],
         )
 
     def inputs(self) -> tuple:
@@ -64,6 +66,7 @@ class Scenario:
             self.start,
             self.end,
             self.now,
+            self.time_zone,
         )
 
 
@@ -131,7 +134,7 @@ def events(draw, max_size: int = 12) -> list[AllotmentEvent]:
 
 
 @st.composite
-def hardblocks(draw, now: datetime) -> list[HardblockTerms]:
+def hardblocks(draw, now: datetime, time_zone: str = "UTC") -> list[HardblockTerms]:
     count = draw(st.integers(0, len(BLOCK_IDS) - 1))  # the last id stays unknown: its bookings are orphans
     out = []
     for id in range(1, count + 1):
@@ -148,6 +151,7 @@ def hardblocks(draw, now: datetime) -> list[HardblockTerms]:
                 release_days=draw(st.integers(0, 10)),
                 released_at=draw(st.sampled_from([None, None, None, now - timedelta(days=1)])),
                 released_nights=released_nights,
+                time_zone=time_zone,
             )
         )
     return out
@@ -181,26 +185,34 @@ def booking_lines(draw, now: datetime, max_size: int = 8, hardblock_ids=(None, N
     return out
 
 
-def instants_near_d0():
-    """From 12 days before D0 to 6 days after, in 6-hour steps: cut-offs land on both sides."""
-    return st.integers(-48, 24).map(
-        lambda q: datetime.combine(D0, datetime.min.time(), tzinfo=UTC) + timedelta(hours=6 * q)
+def instants_near_d0(step_hours: int = 6):
+    """From 12 days before D0 to 6 days after, in 6-hour steps: cut-offs land on both sides
+    (in hours, to land on the local midnights of every time zone too)."""
+    steps = 24 // step_hours
+    return st.integers(-12 * steps, 6 * steps).map(
+        lambda q: datetime.combine(D0, datetime.min.time(), tzinfo=UTC) + timedelta(hours=step_hours * q)
     )
 
 
+# East and west of Greenwich, far enough to be on another date than UTC for half the day.
+TIME_ZONES = ("UTC", "Pacific/Auckland", "America/New_York")
+
+
 @st.composite
-def scenarios(draw, max_events: int = 12) -> Scenario:
-    now = draw(instants_near_d0())
+def scenarios(draw, max_events: int = 12, time_zones: tuple[str, ...] = ("UTC",)) -> Scenario:
+    now = draw(instants_near_d0(6 if time_zones == ("UTC",) else 1))
     start, end = night_range(draw, lo=-4, hi=6, longest=14)
+    time_zone = draw(st.sampled_from(time_zones))
     return Scenario(
         contracts=draw(contracts()),
         events=draw(events(max_events)),
-        blocks=draw(hardblocks(now)),
+        blocks=draw(hardblocks(now, time_zone)),
         bookings=draw(booking_lines(now)),
         room_type_ids=draw(st.sampled_from([[1, 2], [1], [2, 1, 3]])),
         start=start,
         end=end,
         now=now,
+        time_zone=time_zone,
     )
 
 
