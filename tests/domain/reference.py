@@ -18,6 +18,7 @@ from domain import (
     HardblockSlot,
     HardblockTerms,
     PoolCell,
+    Restrictions,
 )
 
 
@@ -190,3 +191,58 @@ def reference_block_span(block: HardblockTerms, events, bookings, now) -> tuple[
     start = min([block.start, *used])
     end = max([block.end] + [u + timedelta(days=1) for u in used])
     return start, end
+
+
+# --- restrictions ----------------------------------------------------------------------------------
+
+RESTRICTION_FIELDS = (
+    "min_stay",
+    "max_stay",
+    "closed_to_arrival",
+    "closed_to_departure",
+    "min_advance_days",
+    "max_advance_days",
+)
+
+
+def reference_restrictions(events: list[AllotmentEvent], room_type_id: int, night: date, agency_id) -> Restrictions:
+    """Field by field: the last live RESTRICTION event in total order that covers the night, binds
+    the agency (names it, or names none) and sets the field."""
+    binding = [
+        e
+        for e in events
+        if e.kind == EventKind.RESTRICTION
+        and not e.voided
+        and e.room_type_id == room_type_id
+        and covers(e.start, e.end, night)
+        and (len(e.agency_ids) == 0 or agency_id in e.agency_ids)
+    ]
+    values = {}
+    for name in RESTRICTION_FIELDS:
+        last = last_in_total_order([e for e in binding if getattr(e.restriction, name) is not None])
+        values[name] = None if last is None else getattr(last.restriction, name)
+    values["closed_to_arrival"] = values["closed_to_arrival"] is True
+    values["closed_to_departure"] = values["closed_to_departure"] is True
+    return Restrictions(**values)
+
+
+def reference_judgement(restrictions_on, check_in: date, check_out: date, today: date) -> list[tuple[date, str]]:
+    """(date, rule) of every violation, in the order of the rules."""
+    arrival = restrictions_on(check_in)
+    stay = len(each_night(check_in, check_out))
+    lead = len(each_night(today, check_in)) - len(each_night(check_in, today))
+    out = []
+    if arrival.min_stay is not None and stay < arrival.min_stay:
+        out.append((check_in, "MIN_STAY"))
+    if arrival.max_stay is not None and stay > arrival.max_stay:
+        out.append((check_in, "MAX_STAY"))
+    if arrival.closed_to_arrival:
+        out.append((check_in, "CLOSED_TO_ARRIVAL"))
+    if restrictions_on(check_out).closed_to_departure:
+        out.append((check_out, "CLOSED_TO_DEPARTURE"))
+    if arrival.min_advance_days is not None and lead < arrival.min_advance_days:
+        out.append((check_in, "MIN_ADVANCE_DAYS"))
+    if arrival.max_advance_days is not None and lead > arrival.max_advance_days:
+        out.append((check_in, "MAX_ADVANCE_DAYS"))
+    return out
+

@@ -22,6 +22,7 @@ from domain import (
     EventKind,
     HardblockTerms,
     Money,
+    RestrictionPatch,
     SupplierContract,
     compute_calendar,
     supplier_nights,
@@ -101,14 +102,47 @@ def contracts(draw) -> list[ContractTerms]:
     return out
 
 
+AGENCIES = (1, 2, 3)
+
+
+_MIN_STAY = st.none() | st.integers(1, 4)
+_MIN_ADVANCE = st.none() | st.integers(0, 6)
+_SPAN = st.none() | st.integers(0, 6)  # how far a maximum lies above its minimum
+_FLAG = st.sampled_from((None, None, True, False))
+
+
 @st.composite
-def events(draw, max_size: int = 12) -> list[AllotmentEvent]:
+def restriction_patches(draw) -> RestrictionPatch:
+    """Valid patches of one to all six fields (small values, so that stays of a few nights meet
+    both sides of every limit)."""
+    min_stay, stay_span = draw(_MIN_STAY), draw(_SPAN)
+    min_advance, advance_span = draw(_MIN_ADVANCE), draw(_SPAN)
+    patch = RestrictionPatch(
+        min_stay=min_stay,
+        max_stay=None if stay_span is None else (min_stay or 1) + stay_span,
+        closed_to_arrival=draw(_FLAG),
+        closed_to_departure=draw(_FLAG),
+        min_advance_days=min_advance,
+        max_advance_days=None if advance_span is None else (min_advance or 0) + advance_span,
+    )
+    if all(value is None for value in patch.values()):
+        return RestrictionPatch(min_stay=draw(st.integers(1, 4)))
+    return patch
+
+
+def agency_sets():
+    return st.sampled_from((frozenset(), frozenset(), frozenset({1}), frozenset({2}), frozenset({1, 3})))
+
+
+@st.composite
+def events(draw, max_size: int = 12, kinds: tuple[EventKind, ...] = KINDS) -> list[AllotmentEvent]:
     count = draw(st.integers(0, max_size))
     out = []
     for id in distinct_ids(draw, count):
-        kind = draw(st.sampled_from(KINDS))
+        kind = draw(st.sampled_from(kinds))
         start, end = night_range(draw)
-        quantity = rate = hardblock_id = None
+        quantity = rate = hardblock_id = restriction = None
+        agency_ids: frozenset[int] = frozenset()
         if kind in (EventKind.INCREASE_ALLOTMENT, EventKind.REDUCE_ALLOTMENT):
             quantity = draw(st.integers(1, 6))
         elif kind is EventKind.BLOCK_AMENDMENT:
@@ -116,6 +150,9 @@ def events(draw, max_size: int = 12) -> list[AllotmentEvent]:
             hardblock_id = draw(st.sampled_from(BLOCK_IDS))
         elif kind is EventKind.RATE_CHANGE:
             rate = draw(st.sampled_from(RATES))
+        elif kind is EventKind.RESTRICTION:
+            restriction = draw(restriction_patches())
+            agency_ids = draw(agency_sets())
         out.append(
             AllotmentEvent(
                 id=id,
@@ -128,9 +165,15 @@ def events(draw, max_size: int = 12) -> list[AllotmentEvent]:
                 rate=rate,
                 hardblock_id=hardblock_id,
                 voided=draw(st.integers(0, 5)) == 0,
+                restriction=restriction,
+                agency_ids=agency_ids,
             )
         )
     return out
+
+
+def restriction_events(max_size: int = 12):
+    return events(max_size, kinds=(EventKind.RESTRICTION,))
 
 
 @st.composite
