@@ -60,6 +60,7 @@ from domain.nights import (
     utc_today,
 )
 from domain.pricing import stay_price
+from domain.reasons import UnavailableReason, unavailable_reasons
 from domain.reconciliation import (
     ContractLayer,
     ContractRow,
@@ -149,6 +150,7 @@ __all__ = [
     "SupplierRoomType",
     "SyncIssue",
     "SyncIssueKind",
+    "UnavailableReason",
     "Violation",
     "apply_reconciliation",
     "block_shortfalls",
@@ -189,5 +191,6 @@ __all__ = [
     "stay_price",
     "supplier_nights",
     "time_zone",
+    "unavailable_reasons",
     "utc_today",
 ]

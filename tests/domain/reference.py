@@ -246,3 +246,24 @@ def reference_judgement(restrictions_on, check_in: date, check_out: date, today:
         out.append((check_in, "MAX_ADVANCE_DAYS"))
     return out
 
+
+def reference_reasons(cell: PoolCell, restrictions: Restrictions, today: date) -> list[str]:
+    reasons = []
+    if cell.release_date is not None and cell.hardblocked + cell.held + cell.sold >= cell.allotment:
+        reasons.append("SOLD_OUT")
+    if cell.closed:
+        reasons.append("CLOSED")
+    if cell.release_date is not None and cell.release_date <= today:
+        reasons.append("RELEASED")
+    if cell.release_date is None:
+        reasons.append("NO_CONTRACT")
+    if cell.date < today:
+        reasons.append("PAST")
+    if restrictions.closed_to_arrival:
+        reasons.append("CLOSED_TO_ARRIVAL")
+    lead = len(each_night(today, cell.date)) - len(each_night(cell.date, today))
+    too_soon = restrictions.min_advance_days is not None and lead < restrictions.min_advance_days
+    too_far = restrictions.max_advance_days is not None and lead > restrictions.max_advance_days
+    if too_soon or too_far:
+        reasons.append("ADVANCE_WINDOW")
+    return reasons
