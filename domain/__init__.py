@@ -56,8 +56,8 @@ from domain.nights import (
     local_midnight,
     midnight_utc,
     nights,
-    time_zone,
     utc_today,
+    zone_info,
 )
 from domain.pricing import stay_price
 from domain.reasons import UnavailableReason, unavailable_reasons
@@ -190,7 +190,7 @@ __all__ = [
     "returned_rooms",
     "stay_price",
     "supplier_nights",
-    "time_zone",
     "unavailable_reasons",
     "utc_today",
+    "zone_info",
 ]

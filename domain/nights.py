@@ -68,7 +68,7 @@ def check_time_zone(name: str) -> InvalidInput | None:
 
 
 @cache
-def time_zone(name: str) -> tzinfo:
+def zone_info(name: str) -> tzinfo:
     """The tzinfo of an IANA name (UTC itself needs no tz database)."""
     if name == DEFAULT_TIME_ZONE:
         return UTC
@@ -81,7 +81,7 @@ def local_midnight(day: date, tz: str = DEFAULT_TIME_ZONE) -> datetime:
     """The UTC instant the hotel's `day` begins (see above)."""
     if tz == DEFAULT_TIME_ZONE:
         return midnight_utc(day)
-    zone = time_zone(tz)
+    zone = zone_info(tz)
     wall = datetime.combine(day, time(0))
     try:
         # fold=0 reads a repeated wall time as its first occurrence, and a skipped one with the
@@ -112,7 +112,7 @@ def hotel_today(now: datetime, tz: str = DEFAULT_TIME_ZONE) -> date:
         return utc_today(now)
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    day = now.astimezone(time_zone(tz)).date()
+    day = now.astimezone(zone_info(tz)).date()
     # A change that goes back across midnight (Goose Bay until 2011: 00:01 -> 23:01) shows the
     # previous date again for a while; the day has begun all the same.
     following = day + timedelta(days=1)

@@ -22,7 +22,7 @@ from domain import (
     local_midnight,
     midnight_utc,
     release_at,
-    time_zone,
+    zone_info,
     utc_today,
 )
 from tests.domain.factories import eur
@@ -53,7 +53,7 @@ def first_instant_reaching_midnight(day: date, tz: str) -> datetime:
 @pytest.mark.parametrize("name", ["UTC", "Europe/Paris", "Pacific/Auckland", "America/New_York", "Etc/GMT+5"])
 def test_iana_names_are_time_zones(name):
     assert check_time_zone(name) is None
-    assert datetime(2026, 1, 1, tzinfo=time_zone(name)).utcoffset() is not None
+    assert datetime(2026, 1, 1, tzinfo=zone_info(name)).utcoffset() is not None
 
 
 @pytest.mark.parametrize(
@@ -63,12 +63,12 @@ def test_anything_else_is_refused(name):
     problem = check_time_zone(name)
     assert (problem.field, problem.message) == ("timeZone", "must be an IANA time zone name such as Europe/Paris")
     with pytest.raises(InvalidInput):
-        time_zone(name)
+        zone_info(name)
 
 
 def test_utc_is_the_default_and_needs_no_tz_database():
     now = datetime(2026, 1, 1, 23, 30, tzinfo=UTC)
-    assert time_zone("UTC") is UTC
+    assert zone_info("UTC") is UTC
     assert hotel_today(now) == utc_today(now) == date(2026, 1, 1)
     assert local_midnight(date(2026, 1, 1)) == midnight_utc(date(2026, 1, 1))
 
