@@ -48,8 +48,19 @@ from domain.hardblocks import (
     release_at,
 )
 from domain.money import Money, check_money, is_currency_code, money_sum
-from domain.nights import check_range, midnight_utc, nights, utc_today
+from domain.nights import (
+    DEFAULT_TIME_ZONE,
+    check_range,
+    check_time_zone,
+    hotel_today,
+    local_midnight,
+    midnight_utc,
+    nights,
+    utc_today,
+    zone_info,
+)
 from domain.pricing import stay_price
+from domain.reasons import UnavailableReason, unavailable_reasons
 from domain.reconciliation import (
     ContractLayer,
     ContractRow,
@@ -62,7 +73,20 @@ from domain.reconciliation import (
     reconcile,
     supplier_nights,
 )
-from domain.resolver import ResolvedRow, resolve
+from domain.resolver import ResolvedRow, resolve, resolve_restrictions
+from domain.restrictions import (
+    MAX_ADVANCE_RESTRICTION,
+    MAX_STAY_RESTRICTION,
+    NO_RESTRICTIONS,
+    RestrictionPatch,
+    RestrictionRow,
+    RestrictionRule,
+    Restrictions,
+    Violation,
+    check_restriction,
+    judge_stay,
+    restriction_violations,
+)
 from domain.supply import (
     DEFAULT_STATUS_TRANSFORMS,
     AllotmentUnit,
@@ -91,6 +115,7 @@ __all__ = [
     "ContractTerms",
     "CurrencyMismatch",
     "DEFAULT_STATUS_TRANSFORMS",
+    "DEFAULT_TIME_ZONE",
     "DomainError",
     "EventKind",
     "HardblockSlot",
@@ -100,7 +125,10 @@ __all__ = [
     "InvalidInput",
     "InvalidTransition",
     "LayerNight",
+    "MAX_ADVANCE_RESTRICTION",
+    "MAX_STAY_RESTRICTION",
     "Money",
+    "NO_RESTRICTIONS",
     "NoRate",
     "Outcome",
     "OutsideCalendar",
@@ -108,6 +136,10 @@ __all__ = [
     "PoolCell",
     "Reconciliation",
     "ResolvedRow",
+    "RestrictionPatch",
+    "RestrictionRow",
+    "RestrictionRule",
+    "Restrictions",
     "RoomRequest",
     "Shortfall",
     "SlotConflict",
@@ -118,6 +150,8 @@ __all__ = [
     "SupplierRoomType",
     "SyncIssue",
     "SyncIssueKind",
+    "UnavailableReason",
+    "Violation",
     "apply_reconciliation",
     "block_shortfalls",
     "cancel_status",
@@ -126,6 +160,8 @@ __all__ = [
     "check_hardblock",
     "check_money",
     "check_range",
+    "check_restriction",
+    "check_time_zone",
     "compute_calendar",
     "compute_hardblock_slots",
     "confirm_status",
@@ -134,7 +170,10 @@ __all__ = [
     "effective_released_nights",
     "effective_status",
     "extension",
+    "hotel_today",
     "is_currency_code",
+    "judge_stay",
+    "local_midnight",
     "midnight_utc",
     "money_sum",
     "nights",
@@ -146,8 +185,12 @@ __all__ = [
     "reconcile",
     "release_at",
     "resolve",
+    "resolve_restrictions",
+    "restriction_violations",
     "returned_rooms",
     "stay_price",
     "supplier_nights",
+    "unavailable_reasons",
     "utc_today",
+    "zone_info",
 ]

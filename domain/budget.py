@@ -2,6 +2,7 @@
 
 Everything is recomputed from contracts, events, hardblocks and bookings as of `now`; nothing
 is a stored counter, so an expired hold or a passed release time needs no job to take effect.
+Cut-offs and "today" are the hotel's (its time zone: see `domain.nights`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from domain.errors import OutsideCalendar
 from domain.events import AllotmentEvent, EventKind, order_key
 from domain.hardblocks import HardblockTerms, release_at
 from domain.money import Money
-from domain.nights import utc_today
+from domain.nights import DEFAULT_TIME_ZONE, hotel_today, local_midnight
 from domain.resolver import clip, resolve, window
 
 
@@ -33,6 +34,7 @@ class PoolCell:
     overcommitted: int
     closed: bool
     release_date: dt.date | None
+    release_at: dt.datetime | None  # the hotel-local midnight of release_date, in UTC
     rate: Money | None
 
 
@@ -51,6 +53,7 @@ class CalendarRow:
     overcommitted: tuple[int, ...]
     closed: tuple[bool, ...]
     release_date: tuple[dt.date | None, ...]
+    release_at: tuple[dt.datetime | None, ...]
     rate: tuple[Money | None, ...]
 
     def index(self, night: dt.date) -> int:
@@ -71,6 +74,7 @@ class CalendarRow:
             overcommitted=self.overcommitted[i],
             closed=self.closed[i],
             release_date=self.release_date[i],
+            release_at=self.release_at[i],
             rate=self.rate[i],
         )
 
@@ -143,7 +147,8 @@ def _released(block: HardblockTerms, origin: int, n: int, today: int) -> list[bo
     """Per night of the window: whether its unsold rooms went back to the pool."""
     if block.released_at is not None:
         return [True] * n
-    # Night o releases at midnight UTC of o - release_days, i.e. once o - release_days <= today.
+    # Night o releases at the hotel-local midnight of o - release_days, i.e. once
+    # o - release_days <= today (the hotel's: see domain.nights).
     k = min(n, max(0, today + block.release_days - origin + 1))
     flags = [True] * k + [False] * (n - k)
     for night in block.released_nights:
@@ -169,7 +174,7 @@ def compute_hardblock_slots(
 ) -> list[HardblockSlot]:
     """The block's slots on [start, end). A missing bound defaults to the block's own span:
     its original nights plus every night its amendments or bookings give it rooms on."""
-    today = utc_today(now).toordinal()
+    today = hotel_today(now, block.time_zone).toordinal()
     # This block's only: callers ask block by block about a snapshot holding every block's events.
     amendments = sorted((e for e in events if e.kind is EventKind.BLOCK_AMENDMENT and e.hardblock_id == block.id
                          and not e.voided), key=order_key)
@@ -201,7 +206,7 @@ def compute_hardblock_slots(
                 booked=bk,
                 available=0 if rel else free,
                 released=free if rel else 0,
-                release_at=release_at(night, block.release_days),
+                release_at=release_at(night, block.release_days, block.time_zone),
             )
         )
     return slots
@@ -216,11 +221,13 @@ def compute_calendar(
     start: dt.date,
     end: dt.date,
     now: dt.datetime,
+    time_zone: str = DEFAULT_TIME_ZONE,
 ) -> dict[int, CalendarRow]:
-    """The pool budget of every (room type, night) in [start, end) as of `now`."""
+    """The pool budget of every (room type, night) in [start, end) as of `now`, for a hotel in
+    `time_zone` (its hardblocks must say the same)."""
     n = window(start, end)
     origin = start.toordinal()
-    today = utc_today(now).toordinal()
+    today = hotel_today(now, time_zone).toordinal()
     resolved = resolve(contracts, events, room_type_ids, start, end)
 
     held = {rt: [0] * (n + 1) for rt in resolved}
@@ -228,6 +235,8 @@ def compute_calendar(
     # Rooms booked from a block nobody passed in still left the pool: count them as hardblocked.
     orphaned = {rt: [0] * (n + 1) for rt in resolved}
     blocks = {b.id: b for b in hardblocks}
+    if strays := sorted({b.time_zone for b in blocks.values()} - {time_zone}):
+        raise ValueError(f"hardblocks in {', '.join(strays)} on a calendar in {time_zone}")
     block_bookings: dict[int, list[BookingLine]] = {}
     for line in bookings:
         if not line.counts(now):
@@ -269,8 +278,19 @@ def compute_calendar(
     fromordinal = dt.date.fromordinal
     dates = tuple(fromordinal(origin + i) for i in range(n))
     ordinals = range(origin, origin + n)
+    # Cut-off dates and instants by ordinal: a few hundred distinct ones serve every row.
+    cutoffs: dict[int, tuple[dt.date, dt.datetime]] = {}
+
+    def cutoff(o: int) -> tuple[dt.date, dt.datetime]:
+        known = cutoffs.get(o)
+        if known is None:
+            day = fromordinal(o)
+            known = cutoffs[o] = (day, local_midnight(day, time_zone))
+        return known
+
     rows = {}
     for rt, r in resolved.items():
+        cuts = [None if rd is None else cutoff(o - rd) for rd, o in zip(r.release_days, ordinals)]
         hb = hardblocked[rt]
         hl = list(accumulate(held[rt][:n]))
         sd = list(accumulate(sold[rt][:n]))
@@ -284,7 +304,7 @@ def compute_calendar(
             held=tuple(hl),
             sold=tuple(sd),
             # Sellable: open, covered by a contract, and before the contract's release cut-off
-            # (midnight UTC of night - release_days).
+            # (the hotel-local midnight of night - release_days).
             available=tuple(
                 [
                     a - c if a > c and not cl and rd is not None and o - rd > today else 0
@@ -293,9 +313,8 @@ def compute_calendar(
             ),
             overcommitted=tuple([c - a if c > a else 0 for a, c in zip(r.allotment, committed)]),
             closed=r.closed,
-            release_date=tuple(
-                [None if rd is None else fromordinal(o - rd) for rd, o in zip(r.release_days, ordinals)]
-            ),
+            release_date=tuple([None if cut is None else cut[0] for cut in cuts]),
+            release_at=tuple([None if cut is None else cut[1] for cut in cuts]),
             rate=r.rate,
         )
     return rows

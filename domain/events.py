@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -10,6 +11,7 @@ from domain.contracts import MAX_ROOMS
 from domain.errors import InvalidInput
 from domain.money import Money, check_money
 from domain.nights import check_range
+from domain.restrictions import RestrictionPatch, check_restriction
 
 
 class EventKind(StrEnum):
@@ -18,6 +20,7 @@ class EventKind(StrEnum):
     BLOCK_CONTRACT = "BLOCK_CONTRACT"
     BLOCK_AMENDMENT = "BLOCK_AMENDMENT"
     RATE_CHANGE = "RATE_CHANGE"
+    RESTRICTION = "RESTRICTION"  # sets restrictions field by field: see domain.restrictions
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,8 @@ class AllotmentEvent:
     rate: Money | None = None
     hardblock_id: int | None = None
     voided: bool = False
+    restriction: RestrictionPatch | None = None
+    agency_ids: frozenset[int] = frozenset()  # RESTRICTION only: the agencies it binds, empty for all
 
 
 def order_key(event: AllotmentEvent) -> tuple[datetime, int]:
@@ -54,6 +59,8 @@ def check_event(
     quantity: int | None = None,
     rate: Money | None = None,
     hardblock_id: int | None = None,
+    restriction: RestrictionPatch | None = None,
+    agency_ids: Collection[int] = (),
 ) -> InvalidInput | None:
     """The first rule the event input breaks, or None. Field names are the API's."""
     if problem := check_range(start, end):
@@ -76,7 +83,14 @@ def check_event(
     if kind is EventKind.RATE_CHANGE:
         if rate is None:
             return InvalidInput("rate", "is required for RATE_CHANGE")
-        return check_money(rate, "rate")
-    if rate is not None:
+        if problem := check_money(rate, "rate"):
+            return problem
+    elif rate is not None:
         return InvalidInput("rate", f"is not used by {kind.value}")
+    if kind is EventKind.RESTRICTION:
+        return check_restriction(restriction)
+    if restriction is not None:
+        return InvalidInput("restrictions", f"are not used by {kind.value}")
+    if agency_ids:
+        return InvalidInput("agencyIds", f"is not used by {kind.value}")
     return None

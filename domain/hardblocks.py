@@ -10,7 +10,7 @@ from enum import StrEnum
 from domain.contracts import MAX_RELEASE_DAYS
 from domain.errors import InvalidInput
 from domain.events import AllotmentEvent, EventKind
-from domain.nights import check_range, midnight_utc, nights
+from domain.nights import DEFAULT_TIME_ZONE, check_range, local_midnight, nights
 
 
 class HardblockStatus(StrEnum):
@@ -18,10 +18,11 @@ class HardblockStatus(StrEnum):
     RELEASED = "RELEASED"
 
 
-def release_at(night: date, release_days: int) -> datetime:
-    """When a block's unsold rooms on `night` return to the pool on their own (never before the
-    first representable day, whatever dates a caller asks about)."""
-    return midnight_utc(date.fromordinal(max(night.toordinal() - release_days, 1)))
+def release_at(night: date, release_days: int, tz: str = DEFAULT_TIME_ZONE) -> datetime:
+    """When the hotel's (time zone `tz`) unsold rooms on `night` return to the pool on their own:
+    the hotel-local midnight `release_days` days before it (never before the first representable
+    day, whatever dates a caller asks about)."""
+    return local_midnight(date.fromordinal(max(night.toordinal() - release_days, 1)), tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class HardblockTerms:
 
     `released_at` set: the whole block was released then. `released_nights`: nights released
     by hand and not re-grown since (see `effective_released_nights`). Every other night
-    releases itself at `release_at(night, release_days)`.
+    releases itself at `release_at(night, release_days, time_zone)`; `time_zone` is the hotel's.
     """
 
     id: int
@@ -42,9 +43,10 @@ class HardblockTerms:
     release_days: int
     released_at: datetime | None = None
     released_nights: frozenset[date] = frozenset()
+    time_zone: str = DEFAULT_TIME_ZONE
 
     def release_at(self, night: date) -> datetime:
-        return release_at(night, self.release_days)
+        return release_at(night, self.release_days, self.time_zone)
 
     def is_released(self, night: date, now: datetime) -> bool:
         return self.released_at is not None or night in self.released_nights or now >= self.release_at(night)

@@ -2,8 +2,9 @@
 
 Nights are indexed by their offset from the window's first night. Quantities that add up
 (allotment, increases, reductions, stop-sells) go through difference arrays, so each contract
-or event costs O(1) however long it is; only the set-semantics events (RATE_CHANGE here,
-BLOCK_AMENDMENT in `domain.budget`) are sorted by the total key and painted in that order.
+or event costs O(1) however long it is; only the set-semantics events (RATE_CHANGE and, field by
+field, RESTRICTION here; BLOCK_AMENDMENT in `domain.budget`) are sorted by the total key and
+painted in that order.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from domain.contracts import ContractTerms
 from domain.errors import InvalidInput
 from domain.events import AllotmentEvent, EventKind, order_key
 from domain.money import Money
+from domain.restrictions import NO_RESTRICTIONS, RestrictionPatch, RestrictionRow, Restrictions
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,8 @@ def resolve(
         if kind is EventKind.RATE_CHANGE:
             rate_changes.append(event)
             continue
-        if kind is EventKind.BLOCK_AMENDMENT:
-            continue  # sizes a hardblock, not the allotment: see domain.budget
+        if kind is EventKind.BLOCK_AMENDMENT or kind is EventKind.RESTRICTION:
+            continue  # sizes a hardblock (domain.budget), or restricts stays (resolve_restrictions)
         a, b = clip(event.start, event.end, origin, n)
         if a >= b:
             continue
@@ -122,4 +124,58 @@ def resolve(
             release_days=tuple(acc.release_days),
         )
         for rt, acc in accs.items()
+    }
+
+
+def resolve_restrictions(
+    events: Iterable[AllotmentEvent],
+    room_type_ids: Iterable[int],
+    start: date,
+    end: date,
+    agency_id: int | None = None,
+) -> dict[int, RestrictionRow]:
+    """The restrictions in force on every (room type, night) in [start, end) for one agency: of the
+    live RESTRICTION events binding it (those naming it, and those naming none), the last in total
+    order that sets a field wins that field. `agency_id` None: the events naming none only."""
+    n = window(start, end)
+    origin = start.toordinal()
+    painted: dict[int, list[list[int | bool | None]] | None] = dict.fromkeys(room_type_ids)
+    binding = [
+        event
+        for event in events
+        if event.kind is EventKind.RESTRICTION
+        and not event.voided
+        and event.room_type_id in painted
+        and (not event.agency_ids or agency_id in event.agency_ids)
+    ]
+    binding.sort(key=order_key)
+    for event in binding:
+        a, b = clip(event.start, event.end, origin, n)
+        if a >= b:
+            continue
+        columns = painted[event.room_type_id]
+        if columns is None:
+            columns = painted[event.room_type_id] = [[None] * n for _ in range(6)]
+        patch = cast(RestrictionPatch, event.restriction)  # validated on the way in: see check_event
+        for column, value in zip(columns, patch.values()):
+            if value is not None:
+                column[a:b] = [value] * (b - a)
+
+    # Restrictions repeat over whole seasons: one object per distinct combination.
+    shared: dict[tuple, Restrictions] = {(None,) * 6: NO_RESTRICTIONS}
+
+    def restrictions(values: tuple) -> Restrictions:
+        found = shared.get(values)
+        if found is None:
+            min_stay, max_stay, cta, ctd, min_advance, max_advance = values
+            found = shared[values] = Restrictions(min_stay, max_stay, bool(cta), bool(ctd), min_advance, max_advance)
+        return found
+
+    return {
+        rt: RestrictionRow(
+            room_type_id=rt,
+            start=start,
+            nights=(NO_RESTRICTIONS,) * n if columns is None else tuple(map(restrictions, zip(*columns))),
+        )
+        for rt, columns in painted.items()
     }

@@ -21,6 +21,7 @@ from domain import (
     Money,
     PoolCell,
     Reconciliation,
+    RestrictionPatch,
     SupplierContract,
     apply_reconciliation,
     compute_calendar,
@@ -95,6 +96,30 @@ def stop_sell(id: int, start: int, end: int, **kw) -> AllotmentEvent:
 
 def rate_change(id: int, start: int, end: int, amount: str | int, **kw) -> AllotmentEvent:
     return event(id, EventKind.RATE_CHANGE, start, end, rate=eur(amount), **kw)
+
+
+def restrict(
+    id: int,
+    start: int,
+    end: int,
+    rt: int = 1,
+    agencies: tuple[int, ...] = (),
+    at: datetime | None = None,
+    voided: bool = False,
+    **fields,
+) -> AllotmentEvent:
+    """A RESTRICTION event setting `fields` (RestrictionPatch's names) for `agencies` (none: all)."""
+    return AllotmentEvent(
+        id=id,
+        kind=EventKind.RESTRICTION,
+        room_type_id=rt,
+        start=d(start),
+        end=d(end),
+        effective_at=at if at is not None else T0 + timedelta(minutes=id),
+        voided=voided,
+        restriction=RestrictionPatch(**fields),
+        agency_ids=frozenset(agencies),
+    )
 
 
 def amend(id: int, block_id: int, start: int, end: int, quantity: int, rt: int = 1, **kw) -> AllotmentEvent:

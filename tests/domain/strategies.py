@@ -22,6 +22,7 @@ from domain import (
     EventKind,
     HardblockTerms,
     Money,
+    RestrictionPatch,
     SupplierContract,
     compute_calendar,
     supplier_nights,
@@ -47,11 +48,13 @@ class Scenario:
     start: date
     end: date
     now: datetime
+    time_zone: str = "UTC"  # the hotel's: its hardblocks say the same
 
     def calendar(self, **changes) -> dict[int, CalendarRow]:
         s = {**self.__dict__, **changes}
         return compute_calendar(
-            s["contracts"], s["events"], s["blocks"], s["bookings"], s["room_type_ids"], s["start"], s["end"], s["now"]
+            s["contracts"], s["events"], s["blocks"], s["bookings"], s["room_type_ids"], s["start"], s["end"], s["now"],
+            s["time_zone"],
         )
 
     def inputs(self) -> tuple:
@@ -64,6 +67,7 @@ class Scenario:
             self.start,
             self.end,
             self.now,
+            self.time_zone,
         )
 
 
@@ -98,14 +102,47 @@ def contracts(draw) -> list[ContractTerms]:
     return out
 
 
+AGENCIES = (1, 2, 3)
+
+
+_MIN_STAY = st.none() | st.integers(1, 4)
+_MIN_ADVANCE = st.none() | st.integers(0, 6)
+_SPAN = st.none() | st.integers(0, 6)  # how far a maximum lies above its minimum
+_FLAG = st.sampled_from((None, None, True, False))
+
+
 @st.composite
-def events(draw, max_size: int = 12) -> list[AllotmentEvent]:
+def restriction_patches(draw) -> RestrictionPatch:
+    """Valid patches of one to all six fields (small values, so that stays of a few nights meet
+    both sides of every limit)."""
+    min_stay, stay_span = draw(_MIN_STAY), draw(_SPAN)
+    min_advance, advance_span = draw(_MIN_ADVANCE), draw(_SPAN)
+    patch = RestrictionPatch(
+        min_stay=min_stay,
+        max_stay=None if stay_span is None else (min_stay or 1) + stay_span,
+        closed_to_arrival=draw(_FLAG),
+        closed_to_departure=draw(_FLAG),
+        min_advance_days=min_advance,
+        max_advance_days=None if advance_span is None else (min_advance or 0) + advance_span,
+    )
+    if all(value is None for value in patch.values()):
+        return RestrictionPatch(min_stay=draw(st.integers(1, 4)))
+    return patch
+
+
+def agency_sets():
+    return st.sampled_from((frozenset(), frozenset(), frozenset({1}), frozenset({2}), frozenset({1, 3})))
+
+
+@st.composite
+def events(draw, max_size: int = 12, kinds: tuple[EventKind, ...] = KINDS) -> list[AllotmentEvent]:
     count = draw(st.integers(0, max_size))
     out = []
     for id in distinct_ids(draw, count):
-        kind = draw(st.sampled_from(KINDS))
+        kind = draw(st.sampled_from(kinds))
         start, end = night_range(draw)
-        quantity = rate = hardblock_id = None
+        quantity = rate = hardblock_id = restriction = None
+        agency_ids: frozenset[int] = frozenset()
         if kind in (EventKind.INCREASE_ALLOTMENT, EventKind.REDUCE_ALLOTMENT):
             quantity = draw(st.integers(1, 6))
         elif kind is EventKind.BLOCK_AMENDMENT:
@@ -113,6 +150,9 @@ def events(draw, max_size: int = 12) -> list[AllotmentEvent]:
             hardblock_id = draw(st.sampled_from(BLOCK_IDS))
         elif kind is EventKind.RATE_CHANGE:
             rate = draw(st.sampled_from(RATES))
+        elif kind is EventKind.RESTRICTION:
+            restriction = draw(restriction_patches())
+            agency_ids = draw(agency_sets())
         out.append(
             AllotmentEvent(
                 id=id,
@@ -125,13 +165,19 @@ def events(draw, max_size: int = 12) -> list[AllotmentEvent]:
                 rate=rate,
                 hardblock_id=hardblock_id,
                 voided=draw(st.integers(0, 5)) == 0,
+                restriction=restriction,
+                agency_ids=agency_ids,
             )
         )
     return out
 
 
+def restriction_events(max_size: int = 12):
+    return events(max_size, kinds=(EventKind.RESTRICTION,))
+
+
 @st.composite
-def hardblocks(draw, now: datetime) -> list[HardblockTerms]:
+def hardblocks(draw, now: datetime, time_zone: str = "UTC") -> list[HardblockTerms]:
     count = draw(st.integers(0, len(BLOCK_IDS) - 1))  # the last id stays unknown: its bookings are orphans
     out = []
     for id in range(1, count + 1):
@@ -148,6 +194,7 @@ def hardblocks(draw, now: datetime) -> list[HardblockTerms]:
                 release_days=draw(st.integers(0, 10)),
                 released_at=draw(st.sampled_from([None, None, None, now - timedelta(days=1)])),
                 released_nights=released_nights,
+                time_zone=time_zone,
             )
         )
     return out
@@ -181,26 +228,34 @@ def booking_lines(draw, now: datetime, max_size: int = 8, hardblock_ids=(None, N
     return out
 
 
-def instants_near_d0():
-    """From 12 days before D0 to 6 days after, in 6-hour steps: cut-offs land on both sides."""
-    return st.integers(-48, 24).map(
-        lambda q: datetime.combine(D0, datetime.min.time(), tzinfo=UTC) + timedelta(hours=6 * q)
+def instants_near_d0(step_hours: int = 6):
+    """From 12 days before D0 to 6 days after, in 6-hour steps: cut-offs land on both sides
+    (in hours, to land on the local midnights of every time zone too)."""
+    steps = 24 // step_hours
+    return st.integers(-12 * steps, 6 * steps).map(
+        lambda q: datetime.combine(D0, datetime.min.time(), tzinfo=UTC) + timedelta(hours=step_hours * q)
     )
 
 
+# East and west of Greenwich, far enough to be on another date than UTC for half the day.
+TIME_ZONES = ("UTC", "Pacific/Auckland", "America/New_York")
+
+
 @st.composite
-def scenarios(draw, max_events: int = 12) -> Scenario:
-    now = draw(instants_near_d0())
+def scenarios(draw, max_events: int = 12, time_zones: tuple[str, ...] = ("UTC",)) -> Scenario:
+    now = draw(instants_near_d0(6 if time_zones == ("UTC",) else 1))
     start, end = night_range(draw, lo=-4, hi=6, longest=14)
+    time_zone = draw(st.sampled_from(time_zones))
     return Scenario(
         contracts=draw(contracts()),
         events=draw(events(max_events)),
-        blocks=draw(hardblocks(now)),
+        blocks=draw(hardblocks(now, time_zone)),
         bookings=draw(booking_lines(now)),
         room_type_ids=draw(st.sampled_from([[1, 2], [1], [2, 1, 3]])),
         start=start,
         end=end,
         now=now,
+        time_zone=time_zone,
     )
 
 

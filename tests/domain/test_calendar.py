@@ -47,10 +47,11 @@ def test_a_contract_gives_its_nights_allotment_rate_and_release_date():
         overcommitted=0,
         closed=False,
         release_date=d(-3),
+        release_at=datetime(2026, 4, 28, tzinfo=UTC),  # midnight UTC of the release date
         rate=eur(100),
     )
     # half-open: night 2 is the contract's `to`, not one of its nights
-    assert cell(rows, 2) == PoolCell(1, d(2), 0, 0, 0, 0, 0, 0, False, None, None)
+    assert cell(rows, 2) == PoolCell(1, d(2), 0, 0, 0, 0, 0, 0, False, None, None, None)
 
 
 @pytest.mark.parametrize("order", [1, -1])

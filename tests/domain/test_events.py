@@ -5,20 +5,25 @@ import pytest
 
 from domain import (
     EventKind,
+    MAX_ADVANCE_RESTRICTION,
     InvalidInput,
     Money,
+    RestrictionPatch,
     check_event,
     order_key,
 )
 from tests.domain.factories import d, eur, rate_change
 
-INC, RED, STOP, AMEND, RATE = (
+INC, RED, STOP, AMEND, RATE, RESTRICT = (
     EventKind.INCREASE_ALLOTMENT,
     EventKind.REDUCE_ALLOTMENT,
     EventKind.BLOCK_CONTRACT,
     EventKind.BLOCK_AMENDMENT,
     EventKind.RATE_CHANGE,
+    EventKind.RESTRICTION,
 )
+P = RestrictionPatch
+ALL_FIELDS = "minStay, maxStay, closedToArrival, closedToDeparture, minAdvanceDays, maxAdvanceDays"
 
 VALID = [
     dict(kind=INC, quantity=1),
@@ -28,6 +33,11 @@ VALID = [
     dict(kind=AMEND, quantity=4, hardblock_id=7),
     dict(kind=RATE, rate=eur("0")),
     dict(kind=RATE, rate=eur("149.90")),
+    dict(kind=RESTRICT, restriction=P(min_stay=2)),
+    dict(kind=RESTRICT, restriction=P(closed_to_arrival=False)),  # lifts an earlier closedToArrival
+    dict(kind=RESTRICT, restriction=P(closed_to_departure=True), agency_ids=[3, 4]),
+    dict(kind=RESTRICT, restriction=P(1, 365, True, True, 0, MAX_ADVANCE_RESTRICTION)),  # every field, at its bounds
+    dict(kind=RESTRICT, restriction=P(min_stay=3, max_stay=3, min_advance_days=7, max_advance_days=7)),
 ]
 
 INVALID = [
@@ -59,6 +69,30 @@ INVALID = [
     (dict(kind=INC, quantity=1, hardblock_id=7), "hardblockId", "is not used by INCREASE_ALLOTMENT"),
     (dict(kind=INC, quantity=1, rate=eur(1)), "rate", "is not used by INCREASE_ALLOTMENT"),
     (dict(kind=AMEND, quantity=1, hardblock_id=7, rate=eur(1)), "rate", "is not used by BLOCK_AMENDMENT"),
+    (dict(kind=STOP, restriction=P(min_stay=2)), "restrictions", "are not used by BLOCK_CONTRACT"),
+    (dict(kind=RATE, rate=eur(1), restriction=P(min_stay=2)), "restrictions", "are not used by RATE_CHANGE"),
+    (dict(kind=STOP, agency_ids=[3]), "agencyIds", "is not used by BLOCK_CONTRACT"),
+    # restrictions
+    (dict(kind=RESTRICT), "restrictions", f"set at least one of {ALL_FIELDS}"),
+    (dict(kind=RESTRICT, restriction=P()), "restrictions", f"set at least one of {ALL_FIELDS}"),
+    (dict(kind=RESTRICT, restriction=P(min_stay=0)), "minStay", "must be 1 to 365"),
+    (dict(kind=RESTRICT, restriction=P(max_stay=366)), "maxStay", "must be 1 to 365"),
+    (dict(kind=RESTRICT, restriction=P(min_stay=3, max_stay=2)), "maxStay", "must not be less than minStay"),
+    (dict(kind=RESTRICT, restriction=P(min_advance_days=-1)), "minAdvanceDays", "must be 0 to 36525"),
+    (dict(kind=RESTRICT, restriction=P(max_advance_days=36526)), "maxAdvanceDays", "must be 0 to 36525"),
+    (
+        dict(kind=RESTRICT, restriction=P(min_advance_days=8, max_advance_days=7)),
+        "maxAdvanceDays",
+        "must not be less than minAdvanceDays",
+    ),
+    (dict(kind=RESTRICT, restriction=P(min_stay=2), quantity=1), "quantity", "is not used by RESTRICTION"),
+    (dict(kind=RESTRICT, restriction=P(min_stay=2), rate=eur(1)), "rate", "is not used by RESTRICTION"),
+    (dict(kind=RESTRICT, restriction=P(min_stay=2), hardblock_id=7), "hardblockId", "is not used by RESTRICTION"),
+    (
+        dict(kind=RESTRICT, restriction=P(min_stay=2), end=0),
+        "to",
+        "must be after from (ranges are half-open over nights)",
+    ),
 ]
 
 
