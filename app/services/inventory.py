@@ -151,6 +151,9 @@ async def record_allotment_event(services: Services, caller: Caller, spec: Event
     if spec.kind is EventKind.BLOCK_AMENDMENT:
         raise InvalidInput("kind", "BLOCK_AMENDMENT events are recorded through amendHardblock, "
                                    "which checks pool availability and the block's bookings")
+    if spec.kind is EventKind.RESTRICTION:
+        raise InvalidInput("kind", "RESTRICTION events carry OTA restrictions (minimum stay, closed to arrival, "
+                                   "...), which recordAllotmentEvent does not take")
     if spec.hardblock_id is not None:
         raise InvalidInput("hardblockId", f"hardblockId is not used by {spec.kind.value}")
     check_nights(spec.start, spec.end)

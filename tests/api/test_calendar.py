@@ -145,6 +145,7 @@ async def test_record_event_validation_and_scope(gql):
               rate={"amount": "-1", "currency": "EUR"}), "rate.amount"),
         (dict(kind="BLOCK_AMENDMENT", roomTypeId=ids["STD"], **{"from": d(0), "to": d(1)}, quantity=1,
               hardblockId=to_global_id("Hardblock", 1)), "kind"),
+        (dict(kind="RESTRICTION", roomTypeId=ids["STD"], **{"from": d(0), "to": d(1)}), "kind"),
         (dict(kind="BLOCK_CONTRACT", roomTypeId=hotel["id"], **{"from": d(0), "to": d(1)}), "roomTypeId"),
     ]
     for input, field in cases:
