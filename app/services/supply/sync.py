@@ -119,9 +119,7 @@ async def run_sync(services: Services, supplier: models.Supplier, trigger: str, 
             await runs.save_run(services, run, status="FAILED", error=message, stats=tally.stats,
                                 issues=tally.listed(), finished_at=models.utcnow())
             raise
-        status = "PARTIAL" if tally.stats["rejected"] or any(
-            i["kind"] in (SyncIssueKind.INVALID_RECORD.value, SyncIssueKind.UNKNOWN_HOTEL.value,
-                          SyncIssueKind.UNKNOWN_STATUS.value) for i in tally.issues) else "SUCCEEDED"
+        status = "PARTIAL" if tally.stats["rejected"] else "SUCCEEDED"  # records refused, the rest applied
         return await runs.save_run(services, run, status=status, stats=tally.stats, issues=tally.listed(),
                                    finished_at=models.utcnow())
 
@@ -131,10 +129,9 @@ async def run_sync(services: Services, supplier: models.Supplier, trigger: str, 
 
 async def _apply(services: Services, supplier: models.Supplier, run: models.SyncRun, snapshot: Snapshot,
                  transforms: dict[str, ContractAction], tally: _Tally) -> None:
-    for issue in snapshot.issues:
+    for issue in snapshot.issues:  # each names a record the wall refused
         tally.issue(issue)
-        if issue.external_id is not None or issue.kind is not SyncIssueKind.INVALID_RECORD:
-            tally.count("rejected")
+        tally.count("rejected")
     who = actor(supplier)
     for hotel in snapshot.hotels:
         try:
