@@ -47,7 +47,7 @@ from domain.hardblocks import (
     effective_released_nights,
     release_at,
 )
-from domain.money import Money, check_money, is_currency_code, money_sum
+from domain.money import Money, check_money, is_currency_code, minor_unit, money_sum, quantum, round_money
 from domain.nights import check_range, midnight_utc, nights, utc_today
 from domain.pricing import stay_price
 from domain.reconciliation import (
@@ -136,6 +136,7 @@ __all__ = [
     "extension",
     "is_currency_code",
     "midnight_utc",
+    "minor_unit",
     "money_sum",
     "nights",
     "order_key",
@@ -143,10 +144,12 @@ __all__ = [
     "preview_amendment",
     "preview_change",
     "proposed_amendments",
+    "quantum",
     "reconcile",
     "release_at",
     "resolve",
     "returned_rooms",
+    "round_money",
     "stay_price",
     "supplier_nights",
     "utc_today",
