@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from enum import StrEnum
-from operator import attrgetter
+from functools import reduce
+from operator import attrgetter, or_
 
 from domain.budget import CalendarRow
 from domain.contracts import MAX_ROOMS
@@ -532,8 +533,7 @@ class CompiledPlan:
         where `_price_night` raises PriceOutOfRange."""
         if not bits:
             return Money(net, currency)
-        program = self._programs.get(bits)
-        a, b, safe, amounts_currency = program if program is not None else self._program(bits)
+        a, b, safe, amounts_currency = self._programs.get(bits) or self._program(bits)
         if safe and amounts_currency in (None, currency):
             price = net * a + b
         else:  # a clamp at zero may change the result, or a currency is wrong: rule by rule
@@ -670,7 +670,7 @@ class _CalendarPricing:
                 m = plan._lead_mask(m, o - today)
             masks.append(m)
         self.masks = masks
-        self.by_room_type: dict[int, tuple[list[int], bool]] = {}
+        self.by_room_type: dict[int, tuple[list[int], int]] = {}
         # Occupancy as a float percent: the bounds are integers and allotments far below 2^40, so
         # comparing the float with them is exact. `min lo` holds from lo up, `max hi` fails from
         # the float after hi up: bisect_right into these bounds gives a state in which every
@@ -688,7 +688,7 @@ class _CalendarPricing:
         self.sells = _Sells(self)
 
     def prices(self, row: CalendarRow) -> tuple[Money | None, ...]:
-        if not any(self._room_type(row.room_type_id)[0]):
+        if not self._room_type(row.room_type_id)[1]:
             return row.rate
         sells = self.sells
         if len(sells) > _MAX_REMEMBERED:
@@ -709,18 +709,18 @@ class _CalendarPricing:
               ) -> Iterable[tuple]:  # type: ignore[type-arg]
         """Per night, what its price depends on: the net, the rules its date allows, and, when one
         of them asks for occupancy, the counts that make it."""
-        masks, occupancy = self._room_type(row.room_type_id)
-        if occupancy:
+        masks, rules = self._room_type(row.room_type_id)
+        if rules & self.plan._occupancy_bits:
             return zip(amounts, currencies, masks, row.hardblocked, row.held, row.sold, row.allotment)
         return zip(amounts, currencies, masks)
 
-    def _room_type(self, room_type_id: int) -> tuple[list[int], bool]:
-        """The masks of a room type's nights, and whether any asks for occupancy."""
+    def _room_type(self, room_type_id: int) -> tuple[list[int], int]:
+        """The masks of a room type's nights, and every rule any of them may apply."""
         rtm = self.plan._room_type_mask(room_type_id)
         masks = self.by_room_type.get(rtm)
         if masks is None:
-            masks = self.by_room_type[rtm] = ([m & rtm for m in self.masks],
-                                              any(m & rtm & self.plan._occupancy_bits for m in self.masks))
+            masked = [m & rtm for m in self.masks]
+            masks = self.by_room_type[rtm] = (masked, reduce(or_, masked, 0))
         return masks
 
 
@@ -747,15 +747,15 @@ class _Sells(dict):  # type: ignore[type-arg]
         self.pricing = pricing
 
     def __missing__(self, key: tuple) -> Money | None:  # type: ignore[type-arg]
-        if key[0] is None:
+        net, currency, mask = key[0], key[1], key[2]
+        if net is None:
             self[key] = None
             return None
-        mask = key[2]
+        pricing = self.pricing
         if len(key) > 3:
-            pricing = self.pricing
             committed, allotment = key[3] + key[4] + key[5], key[6]
             mask &= pricing.keep[bisect_right(pricing.bounds, committed * 100 / allotment if allotment else math.inf)]
-        sell = self[key] = self.pricing.plan._sell(key[0], key[1], mask)
+        sell = self[key] = pricing.plan._sell(net, currency, mask)
         return sell
 
     def too_high(self, key: tuple) -> bool:  # type: ignore[type-arg]
