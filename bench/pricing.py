@@ -1,13 +1,27 @@
 """The pricing engine in-process: a quote of 20 items x 14 nights and an agent's calendar of
 50 room types x 365 nights, under a rate plan of 200 rules.
 
-    .venv/bin/python -m bench.pricing [--runs 25] [--events 1000] [--seed 20260501]
+    .venv/bin/python -m bench.pricing [--runs 25] [--warmup 3] [--events 1000] [--seed 20260501]
 
-The calendar is bench.pipeline's (contracts, hardblocks, bookings) with `--events` allotment
-events (1,000 by default, so compute_calendar takes about what the brief quotes, ~12 ms).
-Targets (DESIGN.md, "Performance targets"): the quote <= 20 ms p50; the priced calendar (compute_calendar
-+ night_sell_prices per row) <= 1.3 x the same calendar without a plan (compute_calendar alone),
-measured in the same rounds, interleaved.
+Inputs: bench.pipeline's calendar (contracts, hardblocks, bookings) with `--events` allotment
+events (1,000 by default: compute_calendar then takes 12-15 ms, the size the targets speak of);
+the plan of `build_plan` (see its docstring); a quote of 20 random items of 1-4 rooms, 14
+nights each, one group (so group discounts see all its rooms), agency tier GOLD, today = the
+pipeline's NOW.
+
+Cases, each once per round in a shuffled order (gc.collect() before each), 3 warm-up rounds:
+- calendar without a plan: compute_calendar alone, the comparator;
+- calendar priced, warm: compute_calendar + night_sell_prices per row, with a compiled plan that
+  priced this calendar before: the steady state when the service keeps one compiled plan per
+  plan version (prices are remembered by value, so a calendar recomputed from fresh rows hits);
+- calendar priced, cold: the same with the plan compiled anew, nothing remembered;
+- quote: row_nights + price_item per item, plan compiled before, compiled per quote, no plan;
+- pricing the 50 rows alone (warm, cold, a plan without rules) and compile_plan alone.
+Before timing, it checks that warm and cold prices are the same and that 300 random cells equal
+the sell of a one-night price_item.
+
+Targets (DESIGN.md, "Performance targets"): the quote <= 20 ms p50; priced / unpriced calendar
+<= 1.3 (p50 over p50, same rounds), judged warm and cold. JSON: bench/results/pricing.json.
 """
 
 from __future__ import annotations
@@ -121,7 +135,8 @@ def build_plan(rnd: random.Random, room_type_ids: list[int], start: date, rules:
         some = frozenset(rnd.sample(room_type_ids, rnd.randint(1, 5)))
         span = PriceCondition(start=day(a), end=day(a + rnd.randint(3, 30)))
         if i % 3 == 0:
-            add(f"promotion {i}", rnd.randint(0, 100), PriceCondition(room_type_ids=some, start=span.start, end=span.end),
+            add(f"promotion {i}", rnd.randint(0, 100),
+                PriceCondition(room_type_ids=some, start=span.start, end=span.end),
                 amount=rnd.choice((-30, -15, 10, 20)))
         elif i % 3 == 1:
             add(f"promotion {i}", rnd.randint(0, 100),
@@ -147,7 +162,8 @@ def checksum(values: Any) -> str:
     return hashlib.sha256(repr(values).encode()).hexdigest()[:16]
 
 
-def interleaved(cases: dict[str, Callable[[], Any]], runs: int, warmup: int, rnd: random.Random) -> dict[str, list[float]]:
+def interleaved(cases: dict[str, Callable[[], Any]], runs: int, warmup: int, rnd: random.Random
+                ) -> dict[str, list[float]]:
     """Each case once per round, in a shuffled order, so drift on a shared machine hits all alike."""
     names = list(cases)
     for _ in range(warmup):
@@ -176,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     rnd = random.Random(args.seed)
     plan = build_plan(rnd, inputs.room_type_ids, START)
     compiled = compile_plan(plan)
+    no_rules = compile_plan(RatePlan(2, "NONE", "no rules", 1))
     items = quote_items(rnd, inputs.room_type_ids)
     group_rooms = sum(rooms for _, _, rooms in items)
 
@@ -219,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "quote (plan compiled before)": lambda: quote(compiled),
         "quote (plan compiled per quote)": lambda: quote(compile_plan(plan)),
         "quote without a plan": lambda: quote(None),
+        "pricing rows only, a plan without rules": lambda: price_rows(no_rules, rows),
         "pricing rows only, warm": lambda: price_rows(compiled, rows),
         "pricing rows only, cold": lambda: price_rows(compile_plan(plan), rows),
         "compile_plan": lambda: compile_plan(plan),
@@ -239,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         target("priced / unpriced calendar, warm plan", warm_ratio, CALENDAR_RATIO, "x"),
         target("priced / unpriced calendar, cold plan", cold_ratio, CALENDAR_RATIO, "x"),
     ]
-    print(f"pricing: plan of {len(plan.rules)} rules; calendar {len(rows)} room types x {len(rows[inputs.room_type_ids[0]].dates)} "
+    nights = len(rows[inputs.room_type_ids[0]].dates)
+    print(f"pricing: plan of {len(plan.rules)} rules; calendar {len(rows)} room types x {nights} "
           f"nights ({priced_cells} priced cells, {changed_cells} changed by the plan), {args.events} events; "
           f"quote {QUOTE_ITEMS} items x {QUOTE_NIGHTS} nights, {group_rooms} rooms, "
           f"{sum(applied) / len(applied):.1f} rules applied per night (max {max(applied)}); seed {args.seed}, "
@@ -250,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     print(targets_table(targets))
     path = write_results("pricing", {
         "parameters": {"seed": args.seed, "runs": args.runs, "warmup": args.warmup, "events": args.events,
-                       "rules": len(plan.rules), "room_types": len(rows), "nights": len(rows[inputs.room_type_ids[0]].dates),
+                       "rules": len(plan.rules), "room_types": len(rows), "nights": nights,
                        "quote_items": QUOTE_ITEMS, "quote_nights": QUOTE_NIGHTS, "group_rooms": group_rooms,
                        "tier": TIER, "today": TODAY},
         "checksum": checksum(warm_prices),

@@ -61,6 +61,7 @@ MAX_STAY_NIGHTS = 365
 MAX_LEAD_DAYS = 3660
 _CODE = re.compile(r"[A-Z0-9_-]{2,32}")
 _TIER = re.compile(r"[A-Z0-9_-]{1,32}")
+_WEEKDAYS = frozenset(range(1, 8))  # ISO
 
 # Prices are carried exactly between rules: sums and products of finite decimals are finite,
 # and this context never rounds them (whatever the context of the caller's thread). The only
@@ -95,7 +96,7 @@ class PriceCondition:
     agency_tiers: frozenset[str] | None = None
 
 
-ALWAYS = PriceCondition()
+_ALWAYS = PriceCondition()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ class PriceRule:
 
     name: str
     priority: int
-    when: PriceCondition = ALWAYS
+    when: PriceCondition = _ALWAYS
     percent: Decimal | None = None
     amount: Money | None = None
     per: PricePer = PricePer.NIGHT
@@ -185,7 +186,7 @@ def rule_order(rule: PriceRule) -> tuple[int, str]:
 
 
 def check_rate_plan(code: str, name: str, rules: Sequence[PriceRule]) -> InvalidInput | None:
-    """The first rule of the input the plan breaks, or None. Field names are the API's
+    """The first problem of a plan's input, or None. Field names are the API's
     (`rules[2].percent`, `rules[0].when.maxNights`). Rules may share a priority, whatever their
     conditions: ties apply in the order of their names."""
     if not _CODE.fullmatch(code):
@@ -276,9 +277,6 @@ def _check_condition(w: PriceCondition, at: str) -> InvalidInput | None:
     return None
 
 
-_WEEKDAYS = frozenset(range(1, 8))
-
-
 # --- which plan ----------------------------------------------------------------------------
 
 
@@ -331,19 +329,21 @@ def _occupied(committed: int, allotment: int, lo: int | None, hi: int | None) ->
 # currency of its amounts (None: no amount; "": several).
 _Program = tuple[Decimal, Decimal, bool, str | None]
 _IDENTITY: _Program = (_ONE, _ZERO, True, None)
-# What a compiled plan remembers for calendars, at most: affine forms, calendar windows, and
-# prices per window. Past these it forgets and starts again.
-_MAX_PROGRAMS = 100_000
-_MAX_CALENDARS = 8
-_MAX_REMEMBERED = 500_000
+# What a compiled plan remembers for calendars, at most: affine forms, calendar windows (a
+# window, a day and a tier), and prices per window (a 50 x 365 calendar needs some 10,000).
+# Past these it forgets and starts again: some tens of MB at worst per compiled plan.
+_MAX_PROGRAMS = 50_000
+_MAX_CALENDARS = 4
+_MAX_REMEMBERED = 50_000
 
 
 class CompiledPlan:
     """A plan ready to price: rules sorted once, each a bit of a mask, the conditions indexed
     (by room type, date segment and weekday), so a night costs the rules that can match it.
 
-    Build it once per plan version (`compile_plan`) and share it: it remembers what calendars
-    asked of it (bounded), which changes no answer.
+    Build it once per plan version (`compile_plan`) and share it across requests: it remembers
+    the prices calendars asked of it (bounded, by value, so a calendar computed again from the
+    database is priced from memory), which changes no answer.
     """
 
     __slots__ = (
@@ -658,7 +658,7 @@ class _CalendarPricing:
     one-room stay may meet there (all conditions but room type and occupancy), the same for
     every row; and the prices computed so far."""
 
-    __slots__ = ("plan", "masks", "by_room_type", "bounds", "keep", "sells")
+    __slots__ = ("plan", "masks", "by_room_type", "mask_ids", "bounds", "keep", "sells")
 
     def __init__(self, plan: CompiledPlan, origin: int, n: int, today: int, tier: str | None) -> None:
         self.plan = plan
@@ -671,6 +671,7 @@ class _CalendarPricing:
             masks.append(m)
         self.masks = masks
         self.by_room_type: dict[int, tuple[list[int], int]] = {}
+        self.mask_ids = _Ids()
         # Occupancy as a float percent: the bounds are integers and allotments far below 2^40, so
         # comparing the float with them is exact. `min lo` holds from lo up, `max hi` fails from
         # the float after hi up: bisect_right into these bounds gives a state in which every
@@ -715,12 +716,13 @@ class _CalendarPricing:
         return zip(amounts, currencies, masks)
 
     def _room_type(self, room_type_id: int) -> tuple[list[int], int]:
-        """The masks of a room type's nights, and every rule any of them may apply."""
+        """The masks of a room type's nights (as ids: small ints hash faster), and every rule
+        any of them may apply."""
         rtm = self.plan._room_type_mask(room_type_id)
         masks = self.by_room_type.get(rtm)
         if masks is None:
             masked = [m & rtm for m in self.masks]
-            masks = self.by_room_type[rtm] = (masked, reduce(or_, masked, 0))
+            masks = self.by_room_type[rtm] = (list(map(self.mask_ids.__getitem__, masked)), reduce(or_, masked, 0))
         return masks
 
 
@@ -737,8 +739,23 @@ class _TooHigh(Exception):
     pass
 
 
+class _Ids(dict):  # type: ignore[type-arg]
+    """A small int per mask, in order of first sight; `masks[i]` is the mask of id i."""
+
+    __slots__ = ("masks",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.masks: list[int] = []
+
+    def __missing__(self, mask: int) -> int:
+        i = self[mask] = len(self.masks)
+        self.masks.append(mask)
+        return i
+
+
 class _Sells(dict):  # type: ignore[type-arg]
-    """Sell prices by (net amount, currency, mask[, hardblocked, held, sold, allotment])."""
+    """Sell prices by (net amount, currency, mask id[, hardblocked, held, sold, allotment])."""
 
     __slots__ = ("pricing",)
 
@@ -747,11 +764,12 @@ class _Sells(dict):  # type: ignore[type-arg]
         self.pricing = pricing
 
     def __missing__(self, key: tuple) -> Money | None:  # type: ignore[type-arg]
-        net, currency, mask = key[0], key[1], key[2]
+        net, currency = key[0], key[1]
         if net is None:
             self[key] = None
             return None
         pricing = self.pricing
+        mask = pricing.mask_ids.masks[key[2]]
         if len(key) > 3:
             committed, allotment = key[3] + key[4] + key[5], key[6]
             mask &= pricing.keep[bisect_right(pricing.bounds, committed * 100 / allotment if allotment else math.inf)]
