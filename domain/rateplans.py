@@ -189,6 +189,11 @@ def check_rate_plan(code: str, name: str, rules: Sequence[PriceRule]) -> Invalid
     """The first problem of a plan's input, or None. Field names are the API's
     (`rules[2].percent`, `rules[0].when.maxNights`). Rules may share a priority, whatever their
     conditions: ties apply in the order of their names."""
+    with localcontext(_EXACT):
+        return _check_plan(code, name, rules)
+
+
+def _check_plan(code: str, name: str, rules: Sequence[PriceRule]) -> InvalidInput | None:
     if not _CODE.fullmatch(code):
         return InvalidInput("code", "must be 2 to 32 of A-Z, 0-9, _ and -")
     if problem := _check_name(name, "name"):
@@ -371,7 +376,7 @@ class CompiledPlan:
             bit = 1 << i
             w = rule.when
             if rule.percent is not None:
-                steps.append((rule.name, _ONE + rule.percent.scaleb(-2), None, None))
+                steps.append((rule.name, _EXACT.add(_ONE, rule.percent.scaleb(-2, _EXACT)), None, None))
             else:
                 amount = rule.amount
                 assert amount is not None
@@ -578,6 +583,11 @@ def price_item(plan: CompiledPlan | None, stay: StayFacts, nights: Sequence[Nigh
     """
     if not nights:
         raise InvalidInput("checkOut", "must be after checkIn")
+    with localcontext(_EXACT):
+        return _price_item(plan, stay, nights)
+
+
+def _price_item(plan: CompiledPlan | None, stay: StayFacts, nights: Sequence[NightFacts]) -> PricedItem:
     mask = 0
     if plan is not None:
         mask = plan._room_type_mask(stay.room_type_id)
@@ -588,18 +598,17 @@ def price_item(plan: CompiledPlan | None, stay: StayFacts, nights: Sequence[Nigh
         priced = tuple(PricedNight(night.date, night.net, night.net, ()) for night in nights)
     else:
         assert plan is not None
-        with localcontext(_EXACT):
-            per_stay = mask & plan._per_stay
-            per_night = mask ^ per_stay
-            if per_stay:  # judged once, on the arrival night
-                per_stay = plan._night_mask(per_stay, nights[0])
-            shares = plan._shares(per_stay, len(nights)) if per_stay else {}
-            priced = tuple(
-                plan._price_night(night, bits, j > 0, shares)
-                if (bits := per_stay | (plan._night_mask(per_night, night) if per_night else 0))
-                else PricedNight(night.date, night.net, night.net, ())
-                for j, night in enumerate(nights)
-            )
+        per_stay = mask & plan._per_stay
+        per_night = mask ^ per_stay
+        if per_stay:  # judged once, on the arrival night
+            per_stay = plan._night_mask(per_stay, nights[0])
+        shares = plan._shares(per_stay, len(nights)) if per_stay else {}
+        priced = tuple(
+            plan._price_night(night, bits, j > 0, shares)
+            if (bits := per_stay | (plan._night_mask(per_night, night) if per_night else 0))
+            else PricedNight(night.date, night.net, night.net, ())
+            for j, night in enumerate(nights)
+        )
     sell = net = None
     for night in priced:
         sell = night.sell if sell is None else sell + night.sell

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal, localcontext
 
 import pytest
 
@@ -572,3 +572,16 @@ def test_overlapping_priorities_with_conflicting_conditions_are_allowed():
 def test_a_priced_night_lists_what_applied():
     item = price([rule("x", amount="1")], nights("10.00"))
     assert item.nights[0] == PricedNight(d(0), money("10.00"), money("11.00"), (AppliedRule("x", money("1.00")),))
+
+
+def test_prices_do_not_depend_on_the_callers_decimal_context():
+    rules = [rule("a", 1, percent="33.3333"), rule("b", 2, percent="-12.5"), rule("c", 3, amount="0.07")]
+    stay = nights("19.99", "1234567.89")
+    expected = price(rules, stay)
+    calendar_expected = night_sell_prices(compile_plan(plan(*rules)), row(), d(0))
+    with localcontext() as ctx:
+        ctx.prec, ctx.rounding = 3, ROUND_UP
+        assert price(rules, stay) == expected
+        assert night_sell_prices(compile_plan(plan(*rules)), row(), d(0)) == calendar_expected
+        assert check_rate_plan("P1", "p", [*rules, rule("d", amount="123456.78")]) is None
+        assert check_rate_plan("P1", "p", [rule("d", amount="123456.789")]).field == "rules[0].amount.amount"
