@@ -40,7 +40,8 @@ from datetime import date, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from enum import StrEnum
 from functools import reduce
-from operator import attrgetter, or_
+from operator import or_
+from typing import TypeVar
 
 from domain.budget import CalendarRow
 from domain.contracts import MAX_ROOMS
@@ -69,6 +70,7 @@ _WEEKDAYS = frozenset(range(1, 8))  # ISO
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, rounding=ROUND_HALF_EVEN)
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+_T = TypeVar("_T")
 
 
 class PricePer(StrEnum):
@@ -523,13 +525,13 @@ class CompiledPlan:
             i = low.bit_length() - 1
             _, factor, amount, rule_currency = self._steps[i]
             if factor is not None:
-                program = (a * factor, b, safe and factor >= 0, currency)
+                program = (_EXACT.multiply(a, factor), b, safe and factor >= 0, currency)
             else:
                 if amount is None:
                     amount = self._stay_amounts[i]  # all of it on the one night
                 if currency is not None and currency != rule_currency:
                     rule_currency = ""
-                program = (a, a * amount + b, safe and amount >= 0, rule_currency)
+                program = (a, _EXACT.fma(a, amount, b), safe and amount >= 0, rule_currency)
             self._programs[mask] = program
         return program
 
@@ -540,7 +542,7 @@ class CompiledPlan:
             return Money(net, currency)
         a, b, safe, amounts_currency = self._programs.get(bits) or self._program(bits)
         if safe and amounts_currency in (None, currency):
-            price = net * a + b
+            price = _EXACT.fma(net, a, b)
         else:  # a clamp at zero may change the result, or a currency is wrong: rule by rule
             price = net
             while bits:
@@ -549,14 +551,14 @@ class CompiledPlan:
                 i = low.bit_length() - 1
                 _, factor, amount, rule_currency = self._steps[i]
                 if factor is not None:
-                    price = price * factor
+                    price = _EXACT.multiply(price, factor)
                 else:
                     if rule_currency != currency:
                         raise CurrencyMismatch(currency, rule_currency)  # type: ignore[arg-type]
-                    price = price + (self._stay_amounts[i] if amount is None else amount)
+                    price = _EXACT.add(price, self._stay_amounts[i] if amount is None else amount)
                 if price < 0:
                     price = _ZERO
-        sell = price.quantize(quantum(currency), rounding=ROUND_HALF_EVEN)
+        sell = price.quantize(quantum(currency), rounding=ROUND_HALF_EVEN, context=_EXACT)
         if sell > MAX_PRICE:
             raise _TooHigh
         return Money(sell, currency)
@@ -667,7 +669,7 @@ class _CalendarPricing:
     one-room stay may meet there (all conditions but room type and occupancy), the same for
     every row; and the prices computed so far."""
 
-    __slots__ = ("plan", "masks", "by_room_type", "mask_ids", "bounds", "keep", "sells")
+    __slots__ = ("plan", "masks", "by_room_type", "mask_ids", "net_ids", "bounds", "keep", "sells")
 
     def __init__(self, plan: CompiledPlan, origin: int, n: int, today: int, tier: str | None) -> None:
         self.plan = plan
@@ -680,7 +682,8 @@ class _CalendarPricing:
             masks.append(m)
         self.masks = masks
         self.by_room_type: dict[int, tuple[list[int], int]] = {}
-        self.mask_ids = _Ids()
+        self.mask_ids: _Ids[int] = _Ids()
+        self.net_ids: _Ids[tuple[Decimal, str]] = _Ids()
         # Occupancy as a float percent: the bounds are integers and allotments far below 2^40, so
         # comparing the float with them is exact. `min lo` holds from lo up, `max hi` fails from
         # the float after hi up: bisect_right into these bounds gives a state in which every
@@ -698,35 +701,35 @@ class _CalendarPricing:
         self.sells = _Sells(self)
 
     def prices(self, row: CalendarRow) -> tuple[Money | None, ...]:
-        if not self._room_type(row.room_type_id)[1]:
+        masks, rules = self._room_type(row.room_type_id)
+        if not rules:
             return row.rate
         sells = self.sells
         if len(sells) > _MAX_REMEMBERED:
             sells.clear()
-        with localcontext(_EXACT):
-            try:
-                try:
-                    keys = self._keys(row, map(_AMOUNT, row.rate), map(_CURRENCY, row.rate))
-                    return tuple(map(sells.__getitem__, keys))
-                except AttributeError:  # a night without a rate
-                    return tuple(map(sells.__getitem__, self._keys(row, *_nets(row))))
-            except _TooHigh:
-                keys = self._keys(row, *_nets(row))
-                night = next(night for night, key in zip(row.dates, keys) if sells.too_high(key))
-                raise PriceOutOfRange(night, MAX_PRICE) from None
+        try:
+            return tuple(map(sells.__getitem__, self._keys(row, masks, rules)))
+        except _TooHigh:
+            keys = self._keys(row, masks, rules)
+            night = next(night for night, key in zip(row.dates, keys) if sells.too_high(key))
+            raise PriceOutOfRange(night, MAX_PRICE) from None
 
-    def _keys(self, row: CalendarRow, amounts: Iterable[Decimal | None], currencies: Iterable[str | None]
-              ) -> Iterable[tuple]:  # type: ignore[type-arg]
-        """Per night, what its price depends on: the net, the rules its date allows, and, when one
-        of them asks for occupancy, the counts that make it."""
-        masks, rules = self._room_type(row.room_type_id)
+    def _keys(self, row: CalendarRow, masks: list[int], rules: int) -> Iterable[tuple[int | None, ...]]:
+        """Per night, what its price depends on: the net (as a small id of its value), the rules
+        its date allows (as a mask id), and, when one of them asks for occupancy, the counts that
+        make it. Small ints compare fast, also when a calendar computed from fresh rows meets the
+        keys an earlier one left."""
+        rates = row.rate
+        ids = list(map(id, rates))
+        nets = dict(zip(ids, rates))  # a row has few distinct rate objects: look each up once
+        for i, rate in nets.items():
+            nets[i] = None if rate is None else self.net_ids[(rate.amount, rate.currency)]
         if rules & self.plan._occupancy_bits:
-            return zip(amounts, currencies, masks, row.hardblocked, row.held, row.sold, row.allotment)
-        return zip(amounts, currencies, masks)
+            return zip(map(nets.__getitem__, ids), masks, row.hardblocked, row.held, row.sold, row.allotment)
+        return zip(map(nets.__getitem__, ids), masks)
 
     def _room_type(self, room_type_id: int) -> tuple[list[int], int]:
-        """The masks of a room type's nights (as ids: small ints hash faster), and every rule
-        any of them may apply."""
+        """The masks of a room type's nights (as mask ids), and every rule any of them may apply."""
         rtm = self.plan._room_type_mask(room_type_id)
         masks = self.by_room_type.get(rtm)
         if masks is None:
@@ -735,36 +738,27 @@ class _CalendarPricing:
         return masks
 
 
-_AMOUNT = attrgetter("amount")
-_CURRENCY = attrgetter("currency")
-
-
-def _nets(row: CalendarRow) -> tuple[list[Decimal | None], list[str | None]]:
-    return ([None if rate is None else rate.amount for rate in row.rate],
-            [None if rate is None else rate.currency for rate in row.rate])
-
-
 class _TooHigh(Exception):
     pass
 
 
-class _Ids(dict):  # type: ignore[type-arg]
-    """A small int per mask, in order of first sight; `masks[i]` is the mask of id i."""
+class _Ids(dict[_T, int]):
+    """A small int per value, in order of first sight; `values[i]` is the value of id i."""
 
-    __slots__ = ("masks",)
+    __slots__ = ("values",)
 
     def __init__(self) -> None:
         super().__init__()
-        self.masks: list[int] = []
+        self.values: list[_T] = []
 
-    def __missing__(self, mask: int) -> int:
-        i = self[mask] = len(self.masks)
-        self.masks.append(mask)
+    def __missing__(self, value: _T) -> int:
+        i = self[value] = len(self.values)
+        self.values.append(value)
         return i
 
 
 class _Sells(dict):  # type: ignore[type-arg]
-    """Sell prices by (net amount, currency, mask id[, hardblocked, held, sold, allotment])."""
+    """Sell prices by (net id, mask id[, hardblocked, held, sold, allotment])."""
 
     __slots__ = ("pricing",)
 
@@ -773,14 +767,14 @@ class _Sells(dict):  # type: ignore[type-arg]
         self.pricing = pricing
 
     def __missing__(self, key: tuple) -> Money | None:  # type: ignore[type-arg]
-        net, currency = key[0], key[1]
-        if net is None:
+        if key[0] is None:
             self[key] = None
             return None
         pricing = self.pricing
-        mask = pricing.mask_ids.masks[key[2]]
-        if len(key) > 3:
-            committed, allotment = key[3] + key[4] + key[5], key[6]
+        net, currency = pricing.net_ids.values[key[0]]
+        mask = pricing.mask_ids.values[key[1]]
+        if len(key) > 2:
+            committed, allotment = key[2] + key[3] + key[4], key[5]
             mask &= pricing.keep[bisect_right(pricing.bounds, committed * 100 / allotment if allotment else math.inf)]
         sell = self[key] = pricing.plan._sell(net, currency, mask)
         return sell
