@@ -13,10 +13,13 @@ Cases, each once per round in a shuffled order (gc.collect() before each), 3 war
 - calendar without a plan: compute_calendar alone, the comparator;
 - calendar priced, warm: compute_calendar + night_sell_prices per row, with a compiled plan that
   priced this calendar before: the steady state when the service keeps one compiled plan per
-  plan version (prices are remembered by value, so a calendar recomputed from fresh rows hits);
+  plan version. As a request loads its rows anew, each calendar case cycles through three loads
+  of the same inputs whose rates are distinct Money / Decimal / str objects, so what the plan
+  remembers is found by value, never by identity;
 - calendar priced, cold: the same with the plan compiled anew, nothing remembered;
 - quote: row_nights + price_item per item, plan compiled before, compiled per quote, no plan;
-- pricing the 50 rows alone (warm, cold, a plan without rules) and compile_plan alone.
+- pricing the 50 rows alone (warm on the same rows, warm on another load, cold, a plan without
+  rules) and compile_plan alone.
 Before timing, it checks that warm and cold prices are the same and that 300 random cells equal
 the sell of a one-night price_item.
 
@@ -32,13 +35,15 @@ import hashlib
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import cycle
 from typing import Any
 
 from bench.common import percentile, summarize, table, target, targets_table, write_results
-from bench.pipeline import END, NOW, START, build
+from bench.pipeline import END, NOW, START, Inputs, build
 from domain import (
     CalendarRow,
     CompiledPlan,
@@ -158,6 +163,19 @@ def quote_items(rnd: random.Random, room_type_ids: list[int]) -> list[tuple[int,
             for _ in range(QUOTE_ITEMS)]
 
 
+def reload(inputs: Inputs) -> Inputs:
+    """The inputs as read again: every rate a new Money of a new Decimal and a new string."""
+
+    def fresh(rate: Money | None) -> Money | None:
+        return None if rate is None else Money(Decimal(str(rate.amount)), "".join(rate.currency))
+
+    return Inputs(
+        contracts=[replace(c, rate=fresh(c.rate)) for c in inputs.contracts],
+        events=[replace(e, rate=fresh(e.rate)) for e in inputs.events],
+        hardblocks=inputs.hardblocks, bookings=inputs.bookings, room_type_ids=inputs.room_type_ids,
+    )
+
+
 def checksum(values: Any) -> str:
     return hashlib.sha256(repr(values).encode()).hexdigest()[:16]
 
@@ -196,11 +214,19 @@ def main(argv: list[str] | None = None) -> int:
     items = quote_items(rnd, inputs.room_type_ids)
     group_rooms = sum(rooms for _, _, rooms in items)
 
-    def calendar() -> dict[int, CalendarRow]:
-        return compute_calendar(inputs.contracts, inputs.events, inputs.hardblocks, inputs.bookings,
-                                inputs.room_type_ids, START, END, NOW)
+    def calendar_of(loaded: Inputs) -> dict[int, CalendarRow]:
+        return compute_calendar(loaded.contracts, loaded.events, loaded.hardblocks, loaded.bookings,
+                                loaded.room_type_ids, START, END, NOW)
 
-    rows = calendar()
+    # Each request loads its rows anew: the timed calendars cycle through three loads.
+    loads = [inputs, reload(inputs), reload(inputs)]
+    turns: dict[str, Iterator[Inputs]] = {}
+
+    def calendar(case: str) -> dict[int, CalendarRow]:
+        return calendar_of(next(turns.setdefault(case, cycle(loads))))
+
+    rows = calendar_of(inputs)
+    reloaded = calendar_of(loads[1])
 
     def price_rows(plan: CompiledPlan | None, rows: dict[int, CalendarRow]) -> list[tuple[Money | None, ...]]:
         return [night_sell_prices(plan, row, TODAY, TIER) for row in rows.values()]
@@ -214,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     # of a one-night quote.
     warm_prices = price_rows(compiled, rows)
     cold_prices = price_rows(compile_plan(plan), rows)
-    assert warm_prices == price_rows(compiled, rows) == cold_prices
+    assert warm_prices == price_rows(compiled, rows) == cold_prices == price_rows(compiled, reloaded)
     probe = random.Random(1)
     for _ in range(300):
         rt = probe.choice(inputs.room_type_ids)
@@ -230,14 +256,16 @@ def main(argv: list[str] | None = None) -> int:
                         if p is not None and p != r)
 
     samples = interleaved({
-        "calendar without a plan": calendar,
-        "calendar priced (plan compiled before, warm)": lambda: price_rows(compiled, calendar()),
-        "calendar priced (plan compiled per calendar, cold)": lambda: price_rows(compile_plan(plan), calendar()),
+        "calendar without a plan": lambda: calendar("unpriced"),
+        "calendar priced (plan compiled before, warm)": lambda: price_rows(compiled, calendar("warm")),
+        "calendar priced (plan compiled per calendar, cold)": lambda: price_rows(compile_plan(plan),
+                                                                                 calendar("cold")),
         "quote (plan compiled before)": lambda: quote(compiled),
         "quote (plan compiled per quote)": lambda: quote(compile_plan(plan)),
         "quote without a plan": lambda: quote(None),
         "pricing rows only, a plan without rules": lambda: price_rows(no_rules, rows),
         "pricing rows only, warm": lambda: price_rows(compiled, rows),
+        "pricing rows only, warm, another load": lambda: price_rows(compiled, reloaded),
         "pricing rows only, cold": lambda: price_rows(compile_plan(plan), rows),
         "compile_plan": lambda: compile_plan(plan),
     }, args.runs, args.warmup, random.Random(args.seed))

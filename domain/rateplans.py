@@ -40,6 +40,7 @@ from datetime import date, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from enum import StrEnum
 from functools import reduce
+from itertools import groupby
 from operator import or_
 from typing import TypeVar
 
@@ -719,14 +720,15 @@ class _CalendarPricing:
         its date allows (as a mask id), and, when one of them asks for occupancy, the counts that
         make it. Small ints compare fast, also when a calendar computed from fresh rows meets the
         keys an earlier one left."""
-        rates = row.rate
-        ids = list(map(id, rates))
-        nets = dict(zip(ids, rates))  # a row has few distinct rate objects: look each up once
-        for i, rate in nets.items():
-            nets[i] = None if rate is None else self.net_ids[(rate.amount, rate.currency)]
+        # A row's rates come in runs of one object (a contract's, an event's): look each run up once.
+        nets: list[int | None] = []
+        for _, run in groupby(row.rate, id):
+            same = list(run)
+            rate = same[0]
+            nets += [None if rate is None else self.net_ids[(rate.amount, rate.currency)]] * len(same)
         if rules & self.plan._occupancy_bits:
-            return zip(map(nets.__getitem__, ids), masks, row.hardblocked, row.held, row.sold, row.allotment)
-        return zip(map(nets.__getitem__, ids), masks)
+            return zip(nets, masks, row.hardblocked, row.held, row.sold, row.allotment)
+        return zip(nets, masks)
 
     def _room_type(self, room_type_id: int) -> tuple[list[int], int]:
         """The masks of a room type's nights (as mask ids), and every rule any of them may apply."""
