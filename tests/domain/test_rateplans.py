@@ -585,3 +585,15 @@ def test_prices_do_not_depend_on_the_callers_decimal_context():
         assert night_sell_prices(compile_plan(plan(*rules)), row(), d(0)) == calendar_expected
         assert check_rate_plan("P1", "p", [*rules, rule("d", amount="123456.78")]) is None
         assert check_rate_plan("P1", "p", [rule("d", amount="123456.789")]).field == "rules[0].amount.amount"
+
+
+def test_a_calendar_computed_again_from_fresh_rows_finds_the_prices_by_value():
+    r = row([contract(start=0, end=10, rate="100")], [rate_change(1, 2, 4, "90.50")], [hold(1, 0, 5, rooms=5)])
+    compiled = compile_plan(plan(rule("a", 1, percent="10", weekdays={6}),
+                                 rule("b", 2, amount="3", min_occupancy_percent=50)))
+    prices = night_sell_prices(compiled, r, d(0))
+    window = (d(0).toordinal(), 10, d(0).toordinal(), None)
+    remembered = len(compiled._calendars[window].sells)
+    fresh = replace(r, rate=tuple(Money(Decimal(str(m.amount)), "".join(m.currency)) for m in r.rate))
+    assert night_sell_prices(compiled, fresh, d(0)) == prices
+    assert len(compiled._calendars[window].sells) == remembered
