@@ -78,7 +78,7 @@ def eur(amount: int | str) -> Money:
     return Money(Decimal(amount).quantize(Decimal("0.01")), "EUR")
 
 
-def build(seed: int) -> Inputs:
+def build(seed: int, event_count: int = EVENTS) -> Inputs:
     rnd = random.Random(seed)
     room_type_ids = list(range(101, 101 + ROOM_TYPES))
 
@@ -104,7 +104,7 @@ def build(seed: int) -> Inputs:
         return T0 + timedelta(seconds=rnd.randrange(180 * 86400))
 
     events: list[AllotmentEvent] = []
-    for kind in rnd.choices(POOL_KINDS, POOL_WEIGHTS, k=EVENTS):
+    for kind in rnd.choices(POOL_KINDS, POOL_WEIGHTS, k=event_count):
         a = rnd.randint(-7, NIGHTS - 1)
         quantity = rnd.randint(1, 5) if kind in (EventKind.INCREASE_ALLOTMENT, EventKind.REDUCE_ALLOTMENT) else None
         events.append(AllotmentEvent(

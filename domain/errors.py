@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
 
 class DomainError(Exception):
@@ -57,3 +58,27 @@ class OutsideCalendar(DomainError):
         super().__init__(f"{night.isoformat()} of {key} is outside the computed range")
         self.key = key
         self.night = night
+
+
+class RatePlanConflict(InvalidInput):
+    """An active rate plan would share agencies with another active plan of the same hotel:
+    `agency_ids` are the agencies both name (empty when both are for all agencies)."""
+
+    def __init__(self, other_code: str, agency_ids: tuple[int, ...]) -> None:
+        if agency_ids:
+            message = f"agencies {', '.join(map(str, agency_ids))} already use the active plan {other_code}"
+        else:
+            message = f"the active plan {other_code} is already for all agencies"
+        super().__init__("agencyIds", message)
+        self.other_code = other_code
+        self.agency_ids = agency_ids
+
+
+class PriceOutOfRange(DomainError):
+    """A rate plan took a night's price beyond `limit` (per room and night): a plan out of all
+    proportion, refused rather than stored as a sale."""
+
+    def __init__(self, night: date, limit: Decimal) -> None:
+        super().__init__(f"the price of {night.isoformat()} exceeds {limit} per room and night")
+        self.night = night
+        self.limit = limit

@@ -3,11 +3,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from domain.errors import CurrencyMismatch, InvalidInput
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
+
+# ISO 4217 minor units of the currencies whose minor unit is not the cent; every other code has 2.
+MINOR_UNITS: dict[str, int] = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
+                     "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +46,27 @@ def money_sum(items: Iterable[Money], currency: str) -> Money:
 
 def is_currency_code(code: str) -> bool:
     return _CURRENCY.fullmatch(code) is not None
+
+
+def minor_unit(currency: str) -> int:
+    """Decimal places of the currency's minor unit (ISO 4217): JPY 0, EUR 2, KWD 3."""
+    return MINOR_UNITS.get(currency, 2)
+
+
+_QUANTA: dict[str, Decimal] = {}
+
+
+def quantum(currency: str) -> Decimal:
+    """The currency's minor unit as an exponent for `Decimal.quantize`: 1, 0.01, 0.001."""
+    q = _QUANTA.get(currency)
+    if q is None:
+        q = _QUANTA[currency] = Decimal(1).scaleb(-minor_unit(currency))
+    return q
+
+
+def round_money(value: Money) -> Money:
+    """`value` rounded half-even (banker's rounding) to its currency's minor unit."""
+    return Money(value.amount.quantize(quantum(value.currency), rounding=ROUND_HALF_EVEN), value.currency)
 
 
 def check_money(value: Money, field: str) -> InvalidInput | None:

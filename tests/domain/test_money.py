@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from domain import CurrencyMismatch, Money, check_money, is_currency_code, money_sum
+from domain import CurrencyMismatch, Money, check_money, is_currency_code, minor_unit, money_sum, round_money
 
 
 def test_money_multiplies():
@@ -48,3 +48,27 @@ def test_currency_codes_are_three_uppercase_letters(code, valid):
 def test_check_money(money, field, message):
     problem = check_money(money, "rate")
     assert (problem and problem.field, problem and problem.message) == (field, message)
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "rounded"),
+    [
+        ("10.125", "EUR", "10.12"),
+        ("10.135", "EUR", "10.14"),
+        ("-10.125", "EUR", "-10.12"),
+        ("1234.5", "JPY", "1234"),
+        ("1235.5", "JPY", "1236"),
+        ("1.2345", "KWD", "1.234"),
+        ("1.2355", "BHD", "1.236"),
+        ("1.23456", "CLF", "1.2346"),
+        ("7.005", "XYZ", "7.00"),
+    ],
+)
+def test_round_money_is_half_even_to_the_currencys_minor_unit(amount, currency, rounded):
+    got = round_money(Money(Decimal(amount), currency))
+    assert got == Money(Decimal(rounded), currency)
+    assert got.amount.as_tuple().exponent == -minor_unit(currency)
+
+
+def test_minor_units_follow_iso_4217_with_two_by_default():
+    assert [minor_unit(c) for c in ("JPY", "KRW", "EUR", "USD", "KWD", "BHD", "CLF", "XXY")] == [0, 0, 2, 2, 3, 3, 4, 2]
