@@ -200,7 +200,7 @@ def calendar_rows(draw, currency: str) -> CalendarRow:
         room_type_id=draw(st.integers(1, 3)), start=start, dates=tuple(start + timedelta(days=i) for i in range(n)),
         allotment=series(st.integers(0, 8)), hardblocked=series(st.integers(0, 3)), held=series(st.integers(0, 3)),
         sold=series(st.integers(0, 3)), available=zeros, overcommitted=zeros, closed=(False,) * n,
-        release_date=(None,) * n, rate=nets,
+        release_date=(None,) * n, release_at=(None,) * n, rate=nets,
     )
 
 
