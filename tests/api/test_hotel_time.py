@@ -264,3 +264,18 @@ async def test_existing_hotels_are_utc(gql, sessions):
 ZONED_GRID = """
 query($id: ID!) { node(id: $id) { ... on Hardblock { grid { date available released releaseAt } } } }
 """
+
+
+async def test_moving_a_hotel_to_another_zone_moves_its_cut_offs_and_its_version(gql):
+    hotel, ids = await zoned_hotel(gql, "MOVE", "UTC")
+    night = date(2027, 1, 15)
+    await zoned_contract(gql, hotel["id"], ids["STD"], night, night + timedelta(days=1), 2)
+    query = """query($id: ID!, $from: Date!, $to: Date!) { node(id: $id) { ... on Hotel {
+      calendar(from: $from, to: $to) { version rows { cells { releaseAt } } } } } }"""
+    variables = {"id": hotel["id"], "from": night.isoformat(), "to": (night + timedelta(days=1)).isoformat()}
+    before = data(await gql(query, variables))["node"]["calendar"]
+    assert before["rows"][0]["cells"][0]["releaseAt"] == "2027-01-13T00:00:00+00:00"
+    await zoned_hotel(gql, "MOVE", "America/New_York")
+    after = data(await gql(query, variables))["node"]["calendar"]
+    assert after["rows"][0]["cells"][0]["releaseAt"] == "2027-01-13T05:00:00+00:00"  # EST midnight
+    assert after["version"] > before["version"]
