@@ -279,3 +279,24 @@ async def test_moving_a_hotel_to_another_zone_moves_its_cut_offs_and_its_version
     after = data(await gql(query, variables))["node"]["calendar"]
     assert after["rows"][0]["cells"][0]["releaseAt"] == "2027-01-13T05:00:00+00:00"  # EST midnight
     assert after["version"] > before["version"]
+
+
+async def test_a_grid_overlay_refuses_changes_before_the_blocks_hotel_today(gql):
+    now = datetime.now(UTC)
+    zone, local_today = _offset_zone(now)
+    hotel, ids = await zoned_hotel(gql, "OVLY", zone)
+    await zoned_contract(gql, hotel["id"], ids["STD"], now.date() - timedelta(days=3),
+                         now.date() + timedelta(days=20), 0)
+    agency = data(await gql(CREATE_AGENCY, {"input": {"code": "OVAG", "name": "Overlay"}}))["createAgency"]["id"]
+    block = data(await gql(CREATE_BLOCK, {"input": {
+        "agencyId": agency, "roomTypeId": ids["STD"], "from": (now.date() + timedelta(days=5)).isoformat(),
+        "to": (now.date() + timedelta(days=7)).isoformat(), "rooms": 1, "releaseDays": 0}}))["createHardblock"]
+    earlier = min(now.date(), local_today)
+    overlay = {"hardblockId": block["id"], "changes": [
+        {"from": earlier.isoformat(), "to": (earlier + timedelta(days=1)).isoformat(), "rooms": 1}]}
+    result = await gql("""query($id: ID!, $overlay: HardblockAmendmentInput) { node(id: $id) { ... on Hardblock {
+      grid(overlay: $overlay) { date proposedSize } } } }""", {"id": block["id"], "overlay": overlay})
+    if earlier < local_today:
+        assert result["errors"][0]["message"] == f"overlay: changes[0].from {earlier.isoformat()} is in the past"
+    else:
+        assert "errors" not in result or not result["errors"], result
