@@ -14,12 +14,11 @@ from datetime import date, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
 from db.fastpath import Statement
-from db.inventory import current_version
 from domain import (
     AllotmentEvent,
     BookingLine,
@@ -28,8 +27,10 @@ from domain import (
     ContractTerms,
     EventKind,
     HardblockTerms,
+    DEFAULT_TIME_ZONE,
     Money,
     compute_calendar,
+    hotel_today,
     effective_released_nights,
 )
 
@@ -49,11 +50,12 @@ class InventorySnapshot:
     # Manual night releases as recorded, per block: night -> released_at (hardblock_terms holds
     # the ones still standing after amendments; reverting an amendment recomputes from these).
     releases: dict[int, dict[date, datetime]] = field(default_factory=dict)
+    time_zone: str = DEFAULT_TIME_ZONE  # the hotel's: its nights' cut-offs and "today"
 
     def calendar(self, start: date, end: date, now: datetime) -> dict[int, CalendarRow]:
         return compute_calendar(
             self.contracts, self.events, self.hardblock_terms, self.booking_lines,
-            [rt.id for rt in self.room_types], start, end, now,
+            [rt.id for rt in self.room_types], start, end, now, self.time_zone,
         )
 
 
@@ -82,12 +84,19 @@ def booking_line(row: models.Booking) -> BookingLine:
     )
 
 
-def hardblock_terms(row: models.Hardblock, released_nights: frozenset[date]) -> HardblockTerms:
+def hardblock_terms(row: models.Hardblock, released_nights: frozenset[date], time_zone: str) -> HardblockTerms:
+    """`time_zone`: the block's hotel's (its nights auto-release at the hotel-local midnight)."""
     return HardblockTerms(
         id=row.id, room_type_id=row.room_type_id, agency_id=row.agency_id, start=row.base_start_date or row.start_date,
         end=row.base_end_date or row.end_date, rooms=row.rooms, release_days=row.release_days, released_at=row.released_at,
-        released_nights=released_nights,
+        released_nights=released_nights, time_zone=time_zone,
     )
+
+
+_VERSION_AND_ZONE = text(
+    "SELECT (SELECT version FROM inventory_version WHERE hotel_id = :hotel_id) AS version, "
+    "(SELECT time_zone FROM hotel WHERE id = :hotel_id) AS time_zone"
+)
 
 
 async def load_inventory(
@@ -139,19 +148,23 @@ async def load_inventory(
         .order_by(models.Booking.id)
     )).scalars())
     event_list = [event_terms(row) for row in events]
+    # The version and the hotel's zone in one statement (the count stays seven).
+    version, time_zone = (await session.execute(_VERSION_AND_ZONE, {"hotel_id": hotel_id})).one()
+    time_zone = time_zone or DEFAULT_TIME_ZONE
     return InventorySnapshot(
-        version=await current_version(session, hotel_id),
+        version=int(version or 0),
         room_types=room_types,
         contracts=[contract_terms(row) for row in contracts],
         events=event_list,
         hardblocks=hardblocks,
         hardblock_terms=[
-            hardblock_terms(b, effective_released_nights(b.id, releases.get(b.id, {}), event_list))
+            hardblock_terms(b, effective_released_nights(b.id, releases.get(b.id, {}), event_list), time_zone)
             for b in hardblocks
         ],
         bookings=bookings,
         booking_lines=[booking_line(row) for row in bookings],
         releases=releases,
+        time_zone=time_zone,
     )
 
 
@@ -174,11 +187,18 @@ class StayInventory:
     # Manual night releases as recorded, per block (as InventorySnapshot.releases): reverting an
     # amendment recomputes the releases that stand from these.
     releases: dict[int, dict[date, datetime]] = field(default_factory=dict)
+    time_zone: str = DEFAULT_TIME_ZONE  # the hotel's
 
     def calendar(self, start: date, end: date, now: datetime) -> dict[int, CalendarRow]:
         return compute_calendar(
             self.contracts, self.events, self.hardblock_terms, self.booking_lines, self.room_type_ids, start, end, now,
+            self.time_zone,
         )
+
+    @property
+    def today(self) -> date:
+        """The hotel's local date as of the read."""
+        return hotel_today(self.now, self.time_zone)
 
 
 def row_record(model: Any, *skip: str) -> tuple[Any, str]:
@@ -231,6 +251,7 @@ def stay_inventory_columns(hotel: str = ":hotel_id", start: str = ":start", end:
         "  AND (x.status = 'CONFIRMED' OR (x.status = 'HELD' AND x.expires_at > statement_timestamp())) "
         "  GROUP BY x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status ORDER BY 1) AS bookings, "
         f"(SELECT version FROM inventory_version WHERE hotel_id = {hotel}) AS version, "
+        f"(SELECT time_zone FROM hotel WHERE id = {hotel}) AS time_zone, "
         "statement_timestamp() AS now"
     )
 
@@ -245,14 +266,17 @@ def stay_inventory(row: Any, room_type_ids: Sequence[int]) -> StayInventory:
         releases.setdefault(block_id, {})[night] = released_at
     events = [event_terms(_EventRecord(*e)) for e in row["events"]]
     hardblocks = [_HardblockRecord(*h) for h in row["hardblocks"]]
+    time_zone = row["time_zone"] or DEFAULT_TIME_ZONE
     return StayInventory(
         now=row["now"],
+        time_zone=time_zone,
         version=int(row["version"] or 0),
         room_type_ids=sorted(room_type_ids),
         contracts=[contract_terms(_ContractRecord(*c)) for c in row["contracts"]],
         events=events,
         hardblock_terms=[
-            hardblock_terms(b, effective_released_nights(b.id, releases.get(b.id, {}), events))  # type: ignore[arg-type]
+            hardblock_terms(
+                b, effective_released_nights(b.id, releases.get(b.id, {}), events), time_zone)  # type: ignore[arg-type]
             for b in hardblocks
         ],
         booking_lines=[

@@ -37,6 +37,7 @@ from db.outbox import CHANGES_WRITTEN, changes_by_hotel, changes_by_hotel_values
 from domain import (
     AllotmentEvent,
     BookingLine,
+    DEFAULT_TIME_ZONE,
     ContractTerms,
     EventKind,
     HardblockTerms,
@@ -82,16 +83,23 @@ async def load_block_grids(
             data.amendments.append(e)
         else:
             data.rate_events.setdefault(e.room_type_id, []).append(e)
-    contract = models.Contract
-    for row in (await session.execute(
-        select(contract).where(contract.room_type_id.in_(room_type_ids), contract.start_date < end,
-                               contract.end_date > start)
-    )).scalars():
-        data.contracts.setdefault(row.room_type_id, []).append(contract_terms(row))
+    contract, hotel = models.Contract, models.Hotel
+    # The blocks' hotels (for their time zones), each with its contracts if any: one statement.
+    zones: dict[int, str] = {}
+    for hotel_id, time_zone, row in (await session.execute(
+        select(hotel.id, hotel.time_zone, contract).select_from(hotel).outerjoin(contract, and_(
+            contract.hotel_id == hotel.id, contract.room_type_id.in_(room_type_ids), contract.start_date < end,
+            contract.end_date > start,
+        )).where(hotel.id.in_(sorted({b.hotel_id for b in blocks}))).order_by(contract.id)
+    )):
+        zones[hotel_id] = time_zone
+        if row is not None:
+            data.contracts.setdefault(row.room_type_id, []).append(contract_terms(row))
     releases = await night_releases(session, ids)
     for block in blocks:
         data.terms[block.id] = hardblock_terms(
-            block, effective_released_nights(block.id, releases.get(block.id, {}), data.amendments)
+            block, effective_released_nights(block.id, releases.get(block.id, {}), data.amendments),
+            zones.get(block.hotel_id, DEFAULT_TIME_ZONE),
         )
     data.bookings = list((await session.execute(
         select(models.Booking)
@@ -412,17 +420,20 @@ _SUPERSEDED = """EXISTS (SELECT 1 FROM allotment_event e
                  WHERE e.hardblock_id = {release}.hardblock_id AND e.kind = 'BLOCK_AMENDMENT'
                    AND e.voided_at IS NULL AND e.start_date <= {release}.night AND e.end_date > {release}.night
                    AND e.effective_at >= {release}.released_at)"""
-# The database's clock decides what is due (`today` is its UTC date) and stamps the releases. The
-# series' nights are qualified: inside the subquery a bare `night` is the release row's own column.
+# The database's clock decides what is due (`today` is the block's hotel's local date: a night is
+# due from the hotel-local midnight `release_days` before it) and stamps the releases. The series'
+# nights are qualified: inside the subquery a bare `night` is the release row's own column.
 _RECORD_AUTO_RELEASES = Statement(f"""
-WITH clock AS (SELECT statement_timestamp() AS now, CAST(timezone('UTC', statement_timestamp()) AS date) AS today),
+WITH clock AS (SELECT statement_timestamp() AS now),
 due AS (
     SELECT b.id AS hardblock_id, series.night::date AS night
     FROM hardblock b
+    JOIN hotel h ON h.id = b.hotel_id
+    CROSS JOIN LATERAL (SELECT CAST(timezone(h.time_zone, (SELECT now FROM clock)) AS date) AS today) AS hotel_day
     CROSS JOIN LATERAL generate_series(b.start_date, b.end_date - 1, interval '1 day') AS series(night)
     WHERE b.status = 'ACTIVE'
-      AND b.start_date - b.release_days <= (SELECT today FROM clock)
-      AND series.night::date - b.release_days <= (SELECT today FROM clock)
+      AND b.start_date - b.release_days <= hotel_day.today
+      AND series.night::date - b.release_days <= hotel_day.today
       AND NOT EXISTS (SELECT 1 FROM hardblock_night_release r
                       WHERE r.hardblock_id = b.id AND r.night = series.night::date
                         AND NOT {_SUPERSEDED.format(release="r")})

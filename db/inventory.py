@@ -118,3 +118,11 @@ async def database_now(session: AsyncSession) -> datetime:
     inside a locked transaction take it from here, never from the host (hosts' clocks drift apart).
     `statement_timestamp()`: the time of this statement, after any lock the transaction waited for."""
     return (await session.execute(text("SELECT statement_timestamp()"))).scalar_one()
+
+
+async def hotel_clock(session: AsyncSession, hotel_id: int) -> tuple[datetime, str]:
+    """`database_now` and the hotel's time zone, in the same one statement."""
+    row = (await session.execute(
+        text("SELECT statement_timestamp(), (SELECT time_zone FROM hotel WHERE id = :hotel_id)"),
+        {"hotel_id": hotel_id})).one()
+    return row[0], row[1] or "UTC"

@@ -67,6 +67,8 @@ class Hotel(LoadedNode, relay.Node):
     id: relay.NodeID[int]
     code: str
     name: str
+    time_zone: str = strawberry.field(description="The hotel's IANA time zone: its nights, release cut-offs and "
+                                      "\"today\" are local to it.")
 
     loader = "hotel"
 
@@ -87,7 +89,7 @@ class Hotel(LoadedNode, relay.Node):
 
     @staticmethod
     def from_row(row: HotelRow) -> Hotel:
-        return Hotel(id=row.id, code=row.code, name=row.name)
+        return Hotel(id=row.id, code=row.code, name=row.name, time_zone=row.time_zone)
 
 
 @strawberry.type
@@ -184,6 +186,9 @@ class UpsertHotelInput:
         default_factory=list,
         description="Upserted by code; room types not listed are kept (contracts may refer to them).",
     )
+    time_zone: str | None = strawberry.field(
+        default=None, description="IANA time zone name (e.g. Europe/Paris); omitted: UTC for a new hotel, "
+        "unchanged for an existing one.")
 
 
 @strawberry.input
@@ -240,7 +245,7 @@ class CatalogMutation:
     @strawberry.mutation(permission_classes=ADMIN)
     async def upsert_hotel(self, info: Info, input: UpsertHotelInput) -> UpsertHotelResult:
         spec = catalog.HotelSpec(input.code, input.name, [catalog.RoomTypeSpec(rt.code, rt.name)
-                                                          for rt in input.room_types])
+                                                          for rt in input.room_types], input.time_zone)
         return Hotel.from_row(await catalog.upsert_hotel(info.context.services, info.context.caller, spec))
 
     @strawberry.mutation(

@@ -32,6 +32,7 @@ from app.api.types import HardblockStatus, LoadedNode, Money, Series, agency_sco
 from app.services import hardblocks
 from app.services.errors import Failure
 from app.services.reads import BlockSlot, amendment_diff, amendment_nights, block_grid
+from domain import hotel_today
 
 if TYPE_CHECKING:
     from db.models import Hardblock as HardblockRow
@@ -118,14 +119,15 @@ class Hardblock(LoadedNode, relay.Node):
             raise GraphQLError(f"a grid spans at most {MAX_GRID_NIGHTS} nights",
                                extensions={"code": "BAD_USER_INPUT"})
         data = await info.context.loaders.block_grid.load((self.row.hotel_id, self.id, start, end))
-        proposed = None
+        proposed, now = None, datetime.now(UTC)
         if overlay is not None and filter_pk(overlay.hardblock_id, "Hardblock") == self.id:
             try:  # the checks of the amendment it draws: at most 50 changes, bounded spans and sizes
                 proposed = hardblocks.check_changes(overlay.amendment().changes)
+                # ... from the block's hotel's today on
+                hardblocks.check_changes_past(proposed, hotel_today(now, data.terms[self.id].time_zone))
             except Failure as failure:
                 raise bad_input(f"overlay: {failure.message}") from None
-        return block_grid(data, self.id, start, end, datetime.now(UTC), data.bookings if with_bookings else [],
-                          proposed)
+        return block_grid(data, self.id, start, end, now, data.bookings if with_bookings else [], proposed)
 
     @strawberry.field(description="What happened to the block (created, amended, rooms returned, released, "
                       "nights released by hand or at their release time, amendments reverted), oldest first.")

@@ -133,6 +133,9 @@ class CalendarCell:
     release_date: date | None = strawberry.field(
         description="From this date on the pool night is no longer sold (contract release cut-off)."
     )
+    release_at: datetime | None = strawberry.field(
+        description="The exact instant of the cut-off: the hotel-local midnight beginning releaseDate, in UTC."
+    )
     rate: Money | None
 
     @strawberry.field(description="Bookings holding rooms on this night (agents: their own agency's only).")
@@ -158,6 +161,7 @@ class CalendarSeries:
     overcommitted: Series | None = strawberry.field(description=_STAFF_ONLY)
     closed: Series = strawberry.field(description="Booleans.")
     release_date: Series = strawberry.field(description="ISO dates or null.")
+    release_at: Series = strawberry.field(description="ISO timestamps (UTC) or null: the cut-off instants.")
     rate: Series = strawberry.field(description="Decimal amounts as strings (or null); see `currency`.")
     currency: str | None
 
@@ -172,7 +176,7 @@ def row_cells(room_type: RoomType, row: PoolRow, staff: bool) -> list[CalendarCe
         cell = new(CalendarCell)
         cell.__dict__ = {
             "date": row.dates[i], "room_type": room_type, "available": row.available[i], "closed": row.closed[i],
-            "release_date": row.release_date[i], "rate": money.get(row.rate[i]),
+            "release_date": row.release_date[i], "release_at": row.release_at[i], "rate": money.get(row.rate[i]),
             "allotment": row.allotment[i] if staff else None, "hardblocked": row.hardblocked[i] if staff else None,
             "held": row.held[i] if staff else None, "sold": row.sold[i] if staff else None,
             "overcommitted": row.overcommitted[i] if staff else None,
@@ -204,6 +208,7 @@ class CalendarRow:
             hardblocked=staff_only(row.hardblocked), held=staff_only(row.held), sold=staff_only(row.sold),
             available=list(row.available), overcommitted=staff_only(row.overcommitted), closed=list(row.closed),
             release_date=[day.isoformat() if day else None for day in row.release_date],
+            release_at=[at.isoformat() if at else None for at in row.release_at],
             rate=[f"{rate.amount:.2f}" if rate else None for rate in row.rate], currency=currency,
         )
 

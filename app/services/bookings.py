@@ -146,9 +146,16 @@ def _check(request: NewBooking, today: date) -> tuple[str, str]:
                                "(a stay is [checkIn, checkOut) over nights)")
         if (item.check_out - item.check_in).days > MAX_STAY_NIGHTS:
             raise InvalidInput(_field(i, "checkOut"), f"a stay lasts at most {MAX_STAY_NIGHTS} nights")
+    _check_past(request, today)
+    return key, guest_name
+
+
+def _check_past(request: NewBooking, today: date) -> None:
+    """No stay starts before `today`: the hotel's local date (before the hotel is known, the
+    earliest date any hotel can have, so that check refuses only what every hotel would)."""
+    for i, item in enumerate(request.items):
         if item.check_in < today:
             raise InvalidInput(_field(i, "checkIn"), f"{_field(i, 'checkIn')} {item.check_in} is in the past")
-    return key, guest_name
 
 
 def _resolve_items(request: NewBooking, agency: _Agency, context: HoldContext) -> list[_Item]:
@@ -207,7 +214,8 @@ def _block_slots(snapshot: StayInventory, blocks: dict[int, models.Hardblock], s
         if block_id in terms:
             slots += compute_hardblock_slots(terms[block_id], snapshot.events, snapshot.booking_lines, start, end, now)
         else:  # its stored span (which covers every night it holds) misses the range: no rooms there
-            slots += [HardblockSlot(block_id, night, 0, 0, 0, 0, release_at(night, block.release_days))
+            slots += [HardblockSlot(block_id, night, 0, 0, 0, 0,
+                                    release_at(night, block.release_days, snapshot.time_zone))
                       for night in nights(start, end)]
     return slots
 
@@ -280,7 +288,9 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
     the last three; everything that does not depend on availability happens before it.
     """
     settings = services.settings
-    key, guest_name = _check(request, utc_today(models.utcnow()))
+    # Lenient until the hotel's zone is known (with the context read below): the earliest
+    # local date of any hotel (UTC-12) is the day before UTC's at the latest.
+    key, guest_name = _check(request, utc_today(models.utcnow()) - timedelta(days=1))
     room_type_ids = sorted({it.room_type_id for it in request.items})
     start, end = min(it.check_in for it in request.items), max(it.check_out for it in request.items)
     async with services.raw.connection() as connection:
@@ -290,6 +300,7 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
             block_ids=sorted({it.hardblock_id for it in request.items if it.hardblock_id is not None}), key=key,
             start=start, end=end)
         agency = acting(caller, request.agency_id, None if context.agency is None else _Agency(*context.agency))
+        _check_past(request, context.inventory.today)  # exact: the hotel's local today, by the database's clock
         items = _resolve_items(request, agency, context)
         request_hash = _request_hash(agency, guest_name, items)
         if context.earlier is not None:  # a retry of a request that committed
@@ -307,6 +318,7 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
                 inventory, earlier = await read_locked(connection, hotel_id, room_type_ids, start, end, agency.code, key)
                 if earlier is not None:  # a concurrent retry held the locks first and committed
                     raise _Replayed(earlier)
+                _check_past(request, inventory.today)  # midnight may have struck meanwhile
                 prices = _decide(inventory, items)
                 group.created_at = inventory.now
                 group.expires_at = inventory.now + timedelta(minutes=settings.booking_expiry_minutes)

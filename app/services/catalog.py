@@ -12,6 +12,8 @@ from app.services.changes import write
 from app.services.context import Caller, Services
 from app.services.errors import InvalidInput
 from db import audit, models
+from db.inventory import bump_version
+from domain import DEFAULT_TIME_ZONE, check_time_zone
 
 CODE = re.compile(r"^[A-Z0-9_-]{2,32}$")
 ROOM_TYPE_CODE = re.compile(r"^[A-Z0-9_-]{1,32}$")
@@ -29,6 +31,7 @@ class HotelSpec:
     code: str
     name: str
     room_types: list[RoomTypeSpec] = field(default_factory=list)  # upserted by code; others are kept
+    time_zone: str | None = None  # IANA; None: UTC for a new hotel, the stored one on an update
 
 
 def code(value: str, field: str, *, shortest: int = 2) -> str:
@@ -70,6 +73,7 @@ def _hotel_snapshot(hotel: models.Hotel, room_types: Iterable[models.RoomType]) 
     return {
         "code": hotel.code,
         "name": hotel.name,
+        "timeZone": hotel.time_zone,
         "roomTypes": sorted(({"code": rt.code, "name": rt.name} for rt in room_types), key=lambda rt: rt["code"]),
     }
 
@@ -77,6 +81,8 @@ def _hotel_snapshot(hotel: models.Hotel, room_types: Iterable[models.RoomType]) 
 async def upsert_hotel(services: Services, caller: Caller, spec: HotelSpec) -> models.Hotel:
     """Create or rename a hotel by code, and upsert its room types by code."""
     hotel_code, hotel_name = code(spec.code, "code"), name(spec.name)
+    if spec.time_zone is not None and (problem := check_time_zone(spec.time_zone)):
+        raise InvalidInput(problem.field, f"{problem.field} {problem.message}, got {spec.time_zone!r}")
     if len(spec.room_types) > MAX_ROOM_TYPES:
         raise InvalidInput("roomTypes", f"a hotel has at most {MAX_ROOM_TYPES} room types, got {len(spec.room_types)}")
     wanted: dict[str, str] = {}
@@ -91,7 +97,7 @@ async def upsert_hotel(services: Services, caller: Caller, spec: HotelSpec) -> m
         hotel = (await session.execute(select(models.Hotel).where(models.Hotel.code == hotel_code))).scalar_one_or_none()
         current: dict[str, models.RoomType] = {}
         if hotel is None:
-            hotel = models.Hotel(code=hotel_code, name=hotel_name)
+            hotel = models.Hotel(code=hotel_code, name=hotel_name, time_zone=spec.time_zone or DEFAULT_TIME_ZONE)
             session.add(hotel)
             await session.flush()
             before = None
@@ -100,6 +106,10 @@ async def upsert_hotel(services: Services, caller: Caller, spec: HotelSpec) -> m
             current = {row.code: row for row in rows.scalars()}
             before = _hotel_snapshot(hotel, current.values())
             hotel.name = hotel_name
+            if spec.time_zone is not None and spec.time_zone != hotel.time_zone:
+                hotel.time_zone = spec.time_zone
+                # The zone moves every cut-off: readers keyed on the inventory version must see it.
+                await bump_version(session, hotel.id)
         for rt_code, rt_name in wanted.items():
             if rt_code in current:
                 current[rt_code].name = rt_name

@@ -125,6 +125,11 @@ def _domain_input(problem: DomainInvalidInput, prefix: str = "") -> InvalidInput
     return InvalidInput(f"{prefix}{problem.field}", f"{prefix}{problem.field} {problem.message}")
 
 
+def _check_start(start: date, today: date) -> None:
+    if start < today:
+        raise InvalidInput("from", f"from {start.isoformat()} is in the past")
+
+
 def _check_span(start: date, end: date, field: str) -> None:
     if (end - start).days > MAX_BLOCK_NIGHTS:
         raise InvalidInput(field, f"a hardblock spans at most {MAX_BLOCK_NIGHTS} nights")
@@ -134,17 +139,28 @@ def check_changes(changes: Sequence[Change]) -> list[Change]:
     """An amendment's changes: 1 to MAX_CHANGES of them, valid ranges from today on, bounded rooms."""
     if not 1 <= len(changes) <= MAX_CHANGES:
         raise InvalidInput("changes", f"an amendment has 1 to {MAX_CHANGES} changes, got {len(changes)}")
-    today = utc_today(models.utcnow())
     for i, (start, end, rooms) in enumerate(changes):
         if problem := check_range(start, end):
             raise _domain_input(problem, f"changes[{i}].")
-        if start < today:
-            raise InvalidInput(f"changes[{i}].from", f"changes[{i}].from {start.isoformat()} is in the past")
         if not 0 <= rooms <= MAX_ROOMS:
             raise InvalidInput(f"changes[{i}].rooms", f"changes[{i}].rooms must be 0 to {MAX_ROOMS} "
                                "(0 removes the nights)")
     _check_span(min(c[0] for c in changes), max(c[1] for c in changes), "changes")
+    # Lenient until the block's hotel is known: no hotel's date is earlier than the day before UTC's.
+    check_changes_past(changes, earliest_today())
     return list(changes)
+
+
+def earliest_today() -> date:
+    """The earliest local date any hotel can have now (UTC-12 is a day behind UTC at most)."""
+    return utc_today(models.utcnow()) - ONE_NIGHT
+
+
+def check_changes_past(changes: Sequence[Change], today: date) -> None:
+    """No change starts before `today`, the block's hotel's local date."""
+    for i, (start, _, _) in enumerate(changes):
+        if start < today:
+            raise InvalidInput(f"changes[{i}].from", f"changes[{i}].from {start.isoformat()} is in the past")
 
 
 def _check_block_span(block: HardblockRow, changes: list[Change]) -> None:
@@ -513,8 +529,7 @@ async def create_hardblock(services: Services, caller: Caller, request: NewHardb
     if request.rooms > MAX_ROOMS:
         raise InvalidInput("rooms", f"rooms must be at most {MAX_ROOMS}")
     _check_span(request.start, request.end, "to")
-    if request.start < utc_today(models.utcnow()):
-        raise InvalidInput("from", f"from {request.start.isoformat()} is in the past")
+    _check_start(request.start, earliest_today())  # lenient until the hotel is known: exact under the lock
     _staff_only(caller, "creating a hardblock")
     keyed = KeyedWrite(caller, check_key(request.idempotency_key), "createHardblock",
                        {**dataclasses.asdict(request), "idempotency_key": None})
@@ -534,10 +549,11 @@ async def create_hardblock(services: Services, caller: Caller, request: NewHardb
                                              keyed.lookup)
                 if read.earlier is not None:  # a concurrent retry held the lock first and committed
                     raise _Replayed()
+                _check_start(request.start, read.inventory.today)
                 now = read.inventory.now
                 pool = read.inventory.calendar(request.start, request.end, now)[room_type_id]
                 terms = HardblockTerms(0, room_type_id, agency.id, request.start, request.end, request.rooms,
-                                       request.release_days)
+                                       request.release_days, time_zone=read.inventory.time_zone)
                 slots = compute_hardblock_slots(terms, [], [], request.start, request.end, now)
                 diffs = diff_slots([], slots, pool, nights(request.start, request.end), now)
                 preview = AmendmentPreview(all(d.conflict is None for d in diffs), tuple(diffs))
@@ -587,9 +603,13 @@ async def amend_hardblock(services: Services, caller: Caller, pk: int | None, am
     reason = check_reason(amendment.reason)
     keyed = KeyedWrite(caller, check_key(amendment.idempotency_key), "amendHardblock",
                        {"hardblock": pk, "changes": _changes_snapshot(changes), "reason": reason})
+
+    def amend(state: _BlockState) -> BlockWrite:
+        check_changes_past(changes, state.read.inventory.today)  # exact: the block's hotel's today
+        return _amend(caller, state, changes, reason)
+
     return await _one_block_write(services, caller, pk, id, _Operation(
-        lambda state: _amend(caller, state, changes, reason),
-        _Reads(min(c[0] for c in changes), max(c[1] for c in changes), amends=True)), keyed)
+        amend, _Reads(min(c[0] for c in changes), max(c[1] for c in changes), amends=True)), keyed)
 
 
 async def return_hardblock_rooms(services: Services, caller: Caller, pk: int | None, start: date, end: date, rooms: int,
@@ -721,6 +741,7 @@ async def preview_hardblock_amendment(services: Services, caller: Caller, pk: in
         _active(block, "amend")
         _check_block_span(block, changes)
         state = await _read_state(connection, block, _Reads(min(c[0] for c in changes), max(c[1] for c in changes)))
+    check_changes_past(changes, state.read.inventory.today)
     preview = preview_amendment(state.terms, changes, state.events, state.lines, state.pool, state.now)
     return Preview(preview.feasible, _slot_diffs(preview, state.pool))
 

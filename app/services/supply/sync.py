@@ -34,8 +34,8 @@ from app.services.supply import runs
 from app.services.supply.suppliers import effective_transforms, transforms_of
 from db import audit, models
 from db.calendar import event_terms, load_inventory
-from db.inventory import database_now, lock_contract, lock_room_types
-from domain import EventKind, Money, utc_today
+from db.inventory import hotel_clock, lock_contract, lock_room_types
+from domain import EventKind, Money, hotel_today
 from domain.reconciliation import (
     ContractLayer,
     HeldIncrease,
@@ -238,9 +238,10 @@ async def _reconcile_locked(services: Services, supplier: models.Supplier, run: 
             if contract is not None:
                 _check_owner(contract, supplier, record, room_type_id)
             await lock_room_types(session, [room_type_id], timeout)
-            now = await database_now(session)
+            now, time_zone = await hotel_clock(session, hotel_id)
             layer = None if contract is None else await _layer(session, contract)
-            plan = reconcile(record, layer, transforms, supplier.confirm_increases_after, utc_today(now))
+            plan = reconcile(record, layer, transforms, supplier.confirm_increases_after,
+                             hotel_today(now, time_zone))
             if plan.outcome in (Outcome.REJECTED, Outcome.IGNORED) or any(
                     i.kind is SyncIssueKind.STALE for i in plan.issues):
                 return plan  # nothing to remember either: a stale record is not the last one applied
