@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -12,8 +13,9 @@ from app.services.changes import write
 from app.services.context import Caller, Services
 from app.services.errors import InvalidInput
 from db import audit, models
-from db.inventory import bump_version
-from domain import DEFAULT_TIME_ZONE, check_time_zone
+from db.inventory import lock_room_types
+from domain import DEFAULT_TIME_ZONE, check_time_zone, utc_today
+from domain.contracts import MAX_RELEASE_DAYS
 
 CODE = re.compile(r"^[A-Z0-9_-]{2,32}$")
 ROOM_TYPE_CODE = re.compile(r"^[A-Z0-9_-]{1,32}$")
@@ -107,9 +109,14 @@ async def upsert_hotel(services: Services, caller: Caller, spec: HotelSpec) -> m
             before = _hotel_snapshot(hotel, current.values())
             hotel.name = hotel_name
             if spec.time_zone is not None and spec.time_zone != hotel.time_zone:
+                # The zone moves every cut-off: under the room types' locks (a booking decides on
+                # one zone or the other, never a mix), and published like any inventory change for
+                # the nights whose cut-off can be near now.
+                await lock_room_types(session, [rt.id for rt in current.values()], services.settings.lock_timeout_ms)
                 hotel.time_zone = spec.time_zone
-                # The zone moves every cut-off: readers keyed on the inventory version must see it.
-                await bump_version(session, hotel.id)
+                today = utc_today(models.utcnow())
+                unit.touch(hotel.id, [rt.id for rt in current.values()], today - timedelta(days=1),
+                           today + timedelta(days=MAX_RELEASE_DAYS + 2))
         for rt_code, rt_name in wanted.items():
             if rt_code in current:
                 current[rt_code].name = rt_name

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app.api.ids import decode_id
 from app.services.hardblocks import record_releases
@@ -266,7 +266,7 @@ query($id: ID!) { node(id: $id) { ... on Hardblock { grid { date available relea
 """
 
 
-async def test_moving_a_hotel_to_another_zone_moves_its_cut_offs_and_its_version(gql):
+async def test_moving_a_hotel_to_another_zone_moves_its_cut_offs_and_its_version(gql, sessions):
     hotel, ids = await zoned_hotel(gql, "MOVE", "UTC")
     night = date(2027, 1, 15)
     await zoned_contract(gql, hotel["id"], ids["STD"], night, night + timedelta(days=1), 2)
@@ -279,6 +279,10 @@ async def test_moving_a_hotel_to_another_zone_moves_its_cut_offs_and_its_version
     after = data(await gql(query, variables))["node"]["calendar"]
     assert after["rows"][0]["cells"][0]["releaseAt"] == "2027-01-13T05:00:00+00:00"  # EST midnight
     assert after["version"] > before["version"]
+    async with sessions() as session:  # published like any inventory change (subscribers re-read)
+        payloads = (await session.execute(select(models.OutboxMessage.payload).order_by(
+            models.OutboxMessage.id.desc()).limit(1))).scalars().all()
+    assert payloads[0]["version"] == after["version"] and payloads[0]["roomTypeIds"]
 
 
 async def test_a_grid_overlay_refuses_changes_before_the_blocks_hotel_today(gql):
