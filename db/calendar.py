@@ -29,6 +29,7 @@ from domain import (
     HardblockTerms,
     DEFAULT_TIME_ZONE,
     Money,
+    RestrictionPatch,
     compute_calendar,
     hotel_today,
     effective_released_nights,
@@ -73,6 +74,12 @@ def event_terms(row: models.AllotmentEvent) -> AllotmentEvent:
         end=row.end_date, effective_at=row.effective_at, quantity=row.quantity,
         rate=Money(row.rate_amount, row.currency) if row.rate_amount is not None else None,
         hardblock_id=row.hardblock_id, voided=row.voided_at is not None,
+        restriction=RestrictionPatch(
+            min_stay=row.min_stay, max_stay=row.max_stay, closed_to_arrival=row.closed_to_arrival,
+            closed_to_departure=row.closed_to_departure, min_advance_days=row.min_advance_days,
+            max_advance_days=row.max_advance_days,
+        ) if row.kind == EventKind.RESTRICTION.value else None,
+        agency_ids=frozenset(row.agency_ids or ()),
     )
 
 

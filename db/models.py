@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlmodel import Field, SQLModel
 
 # Constraint names are deterministic so migrations can refer to them.
@@ -43,6 +43,7 @@ EVENT_KINDS = (
     "BLOCK_CONTRACT",
     "BLOCK_AMENDMENT",
     "RATE_CHANGE",
+    "RESTRICTION",
 )
 SUPPLIER_KINDS = ("HTTP", "FILE")
 CONTRACT_ACTIONS = ("ACTIVE", "STOP_SELL", "CANCELLED", "IGNORE")
@@ -296,6 +297,16 @@ class AllotmentEvent(SQLModel, table=True):
         String(16), nullable=False, server_default="OPERATOR"))
     contract_id: int | None = _fk("contract.id", nullable=True)
     sync_run_id: int | None = _fk("sync_run.id", nullable=True)
+    # RESTRICTION events: the fields they set (None leaves a field as earlier events set it) and
+    # the agencies they bind (empty: every agency).
+    min_stay: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    max_stay: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    closed_to_arrival: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    closed_to_departure: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    min_advance_days: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    max_advance_days: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    agency_ids: list[int] = Field(default_factory=list, sa_column=Column(
+        ARRAY(Integer), nullable=False, server_default="{}"))
 
 
 class BookingGroup(SQLModel, table=True):
