@@ -13,7 +13,7 @@ from aiodataloader import DataLoader
 from strawberry import relay
 
 from app.api.bookings import Booking
-from app.api.catalog import RoomType, load_room_type
+from app.api.catalog import Agency, RoomType, load_agency, load_room_type
 from app.api.context import Context
 from app.api.errors import IdempotencyConflict, InvalidInput, InvalidTransition, LockTimeout, NotFound
 from app.api.hardblocks import IDEMPOTENCY_KEY, Hardblock, HardblockSlot
@@ -34,6 +34,8 @@ from app.services import inventory
 from app.services.errors import InvalidInput as InvalidInputFailure
 from app.services.reads import LoadedInventory, load_calendar
 from domain import CalendarRow as PoolRow
+from domain import RestrictionPatch
+from domain import Restrictions as DomainRestrictions
 
 if TYPE_CHECKING:
     from db.models import AllotmentEvent as AllotmentEventRow
@@ -116,6 +118,27 @@ def cell_loaders(context: Context) -> tuple[DataLoader, DataLoader]:
 # The wholesaler's own position (what it bought, what other agencies hold): staff only. Agents
 # read null in these fields of cells, series and availability changes.
 _STAFF_ONLY = "Staff only: null for agents."
+
+
+@strawberry.type(description="The selling restrictions in force on a night (for the caller's agency; staff: "
+                 "the ones binding every agency). Null numbers: no limit.")
+class Restrictions:
+    min_stay: int | None = strawberry.field(description="Stays arriving this night need at least this many nights.")
+    max_stay: int | None = strawberry.field(description="Stays arriving this night last at most this many nights.")
+    closed_to_arrival: bool = strawberry.field(description="No stay may arrive this night.")
+    closed_to_departure: bool = strawberry.field(description="No stay may depart on this date.")
+    min_advance_days: int | None = strawberry.field(
+        description="Stays arriving this night must be booked at least this many days ahead (the hotel's today).")
+    max_advance_days: int | None = strawberry.field(
+        description="Stays arriving this night may be booked at most this many days ahead (the hotel's today).")
+
+    @staticmethod
+    def of(value: DomainRestrictions) -> Restrictions:
+        return Restrictions(
+            min_stay=value.min_stay, max_stay=value.max_stay, closed_to_arrival=value.closed_to_arrival,
+            closed_to_departure=value.closed_to_departure, min_advance_days=value.min_advance_days,
+            max_advance_days=value.max_advance_days,
+        )
 
 
 @strawberry.type(description="Pool availability of one room type on one night.")
@@ -262,6 +285,8 @@ class AllotmentEvent(LoadedNode, relay.Node):
     voided: bool
     voided_at: datetime | None
     voided_by: str | None
+    restrictions: Restrictions | None = strawberry.field(
+        description="RESTRICTION events: the fields they set (the others read as no limit / false).")
     row: strawberry.Private[AllotmentEventRow]
 
     loader = "allotment_event"
@@ -275,7 +300,16 @@ class AllotmentEvent(LoadedNode, relay.Node):
             rate=Money.of(row.rate_amount, row.currency) if row.rate_amount is not None else None,
             effective_at=row.effective_at, created_at=row.created_at, created_by=row.created_by,
             voided=row.voided_at is not None, voided_at=row.voided_at, voided_by=row.voided_by, row=row,
+            restrictions=Restrictions.of(DomainRestrictions(
+                min_stay=row.min_stay, max_stay=row.max_stay, closed_to_arrival=bool(row.closed_to_arrival),
+                closed_to_departure=bool(row.closed_to_departure), min_advance_days=row.min_advance_days,
+                max_advance_days=row.max_advance_days,
+            )) if row.kind == AllotmentEventKind.RESTRICTION.value else None,
         )
+
+    @strawberry.field(description="RESTRICTION events: the agencies they bind (empty: every agency).")
+    async def agencies(self, info: Info) -> list[Agency]:
+        return [await load_agency(info, pk) for pk in (self.row.agency_ids or [])]
 
     @strawberry.field
     async def room_type(self, info: Info) -> RoomType:
@@ -297,6 +331,23 @@ class AllotmentEventInput:
     )
     rate: MoneyInput | None = strawberry.field(default=None, description="The new rate, for RATE_CHANGE.")
     hardblock_id: strawberry.ID | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_KEY)
+
+
+@strawberry.input(description="Selling restrictions over [from, to): each field given is set on those nights "
+                  "(later events win, field by field); omitted fields stay as earlier events set them.")
+class SetRestrictionsInput:
+    room_type_id: strawberry.ID
+    from_: date = strawberry.field(name="from")
+    to: date
+    agency_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="The agencies bound; omitted or empty: every agency.")
+    min_stay: int | None = None
+    max_stay: int | None = None
+    closed_to_arrival: bool | None = None
+    closed_to_departure: bool | None = None
+    min_advance_days: int | None = None
+    max_advance_days: int | None = None
     idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_KEY)
 
 
@@ -325,6 +376,26 @@ class InventoryMutation:
             idempotency_key=input.idempotency_key,
         )
         event = await inventory.record_allotment_event(info.context.services, info.context.caller, spec)
+        return AllotmentEvent.from_row(event)
+
+    @strawberry.mutation(
+        permission_classes=STAFF,
+        description="Set selling restrictions (minStay, maxStay, closedToArrival, closedToDeparture, the advance "
+        "window) on a room type's nights, for some agencies or all: an allotment event of kind RESTRICTION, "
+        "voided with voidAllotmentEvent.",
+    )
+    async def set_restrictions(self, info: Info, input: SetRestrictionsInput) -> RecordAllotmentEventResult:
+        spec = inventory.RestrictionSpec(
+            room_type_id=decode_id(input.room_type_id, "RoomType", "roomTypeId"), start=input.from_, end=input.to,
+            restriction=RestrictionPatch(
+                min_stay=input.min_stay, max_stay=input.max_stay, closed_to_arrival=input.closed_to_arrival,
+                closed_to_departure=input.closed_to_departure, min_advance_days=input.min_advance_days,
+                max_advance_days=input.max_advance_days,
+            ),
+            agency_ids=tuple(decode_id(pk, "Agency", "agencyIds") for pk in input.agency_ids or ()),
+            idempotency_key=input.idempotency_key,
+        )
+        event = await inventory.set_restrictions(info.context.services, info.context.caller, spec)
         return AllotmentEvent.from_row(event)
 
     @strawberry.mutation(permission_classes=STAFF, description="Void (revert) an event: it is then ignored, "

@@ -20,7 +20,7 @@ from app.services.idempotency import Keyed, check_key
 from app.services.pages import Page, paginate
 from db import audit, models
 from db.inventory import lock_contract, lock_room_types
-from domain import EventKind, Money, check_contract, check_event, check_money, check_range
+from domain import EventKind, Money, RestrictionPatch, check_contract, check_event, check_money, check_range
 
 MAX_CONTRACT_NIGHTS = 3 * 366
 CONTRACT_STATUSES = ("ACTIVE", "CANCELLED")
@@ -54,6 +54,16 @@ class EventSpec:
     idempotency_key: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RestrictionSpec:
+    room_type_id: int
+    start: date
+    end: date
+    restriction: RestrictionPatch
+    agency_ids: tuple[int, ...] = ()  # empty: every agency
+    idempotency_key: str | None = None
+
+
 def problem_text(problem: Any, prefix: str = "") -> InvalidInput:
     """A domain check's InvalidInput as the use cases' (the message names the field)."""
     return InvalidInput(f"{prefix}{problem.field}", f"{prefix}{problem.field} {problem.message}")
@@ -81,7 +91,9 @@ def check_nights(start: date, end: date, *, limit: int = MAX_CONTRACT_NIGHTS) ->
 
 def _event_snapshot(event: models.AllotmentEvent) -> dict[str, Any]:
     return audit.snapshot(event, "kind", "room_type_id", "start_date", "end_date", "quantity", "rate_amount",
-                          "currency", "hardblock_id", "voided_at", "voided_by")
+                          "currency", "hardblock_id", "voided_at", "voided_by",
+                          *(("min_stay", "max_stay", "closed_to_arrival", "closed_to_departure", "min_advance_days",
+                             "max_advance_days", "agency_ids") if event.kind == EventKind.RESTRICTION.value else ()))
 
 
 async def upsert_contract(services: Services, caller: Caller, spec: ContractSpec) -> models.Contract:
@@ -175,6 +187,48 @@ async def record_allotment_event(services: Services, caller: Caller, spec: Event
             start_date=spec.start, end_date=spec.end, quantity=spec.quantity,
             rate_amount=spec.rate.amount if spec.rate else None, currency=spec.rate.currency if spec.rate else None,
             created_by=caller.actor.uid,
+        )
+        session.add(event)
+        await session.flush()
+        audit.record(session, caller.actor, "allotment_event.recorded", "AllotmentEvent", event.id,
+                     after=_event_snapshot(event))
+        await keyed.remember({"allotment_event": event.id})
+        unit.touch(room_type.hotel_id, [room_type.id], spec.start, spec.end)
+    return event
+
+
+async def set_restrictions(services: Services, caller: Caller, spec: RestrictionSpec) -> models.AllotmentEvent:
+    """Append a RESTRICTION event: the fields it sets hold on its nights for its agencies (every
+    agency when none is named) until a later event sets them again or it is voided."""
+    check_nights(spec.start, spec.end)
+    agency_ids = tuple(sorted(set(spec.agency_ids)))
+    if problem := check_event(EventKind.RESTRICTION, spec.start, spec.end, restriction=spec.restriction,
+                              agency_ids=agency_ids):
+        raise problem_text(problem)
+    key = check_key(spec.idempotency_key)
+
+    async with write(services) as unit:
+        session = unit.session
+        keyed = Keyed(session, caller, key, "setRestrictions",
+                      {**asdict(spec), "agency_ids": list(agency_ids), "idempotency_key": None})
+        if (earlier := await keyed.replay()) is not None:
+            return await session.get(models.AllotmentEvent, earlier["allotment_event"])  # type: ignore[return-value]
+        room_type = await session.get(models.RoomType, spec.room_type_id)
+        if room_type is None:
+            raise NotFound("no room type with that id", str(spec.room_type_id))
+        if agency_ids:
+            found = set((await session.execute(
+                select(models.Agency.id).where(models.Agency.id.in_(agency_ids)))).scalars())
+            if missing := [pk for pk in agency_ids if pk not in found]:
+                raise NotFound("no agency with that id", str(missing[0]))
+        await lock_room_types(session, [room_type.id], services.settings.lock_timeout_ms)
+        patch = spec.restriction
+        event = models.AllotmentEvent(
+            hotel_id=room_type.hotel_id, room_type_id=room_type.id, kind=EventKind.RESTRICTION.value,
+            start_date=spec.start, end_date=spec.end, created_by=caller.actor.uid,
+            min_stay=patch.min_stay, max_stay=patch.max_stay, closed_to_arrival=patch.closed_to_arrival,
+            closed_to_departure=patch.closed_to_departure, min_advance_days=patch.min_advance_days,
+            max_advance_days=patch.max_advance_days, agency_ids=list(agency_ids),
         )
         session.add(event)
         await session.flush()
