@@ -34,7 +34,8 @@ from app.services import inventory
 from app.services.errors import InvalidInput as InvalidInputFailure
 from app.services.reads import LoadedInventory, load_calendar
 from domain import CalendarRow as PoolRow
-from domain import RestrictionPatch
+from domain import RestrictionPatch, RestrictionRow
+from domain import UnavailableReason as DomainReason
 from domain import Restrictions as DomainRestrictions
 
 if TYPE_CHECKING:
@@ -141,6 +142,11 @@ class Restrictions:
         )
 
 
+UnavailableReason = strawberry.enum(DomainReason, name="UnavailableReason", description=(
+    "Why a night cannot be sold (SOLD_OUT, CLOSED, RELEASED, NO_CONTRACT, PAST) or arrived on "
+    "(CLOSED_TO_ARRIVAL, ADVANCE_WINDOW, for the caller's agency)."))
+
+
 @strawberry.type(description="Pool availability of one room type on one night.")
 class CalendarCell:
     date: date
@@ -160,6 +166,11 @@ class CalendarCell:
         description="The exact instant of the cut-off: the hotel-local midnight beginning releaseDate, in UTC."
     )
     rate: Money | None
+    restrictions: Restrictions = strawberry.field(
+        description="The restrictions in force on this night for the caller's agency (staff: those binding every agency).")
+    reasons: list[UnavailableReason] = strawberry.field(
+        description="Why this night cannot be sold or arrived on (empty: it can); minStay, maxStay and "
+        "closedToDeparture depend on the stay and are judged by createBooking.")
 
     @strawberry.field(description="Bookings holding rooms on this night (agents: their own agency's only).")
     async def bookings(self, info: Info) -> list[Booking]:
@@ -189,9 +200,13 @@ class CalendarSeries:
     currency: str | None
 
 
-def row_cells(room_type: RoomType, row: PoolRow, staff: bool) -> list[CalendarCell]:
-    # One Money per distinct rate, not per cell: rates repeat over whole seasons.
+def row_cells(room_type: RoomType, row: PoolRow, staff: bool, restrictions: RestrictionRow,
+              reasons: tuple[tuple[DomainReason, ...], ...]) -> list[CalendarCell]:
+    # One Money per distinct rate, not per cell: rates repeat over whole seasons (so restrictions).
     money = {rate: Money.of(rate.amount, rate.currency) for rate in set(row.rate) if rate is not None}
+    offset = (row.start - restrictions.start).days
+    nights = restrictions.nights[offset:offset + len(row.dates)]
+    shown = {value: Restrictions.of(value) for value in set(nights)}
     # Cells are built by filling their __dict__ (what the dataclass __init__ does field by field, at
     # twice the cost): a year of fifty room types is 18,250 of them.
     new, cells = CalendarCell.__new__, []
@@ -203,6 +218,7 @@ def row_cells(room_type: RoomType, row: PoolRow, staff: bool) -> list[CalendarCe
             "allotment": row.allotment[i] if staff else None, "hardblocked": row.hardblocked[i] if staff else None,
             "held": row.held[i] if staff else None, "sold": row.sold[i] if staff else None,
             "overcommitted": row.overcommitted[i] if staff else None,
+            "restrictions": shown[nights[i]], "reasons": list(reasons[i]),
         }
         cells.append(cell)
     return cells
@@ -213,10 +229,12 @@ class CalendarRow:
     room_type: RoomType
     _row: strawberry.Private[PoolRow]
     _staff: strawberry.Private[bool]
+    _restrictions: strawberry.Private[RestrictionRow]
+    _reasons: strawberry.Private[tuple[tuple[DomainReason, ...], ...]]
 
     @strawberry.field
     def cells(self) -> list[CalendarCell]:
-        return row_cells(self.room_type, self._row, self._staff)
+        return row_cells(self.room_type, self._row, self._staff, self._restrictions, self._reasons)
 
     @strawberry.field
     def series(self) -> CalendarSeries:
@@ -259,9 +277,14 @@ class Calendar:
         if ids is not None and set(ids) - set(room_types):
             raise bad_input("roomTypeIds must be room types of this hotel")
         staff = info.context.caller.is_staff
+        agency_id = None if staff else await info.context.loaders.agency_id_by_code.load(
+            info.context.caller.principal.agency_code)
+        restrictions = loaded.restrictions(agency_id)
+        reasons = loaded.reasons(restrictions)
         return cls(
             version=loaded.snapshot.version,
-            rows=[CalendarRow(room_type=room_types[rt.id], _row=loaded.rows[rt.id], _staff=staff)
+            rows=[CalendarRow(room_type=room_types[rt.id], _row=loaded.rows[rt.id], _staff=staff,
+                              _restrictions=restrictions[rt.id], _reasons=reasons[rt.id])
                   for rt in loaded.snapshot.room_types],
         )
 

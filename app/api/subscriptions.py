@@ -86,9 +86,13 @@ class _Watch:
         return (ids, start, end) if ids and start < end else None
 
 
-def _cells(loaded: LoadedInventory, staff: bool) -> list[CalendarCell]:
+def _cells(loaded: LoadedInventory, staff: bool, agency_id: int | None) -> list[CalendarCell]:
+    """`agency_id`: whose restrictions the cells show (None: those binding every agency)."""
+    restrictions = loaded.restrictions(agency_id)
+    reasons = loaded.reasons(restrictions)
     return [cell for room_type in loaded.snapshot.room_types
-            for cell in row_cells(RoomType.from_row(room_type), loaded.rows[room_type.id], staff)]
+            for cell in row_cells(RoomType.from_row(room_type), loaded.rows[room_type.id], staff,
+                                  restrictions[room_type.id], reasons[room_type.id])]
 
 
 @dataclass
@@ -97,7 +101,7 @@ class _SharedRead:
     # By the hotel's (id, code, name) as each subscriber holds it, and whether it is staff (agents'
     # cells carry no pool figures).
     changes: dict[tuple, AvailabilityChange]
-    cells: dict[bool, list[CalendarCell]]
+    cells: dict[tuple[bool, int | None], list[CalendarCell]]
 
 
 async def _shared_read(context: Context, hotel_id: int, ids: list[int] | None, start: date, end: date,
@@ -111,11 +115,12 @@ async def _read_change(
 ) -> AvailabilityChange:
     context.fresh_loaders()
     staff = context.caller.is_staff
+    own = await _own_agency(context, context.principal)  # whose restrictions the cells show
     if version is None or event is None:  # a resync: read now, for this subscriber
         loaded = await load_calendar(context.sessions, watch.hotel_id, start, end, ids)
         inventory_cache(context).loaded.append(loaded)  # for the cells' bookings and hardblocks
         return AvailabilityChange(hotel=hotel, version=loaded.snapshot.version if version is None else version,
-                                  cells=_cells(loaded, staff), resync=version is None)
+                                  cells=_cells(loaded, staff, own), resync=version is None)
     # The subscribers of this worker that process this message read its cells once (a thousand
     # sockets watching a hotel would otherwise run a thousand identical snapshot reads per change);
     # the read is kept on the message itself, so it never outlives it, and is taken after the change.
@@ -128,13 +133,13 @@ async def _read_change(
     inventory_cache(context).loaded.append(read.loaded)  # for the cells' bookings and hardblocks
     # The same object for every subscriber that would build an identical one, so that its
     # execution can be shared (the hotel row each subscription loaded at its start is compared).
-    facts = (hotel.id, hotel.code, hotel.name, staff)
+    facts = (hotel.id, hotel.code, hotel.name, staff, own)
     change = read.changes.get(facts)
     if change is None:
-        if staff not in read.cells:
-            read.cells[staff] = _cells(read.loaded, staff)
+        if (staff, own) not in read.cells:
+            read.cells[staff, own] = _cells(read.loaded, staff, own)
         change = read.changes[facts] = AvailabilityChange(
-            hotel=hotel, version=version, cells=read.cells[staff], resync=False, shared_results={})
+            hotel=hotel, version=version, cells=read.cells[staff, own], resync=False, shared_results={})
     return change
 
 

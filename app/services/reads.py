@@ -25,11 +25,16 @@ from domain import (
     CalendarRow,
     HardblockSlot,
     Money,
+    RestrictionRow,
+    UnavailableReason,
     compute_hardblock_slots,
+    hotel_today,
     nights,
     order_key,
     proposed_amendments,
     resolve,
+    resolve_restrictions,
+    unavailable_reasons,
 )
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,16 @@ class LoadedInventory:
     now: datetime
     _bookings: dict[tuple[int, date], list[models.Booking]] | None = None
     _slots: dict[tuple[int, date], list[BlockSlot]] | None = None
+
+    def restrictions(self, agency_id: int | None) -> dict[int, RestrictionRow]:
+        """Per room type, the restrictions in force for `agency_id` (None: the ones binding every
+        agency) on the calendar's nights, from the events already read."""
+        return resolve_restrictions(self.snapshot.events, self.rows, self.start, self.end, agency_id)
+
+    def reasons(self, restrictions: dict[int, RestrictionRow]) -> dict[int, tuple[tuple[UnavailableReason, ...], ...]]:
+        """Per room type and night, why it cannot be sold or arrived on (the hotel's today)."""
+        today = hotel_today(self.now, self.snapshot.time_zone)
+        return {rt: unavailable_reasons(row, restrictions[rt], today) for rt, row in self.rows.items()}
 
     def covers(self, room_type_id: int, night: date) -> bool:
         return room_type_id in self.rows and self.start <= night < self.end

@@ -21,8 +21,8 @@ from tests.api.test_calendar import START, record
 from tests.api.test_hardblocks import create_block
 
 PLAIN_LEAVES = ["date", "allotment", "hardblocked", "held", "sold", "available", "overcommitted", "closed",
-                "releaseDate", "__typename"]
-NESTED = ["rate { amount currency }", "rate { __typename amount }", "roomType { code name }"]
+                "releaseDate", "reasons", "__typename"]
+NESTED = ["rate { amount currency }", "restrictions { minStay closedToArrival }", "rate { __typename amount }", "roomType { code name }"]
 WITH_RESOLVERS = ["roomType { id }", "bookings { id rooms }", "hardblocks { size }"]  # graphql-core's part
 
 

@@ -71,3 +71,43 @@ async def test_record_allotment_event_still_refuses_restriction(gql):
     result = data(await gql(RECORD, {"input": {"kind": "RESTRICTION", "roomTypeId": ids["STD"],
                                                "from": d(0), "to": d(1)}}))["recordAllotmentEvent"]
     assert result["__typename"] == "InvalidInput" and result["field"] == "kind"
+
+
+CELLS = """
+query($id: ID!, $from: Date!, $to: Date!) {
+  node(id: $id) { ... on Hotel { calendar(from: $from, to: $to) {
+    rows { roomType { code } cells { date available reasons
+      restrictions { minStay maxStay closedToArrival closedToDeparture minAdvanceDays maxAdvanceDays } } }
+  } } }
+}
+"""
+
+
+async def cells(gql, hotel, code="STD", role="admin", agency=None, start=0, end=10):
+    result = data(await gql(CELLS, {"id": hotel["id"], "from": d(start), "to": d(end)}, role=role, agency=agency))
+    row = next(r for r in result["node"]["calendar"]["rows"] if r["roomType"]["code"] == code)
+    return row["cells"]
+
+
+async def test_calendar_shows_the_callers_restrictions_and_reasons(gql, sessions):
+    hotel, ids = await setup_hotel(gql)
+    acme, other = await insert_agency(sessions, "ACME"), await insert_agency(sessions, "OTHER")
+    await set_restrictions(gql, roomTypeId=ids["STD"], minStay=2, closedToArrival=True, **{"from": d(1), "to": d(3)})
+    await set_restrictions(gql, roomTypeId=ids["STD"], agencyIds=[agency_gid(acme)], minStay=4, maxAdvanceDays=10,
+                           **{"from": d(2), "to": d(4)})
+    await set_restrictions(gql, roomTypeId=ids["STD"], closedToArrival=False, **{"from": d(2), "to": d(3)})
+
+    staff = await cells(gql, hotel)
+    assert [c["restrictions"]["minStay"] for c in staff[:5]] == [None, 2, 2, None, None]
+    assert [c["restrictions"]["closedToArrival"] for c in staff[:4]] == [False, True, False, False]
+    assert [c["reasons"] for c in staff[:4]] == [[], ["CLOSED_TO_ARRIVAL"], [], []]
+    assert all(c["available"] == 10 for c in staff)  # restrictions are not availability
+
+    mine = await cells(gql, hotel, role="agent", agency="ACME")
+    assert [c["restrictions"]["minStay"] for c in mine[:5]] == [None, 2, 4, 4, None]
+    assert [c["restrictions"]["maxAdvanceDays"] for c in mine[:5]] == [None, None, 10, 10, None]
+    # START is 60 days ahead: beyond a 10-day advance window
+    assert [c["reasons"] for c in mine[:5]] == [[], ["CLOSED_TO_ARRIVAL"], ["ADVANCE_WINDOW"], ["ADVANCE_WINDOW"], []]
+    theirs = await cells(gql, hotel, role="agent", agency="OTHER")
+    assert [c["restrictions"] for c in theirs] == [c["restrictions"] for c in staff]
+    assert (await cells(gql, hotel, code="SUP"))[1]["restrictions"]["minStay"] is None
