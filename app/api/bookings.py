@@ -19,6 +19,7 @@ from app.api.errors import (
     InvalidTransition,
     LockTimeout,
     NotFound,
+    RestrictionViolated,
     SoldOut,
 )
 from app.api.ids import decode_id, decode_optional, target_pk
@@ -184,7 +185,7 @@ class CreateBookingInput:
 
 
 CreateBookingResult = Annotated[
-    BookingGroup | SoldOut | InvalidInput | IdempotencyConflict | LockTimeout,
+    BookingGroup | SoldOut | RestrictionViolated | InvalidInput | IdempotencyConflict | LockTimeout,
     strawberry.union("CreateBookingResult"),
 ]
 ConfirmBookingResult = Annotated[

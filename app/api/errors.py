@@ -69,6 +69,27 @@ class SoldOut(UserError):
     shortfalls: list[Shortfall]
 
 
+async def _violation_room_type(root: Violation, info: Info) -> Annotated[RoomType, strawberry.lazy("app.api.catalog")]:  # noqa: F821
+    return await related(info, "RoomType", root.room_type_id)
+
+
+@strawberry.type(description="One selling restriction a stay breaks.")
+class Violation:
+    room_type: Annotated[RoomType, strawberry.lazy("app.api.catalog")] = strawberry.field(  # noqa: F821
+        resolver=_violation_room_type)
+    date: date = strawberry.field(description="The arrival, or the departure for CLOSED_TO_DEPARTURE.")
+    rule: str = strawberry.field(description="MIN_STAY, MAX_STAY, CLOSED_TO_ARRIVAL, CLOSED_TO_DEPARTURE, "
+                                 "MIN_ADVANCE_DAYS or MAX_ADVANCE_DAYS.")
+    detail: str
+    room_type_id: strawberry.Private[int] = 0
+
+
+@strawberry.type(description="The stays break selling restrictions: nothing was booked. `violations` lists "
+                 "every one.")
+class RestrictionViolated(UserError):
+    violations: list[Violation]
+
+
 @strawberry.type(description="One night of an amendment's diff grid.")
 class HardblockSlotDiff:
     date: date
@@ -145,6 +166,14 @@ class _SoldOutHandler(strawberry.ExceptionHandler[failures.SoldOut, SoldOut]):
         ])
 
 
+class _RestrictionViolatedHandler(strawberry.ExceptionHandler[failures.RestrictionViolated, RestrictionViolated]):
+    def handle(self, exception: failures.RestrictionViolated, **_: Any) -> RestrictionViolated:
+        return RestrictionViolated(message=exception.message, code="RESTRICTION_VIOLATED", violations=[
+            Violation(date=v.date, rule=v.rule.value, detail=v.detail, room_type_id=v.room_type_id)
+            for v in exception.violations
+        ])
+
+
 class _IdempotencyConflictHandler(strawberry.ExceptionHandler[failures.IdempotencyConflict, IdempotencyConflict]):
     def handle(self, exception: failures.IdempotencyConflict, **_: Any) -> IdempotencyConflict:
         return IdempotencyConflict(message=exception.message, code="IDEMPOTENCY_CONFLICT",
@@ -170,7 +199,7 @@ class _SyncAlreadyRunningHandler(strawberry.ExceptionHandler[failures.SyncAlread
 
 HANDLERS = (
     _InvalidInputHandler(), _NotFoundHandler(), _InvalidTransitionHandler(), _LockTimeoutHandler(),
-    _SoldOutHandler(), _IdempotencyConflictHandler(), _BlockUnderflowHandler(), _BookingExpiredHandler(),
+    _SoldOutHandler(), _RestrictionViolatedHandler(), _IdempotencyConflictHandler(), _BlockUnderflowHandler(), _BookingExpiredHandler(),
     _SyncAlreadyRunningHandler(),
 )
 

@@ -26,6 +26,7 @@ from app.services.errors import (
     InvalidTransition,
     LockTimeout,
     NotFound,
+    RestrictionViolated,
     Shortfall,
     SoldOut,
 )
@@ -71,9 +72,13 @@ from domain import (
     nights,
     pool_shortfalls,
     release_at,
+    resolve_restrictions,
+    restriction_violations,
     stay_price,
     utc_today,
 )
+
+ONE_NIGHT = timedelta(days=1)
 
 log = logging.getLogger(__name__)
 
@@ -269,13 +274,19 @@ def _replay(earlier: Earlier, request_hash: str, key: str) -> models.BookingGrou
     return earlier.group
 
 
-def _decide(inventory: StayInventory, items: list[_Item]) -> list[Money]:
-    """Prices, or SoldOut naming every night short, on `inventory` as of its own (the database's) now."""
+def _decide(inventory: StayInventory, items: list[_Item], agency_id: int) -> list[Money]:
+    """Prices, or SoldOut naming every night short, or RestrictionViolated naming every restriction
+    broken (for `agency_id`), on `inventory` as of its own (the database's) now and the hotel's
+    today. `inventory` must cover the night of the last check-out (closedToDeparture)."""
     start, end = min(it.check_in for it in items), max(it.check_out for it in items)
     rows = inventory.calendar(start, end, inventory.now)
     prices = _prices(rows, items)
     if shortfalls := _shortfalls(inventory, rows, items, inventory.now):
         raise SoldOut(shortfalls)
+    restrictions = resolve_restrictions(inventory.events, inventory.room_type_ids, start, end + ONE_NIGHT, agency_id)
+    if violations := restriction_violations(
+            restrictions, [(it.room_type.id, it.check_in, it.check_out, it.rooms) for it in items], inventory.today):
+        raise RestrictionViolated(violations, {it.room_type.id: it.room_type.code for it in items})
     return prices
 
 
@@ -298,7 +309,7 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
             connection, agency_id=request.agency_id if caller.is_staff else None,
             agency_code=None if caller.is_staff else caller.principal.agency_code, room_type_ids=room_type_ids,
             block_ids=sorted({it.hardblock_id for it in request.items if it.hardblock_id is not None}), key=key,
-            start=start, end=end)
+            start=start, end=end + ONE_NIGHT)  # the last check-out's night: its closedToDeparture
         agency = acting(caller, request.agency_id, None if context.agency is None else _Agency(*context.agency))
         _check_past(request, context.inventory.today)  # exact: the hotel's local today, by the database's clock
         items = _resolve_items(request, agency, context)
@@ -308,18 +319,19 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
         # Already sold out as of a committed read: answer without queueing on the lock. That SoldOut
         # is true as of the read and writes nothing; only a request that may succeed takes the lock,
         # and it decides again on a read taken after it.
-        _decide(context.inventory, items)
+        _decide(context.inventory, items, agency.id)
 
         hotel_id = items[0].room_type.hotel_id
         group = GroupRow(reference=new_reference(GROUP_PREFIX), agency_id=agency.id, status="HELD",
                          guest_name=guest_name, created_by=caller.actor.uid)
         try:
             async with locked_transaction(connection, room_type_ids, settings.lock_timeout_ms):
-                inventory, earlier = await read_locked(connection, hotel_id, room_type_ids, start, end, agency.code, key)
+                inventory, earlier = await read_locked(connection, hotel_id, room_type_ids, start, end + ONE_NIGHT,
+                                                     agency.code, key)
                 if earlier is not None:  # a concurrent retry held the locks first and committed
                     raise _Replayed(earlier)
                 _check_past(request, inventory.today)  # midnight may have struck meanwhile
-                prices = _decide(inventory, items)
+                prices = _decide(inventory, items, agency.id)
                 group.created_at = inventory.now
                 group.expires_at = inventory.now + timedelta(minutes=settings.booking_expiry_minutes)
                 version, change_id = await insert_hold(

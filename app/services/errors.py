@@ -12,10 +12,11 @@ from datetime import date, datetime
 
 from db.engine import database_unavailable  # a lost database or exhausted pool: retry the same request
 from db.inventory import LockTimeout  # a failure like these: retryable, and it changed nothing
+from domain import Violation
 
 __all__ = [
     "BlockUnderflow", "BookingExpired", "Failure", "Forbidden", "IdempotencyConflict", "InvalidInput",
-    "InvalidTransition", "LockTimeout", "NotFound", "Shortfall", "SlotDiff", "SoldOut", "SyncAlreadyRunning", "database_unavailable",
+    "InvalidTransition", "LockTimeout", "NotFound", "RestrictionViolated", "Shortfall", "SlotDiff", "SoldOut", "SyncAlreadyRunning", "database_unavailable",
 ]
 
 
@@ -89,6 +90,16 @@ class SoldOut(Failure):
     def __init__(self, shortfalls: Sequence[Shortfall]) -> None:
         super().__init__(f"not enough rooms: {_listed(shortfalls, _shortfall)}")
         self.shortfalls = list(shortfalls)
+
+
+class RestrictionViolated(Failure):
+    """The stays break selling restrictions (minStay, closedToArrival, ...): nothing was booked.
+    `violations` lists every one; `codes` names the room types in the message."""
+
+    def __init__(self, violations: Sequence[Violation], codes: dict[int, str]) -> None:
+        super().__init__("restrictions not met: " + _listed(
+            violations, lambda v: f"{codes.get(v.room_type_id, v.room_type_id)} {v.date.isoformat()} {v.rule}: {v.detail}"))
+        self.violations = list(violations)
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,3 +111,103 @@ async def test_calendar_shows_the_callers_restrictions_and_reasons(gql, sessions
     theirs = await cells(gql, hotel, role="agent", agency="OTHER")
     assert [c["restrictions"] for c in theirs] == [c["restrictions"] for c in staff]
     assert (await cells(gql, hotel, code="SUP"))[1]["restrictions"]["minStay"] is None
+
+
+BOOK = """
+mutation($input: CreateBookingInput!) { createBooking(input: $input) {
+  __typename
+  ... on BookingGroup { id }
+  ... on RestrictionViolated { violations { roomType { code } date rule detail } }
+  ... on UserError { message code }
+} }
+"""
+
+
+async def try_book(gql, agency_id, *items):
+    from tests.api.test_bookings import booking_input
+    return data(await gql(BOOK, {"input": booking_input(agency_id, *items)}))["createBooking"]
+
+
+def rules(result):
+    assert result["__typename"] == "RestrictionViolated", result
+    assert result["code"] == "RESTRICTION_VIOLATED"
+    return [(v["roomType"]["code"], v["date"], v["rule"]) for v in result["violations"]]
+
+
+async def restrict(gql, room_type_id, start, end, **fields):
+    event = await set_restrictions(gql, roomTypeId=room_type_id, **{"from": d(start), "to": d(end)}, **fields)
+    assert event["__typename"] == "AllotmentEvent", event
+    return event
+
+
+async def test_min_and_max_stay_are_judged_on_the_arrival_night(gql):
+    from tests.api.test_bookings import item, setup
+    hotel, ids, agencies = await setup(gql)
+    sun = agencies["SUNTRAVEL"]
+    await restrict(gql, ids["STD"], 2, 3, minStay=3)
+    await restrict(gql, ids["STD"], 4, 5, maxStay=1)
+    assert rules(await try_book(gql, sun, item(ids["STD"], 2, nights=2))) == [("STD", d(2), "MIN_STAY")]
+    assert (await try_book(gql, sun, item(ids["STD"], 2, nights=3)))["__typename"] == "BookingGroup"
+    # minStay on a night inside the stay but not its arrival does not bind it
+    assert (await try_book(gql, sun, item(ids["STD"], 1, nights=2)))["__typename"] == "BookingGroup"
+    assert rules(await try_book(gql, sun, item(ids["STD"], 4, nights=2))) == [("STD", d(4), "MAX_STAY")]
+    assert (await try_book(gql, sun, item(ids["STD"], 4, nights=1)))["__typename"] == "BookingGroup"
+
+
+async def test_closed_to_arrival_and_to_departure_and_every_violation_listed(gql):
+    from tests.api.test_bookings import item, setup
+    hotel, ids, agencies = await setup(gql)
+    sun = agencies["SUNTRAVEL"]
+    cal = await calendar(gql, hotel["id"])
+    await restrict(gql, ids["STD"], 3, 4, closedToArrival=True)
+    await restrict(gql, ids["STD"], 6, 7, closedToDeparture=True)
+    await restrict(gql, ids["SUP"], 3, 4, minStay=5)
+    assert rules(await try_book(gql, sun, item(ids["STD"], 3, nights=1))) == [("STD", d(3), "CLOSED_TO_ARRIVAL")]
+    # CTD binds the check-out date (a night the stay does not include), not the nights stayed
+    assert rules(await try_book(gql, sun, item(ids["STD"], 4, nights=2))) == [("STD", d(6), "CLOSED_TO_DEPARTURE")]
+    assert (await try_book(gql, sun, item(ids["STD"], 5, nights=2)))["__typename"] == "BookingGroup"
+    result = await try_book(gql, sun, item(ids["STD"], 3, nights=3), item(ids["SUP"], 3, nights=2))
+    assert rules(result) == [("STD", d(3), "CLOSED_TO_ARRIVAL"), ("STD", d(6), "CLOSED_TO_DEPARTURE"),
+                             ("SUP", d(3), "MIN_STAY")]
+    assert "restrictions not met" in result["message"]
+    # nothing written by the refusals: only the one booking holds rooms
+    after = await calendar(gql, hotel["id"])
+    assert sum(column_sum for column_sum in
+               (sum(c["held"] for c in r["cells"]) for r in after["rows"])) == 2
+    assert after["version"] == cal["version"] + 4
+
+
+async def test_advance_window_against_the_hotels_today(gql):
+    from tests.api.test_bookings import item, setup
+    hotel, ids, agencies = await setup(gql)
+    sun = agencies["SUNTRAVEL"]
+    await restrict(gql, ids["STD"], 0, 1, maxAdvanceDays=50)  # START is ~60 days ahead
+    await restrict(gql, ids["STD"], 1, 2, minAdvanceDays=70)
+    await restrict(gql, ids["STD"], 2, 3, minAdvanceDays=30, maxAdvanceDays=90)
+    assert rules(await try_book(gql, sun, item(ids["STD"], 0, nights=1))) == [("STD", d(0), "MAX_ADVANCE_DAYS")]
+    assert rules(await try_book(gql, sun, item(ids["STD"], 1, nights=1))) == [("STD", d(1), "MIN_ADVANCE_DAYS")]
+    assert (await try_book(gql, sun, item(ids["STD"], 2, nights=1)))["__typename"] == "BookingGroup"
+
+
+async def test_agency_specific_restrictions_last_wins_per_field_and_voiding_lifts(gql):
+    from tests.api.test_bookings import item, setup
+    hotel, ids, agencies = await setup(gql)
+    sun, blue = agencies["SUNTRAVEL"], agencies["BLUEWAVE"]
+    everyone = await restrict(gql, ids["STD"], 0, 10, minStay=2, closedToArrival=True)
+    mine = await restrict(gql, ids["STD"], 0, 10, agencyIds=[sun], minStay=4)
+    # later event wins the field it sets, the other field stays as the earlier one set it
+    assert rules(await try_book(gql, sun, item(ids["STD"], 0, nights=3))) == [
+        ("STD", d(0), "MIN_STAY"), ("STD", d(0), "CLOSED_TO_ARRIVAL")]
+    assert rules(await try_book(gql, blue, item(ids["STD"], 0, nights=3))) == [("STD", d(0), "CLOSED_TO_ARRIVAL")]
+    await restrict(gql, ids["STD"], 0, 10, closedToArrival=False)
+    assert (await try_book(gql, blue, item(ids["STD"], 0, nights=3)))["__typename"] == "BookingGroup"
+    assert rules(await try_book(gql, sun, item(ids["STD"], 0, nights=3))) == [("STD", d(0), "MIN_STAY")]
+    # a later all-agency minStay overrides the agency's earlier one for it too
+    lifted = await restrict(gql, ids["STD"], 0, 10, minStay=1)
+    assert (await try_book(gql, sun, item(ids["STD"], 0, nights=1)))["__typename"] == "BookingGroup"
+    data(await gql(VOID, {"id": lifted["id"]}))
+    assert rules(await try_book(gql, sun, item(ids["STD"], 0, nights=1))) == [("STD", d(0), "MIN_STAY")]
+    data(await gql(VOID, {"id": mine["id"]}))
+    assert rules(await try_book(gql, sun, item(ids["STD"], 0, nights=1))) == [("STD", d(0), "MIN_STAY")]  # everyone's 2
+    data(await gql(VOID, {"id": everyone["id"]}))
+    assert (await try_book(gql, sun, item(ids["STD"], 0, nights=1)))["__typename"] == "BookingGroup"
