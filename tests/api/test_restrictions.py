@@ -211,3 +211,13 @@ async def test_agency_specific_restrictions_last_wins_per_field_and_voiding_lift
     assert rules(await try_book(gql, sun, item(ids["STD"], 0, nights=1))) == [("STD", d(0), "MIN_STAY")]  # everyone's 2
     data(await gql(VOID, {"id": everyone["id"]}))
     assert (await try_book(gql, sun, item(ids["STD"], 0, nights=1)))["__typename"] == "BookingGroup"
+
+
+async def test_set_restrictions_is_idempotent_with_a_key(gql):
+    hotel, ids = await setup_hotel(gql)
+    input = {"roomTypeId": ids["STD"], "from": d(0), "to": d(2), "minStay": 2, "idempotencyKey": "restr-1"}
+    first = await set_restrictions(gql, **input)
+    again = await set_restrictions(gql, **input)
+    assert first["__typename"] == "AllotmentEvent" and again["id"] == first["id"]
+    other = await set_restrictions(gql, **{**input, "minStay": 3})
+    assert other["__typename"] == "IdempotencyConflict"
