@@ -221,3 +221,33 @@ async def test_set_restrictions_is_idempotent_with_a_key(gql):
     assert first["__typename"] == "AllotmentEvent" and again["id"] == first["id"]
     other = await set_restrictions(gql, **{**input, "minStay": 3})
     assert other["__typename"] == "IdempotencyConflict"
+
+
+async def test_the_advance_window_counts_from_the_hotels_local_today(gql):
+    from datetime import UTC, datetime, timedelta
+
+    from domain import hotel_today
+    from tests.api.test_bookings import booking_input
+    from tests.api.test_catalog import CREATE_AGENCY, UPSERT_CONTRACT, contract_input
+    from tests.api.test_hotel_time import zoned_hotel
+
+    # UTC+14: its today is UTC's tomorrow for most of the UTC day (a UTC today would miscount by one)
+    hotel, ids = await zoned_hotel(gql, "CXI", "Pacific/Kiritimati")
+    today = hotel_today(datetime.now(UTC), "Pacific/Kiritimati")
+    arrival = today + timedelta(days=20)
+    data(await gql(UPSERT_CONTRACT, {"input": contract_input(
+        hotel["id"], ids["STD"], externalId="C-CXI", releaseDays=0,
+        **{"from": today.isoformat(), "to": (today + timedelta(days=40)).isoformat()})}))
+    agency = data(await gql(CREATE_AGENCY, {"input": {"code": "ISLE", "name": "Isle"}}))["createAgency"]["id"]
+    stay = {"roomTypeId": ids["STD"], "checkIn": arrival.isoformat(),
+            "checkOut": (arrival + timedelta(days=1)).isoformat(), "rooms": 1}
+
+    async def attempt():
+        return data(await gql(BOOK, {"input": booking_input(agency, stay)}))["createBooking"]
+
+    window = {"from": arrival.isoformat(), "to": (arrival + timedelta(days=1)).isoformat()}
+    too_soon = await set_restrictions(gql, roomTypeId=ids["STD"], minAdvanceDays=21, **window)
+    assert rules(await attempt()) == [("STD", arrival.isoformat(), "MIN_ADVANCE_DAYS")]
+    data(await gql(VOID, {"id": too_soon["id"]}))
+    await set_restrictions(gql, roomTypeId=ids["STD"], minAdvanceDays=20, maxAdvanceDays=20, **window)
+    assert (await attempt())["__typename"] == "BookingGroup"
