@@ -14,6 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain import DEFAULT_TIME_ZONE
+
 # Advisory lock keys are one bigint: (id << 8) | keyspace, so room-type locks never collide
 # with other kinds of lock this service may take.
 ROOM_TYPE_KEYSPACE = 1
@@ -113,16 +115,12 @@ async def current_version(session: AsyncSession, hotel_id: int) -> int:
     return int(result.scalar_one_or_none() or 0)
 
 
-async def database_now(session: AsyncSession) -> datetime:
-    """The database's clock, the one every app host shares: decisions that compare against "now"
-    inside a locked transaction take it from here, never from the host (hosts' clocks drift apart).
-    `statement_timestamp()`: the time of this statement, after any lock the transaction waited for."""
-    return (await session.execute(text("SELECT statement_timestamp()"))).scalar_one()
-
-
 async def hotel_clock(session: AsyncSession, hotel_id: int) -> tuple[datetime, str]:
-    """`database_now` and the hotel's time zone, in the same one statement."""
+    """The database's clock and the hotel's time zone, in one statement. Decisions that compare
+    against "now" inside a locked transaction take it from the database, which every app host
+    shares, never from the host (hosts' clocks drift apart): `statement_timestamp()` is the time of
+    this statement, after any lock the transaction waited for."""
     row = (await session.execute(
         text("SELECT statement_timestamp(), (SELECT time_zone FROM hotel WHERE id = :hotel_id)"),
         {"hotel_id": hotel_id})).one()
-    return row[0], row[1] or "UTC"
+    return row[0], row[1] or DEFAULT_TIME_ZONE

@@ -181,9 +181,9 @@ def _refusing_empty_selection_sets(rule: type[ValidationRule]) -> type[Validatio
 
 
 class GuardRails(QueryCost):
-    """Every request's guard rails in one extension. Strawberry enters each extension's hooks
-    around each phase of every request; seven extensions cost about as much as the rest of a small
-    query's execution, so what they did is done here, phase by phase, in their order:
+    """Every request's guard rails in one extension. Strawberry looks up and enters each
+    extension's hooks around each phase of every request (32 hook lookups per request with the
+    seven extensions this replaces), so what they did is done here, phase by phase, in their order:
 
     - operation: its own copy of the context (`Context.for_operation`: over a websocket, Strawberry
       builds one context per connection (strawberry #1754), and without a copy every query sent

@@ -6,6 +6,7 @@ it changes the availability of, and bumps the hotel's version like any inventory
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -171,29 +172,41 @@ async def record_allotment_event(services: Services, caller: Caller, spec: Event
     check_nights(spec.start, spec.end)
     if problem := check_event(spec.kind, spec.start, spec.end, spec.quantity, spec.rate, None):
         raise problem_text(problem)
-    key = check_key(spec.idempotency_key)
+    return await _append_event(
+        services, caller, check_key(spec.idempotency_key), "recordAllotmentEvent",
+        {**asdict(spec), "idempotency_key": None}, spec.room_type_id, kind=spec.kind.value,
+        start_date=spec.start, end_date=spec.end, quantity=spec.quantity,
+        rate_amount=spec.rate.amount if spec.rate else None, currency=spec.rate.currency if spec.rate else None,
+    )
 
+
+async def _append_event(services: Services, caller: Caller, key: str | None, operation: str,
+                        request: dict[str, Any], room_type_id: int, *, agency_ids: Sequence[int] = (),
+                        **fields: Any) -> models.AllotmentEvent:
+    """Record one operator event on a room type: a keyed retry replays, the agencies it names
+    must exist, the room type's lock is taken, and it is audited, versioned and published."""
     async with write(services) as unit:
         session = unit.session
-        keyed = Keyed(session, caller, key, "recordAllotmentEvent", {**asdict(spec), "idempotency_key": None})
+        keyed = Keyed(session, caller, key, operation, request)
         if (earlier := await keyed.replay()) is not None:
             return await session.get(models.AllotmentEvent, earlier["allotment_event"])  # type: ignore[return-value]
-        room_type = await session.get(models.RoomType, spec.room_type_id)
+        room_type = await session.get(models.RoomType, room_type_id)
         if room_type is None:
-            raise NotFound("no room type with that id", str(spec.room_type_id))
+            raise NotFound("no room type with that id", str(room_type_id))
+        if agency_ids:
+            found = set((await session.execute(
+                select(models.Agency.id).where(models.Agency.id.in_(agency_ids)))).scalars())
+            if missing := [pk for pk in agency_ids if pk not in found]:
+                raise NotFound("no agency with that id", str(missing[0]))
         await lock_room_types(session, [room_type.id], services.settings.lock_timeout_ms)
-        event = models.AllotmentEvent(
-            hotel_id=room_type.hotel_id, room_type_id=room_type.id, kind=spec.kind.value,
-            start_date=spec.start, end_date=spec.end, quantity=spec.quantity,
-            rate_amount=spec.rate.amount if spec.rate else None, currency=spec.rate.currency if spec.rate else None,
-            created_by=caller.actor.uid,
-        )
+        event = models.AllotmentEvent(hotel_id=room_type.hotel_id, room_type_id=room_type.id,
+                                      created_by=caller.actor.uid, agency_ids=list(agency_ids), **fields)
         session.add(event)
         await session.flush()
         audit.record(session, caller.actor, "allotment_event.recorded", "AllotmentEvent", event.id,
                      after=_event_snapshot(event))
         await keyed.remember({"allotment_event": event.id})
-        unit.touch(room_type.hotel_id, [room_type.id], spec.start, spec.end)
+        unit.touch(room_type.hotel_id, [room_type.id], event.start_date, event.end_date)
     return event
 
 
@@ -205,38 +218,15 @@ async def set_restrictions(services: Services, caller: Caller, spec: Restriction
     if problem := check_event(EventKind.RESTRICTION, spec.start, spec.end, restriction=spec.restriction,
                               agency_ids=agency_ids):
         raise problem_text(problem)
-    key = check_key(spec.idempotency_key)
-
-    async with write(services) as unit:
-        session = unit.session
-        keyed = Keyed(session, caller, key, "setRestrictions",
-                      {**asdict(spec), "agency_ids": list(agency_ids), "idempotency_key": None})
-        if (earlier := await keyed.replay()) is not None:
-            return await session.get(models.AllotmentEvent, earlier["allotment_event"])  # type: ignore[return-value]
-        room_type = await session.get(models.RoomType, spec.room_type_id)
-        if room_type is None:
-            raise NotFound("no room type with that id", str(spec.room_type_id))
-        if agency_ids:
-            found = set((await session.execute(
-                select(models.Agency.id).where(models.Agency.id.in_(agency_ids)))).scalars())
-            if missing := [pk for pk in agency_ids if pk not in found]:
-                raise NotFound("no agency with that id", str(missing[0]))
-        await lock_room_types(session, [room_type.id], services.settings.lock_timeout_ms)
-        patch = spec.restriction
-        event = models.AllotmentEvent(
-            hotel_id=room_type.hotel_id, room_type_id=room_type.id, kind=EventKind.RESTRICTION.value,
-            start_date=spec.start, end_date=spec.end, created_by=caller.actor.uid,
-            min_stay=patch.min_stay, max_stay=patch.max_stay, closed_to_arrival=patch.closed_to_arrival,
-            closed_to_departure=patch.closed_to_departure, min_advance_days=patch.min_advance_days,
-            max_advance_days=patch.max_advance_days, agency_ids=list(agency_ids),
-        )
-        session.add(event)
-        await session.flush()
-        audit.record(session, caller.actor, "allotment_event.recorded", "AllotmentEvent", event.id,
-                     after=_event_snapshot(event))
-        await keyed.remember({"allotment_event": event.id})
-        unit.touch(room_type.hotel_id, [room_type.id], spec.start, spec.end)
-    return event
+    patch = spec.restriction
+    return await _append_event(
+        services, caller, check_key(spec.idempotency_key), "setRestrictions",
+        {**asdict(spec), "agency_ids": list(agency_ids), "idempotency_key": None}, spec.room_type_id,
+        agency_ids=agency_ids, kind=EventKind.RESTRICTION.value, start_date=spec.start, end_date=spec.end,
+        min_stay=patch.min_stay, max_stay=patch.max_stay, closed_to_arrival=patch.closed_to_arrival,
+        closed_to_departure=patch.closed_to_departure, min_advance_days=patch.min_advance_days,
+        max_advance_days=patch.max_advance_days,
+    )
 
 
 async def void_allotment_event(services: Services, caller: Caller, pk: int | None, id: str | None = None,
