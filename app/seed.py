@@ -30,6 +30,8 @@ SEED_UID = "seed"  # the admin principal the activity is written as
 DEMO_HOLD_MINUTES = 30 * 24 * 60
 
 AGENCIES = [("SUNTRAVEL", "Sun Travel Partners"), ("BLUEWAVE", "Blue Wave Tours"), ("NORDIC", "Nordic Getaways")]
+# The agency at a better tier: the demo plans give GOLD agencies 8 % off.
+AGENCY_TIERS = {"NORDIC": "GOLD"}
 
 # (code, name, [(room type code, name, allotment, low-season rate, release days)], currency)
 HOTELS = [
@@ -62,6 +64,26 @@ TERMS = {
     "high": "High season (summer). Breakfast included. Minimum stay 2 nights; free cancellation until "
     "{release} days before arrival. City tax payable at the hotel.",
 }
+
+
+def demo_rate_plan(hotel_id: str, hotel_code: str, today: date) -> dict[str, Any]:
+    """The demo plan of a hotel, for every agency: the seasons and events of a wholesaler's year.
+    Rules apply by priority, each on the price so far (the contract's net to begin with)."""
+    high = next((a, b) for season, a, b in _season_ranges(today) if season == "high")
+    new_year = date(today.year if today < date(today.year, 12, 31) else today.year + 1, 12, 31)
+    return {
+        "hotelId": hotel_id, "code": "STANDARD", "name": f"{hotel_code} standard selling prices",
+        "rules": [
+            {"name": "Wholesale margin", "priority": 10, "percent": "18"},
+            {"name": "High season", "priority": 20, "percent": "12",
+             "when": {"from": high[0].isoformat(), "to": high[1].isoformat()}},
+            {"name": "New Year's Eve", "priority": 30, "amount": {"amount": "60.00", "currency": "EUR"},
+             "when": {"from": new_year.isoformat(), "to": (new_year + timedelta(days=1)).isoformat()}},
+            {"name": "Weekend", "priority": 40, "percent": "15", "when": {"weekdays": [5, 6]}},
+            {"name": "7+ nights", "priority": 50, "percent": "-10", "per": "STAY", "when": {"minNights": 7}},
+            {"name": "Gold partner", "priority": 60, "percent": "-8", "when": {"agencyTiers": ["GOLD"]}},
+        ],
+    }
 
 
 def _season_ranges(today: date) -> list[tuple[str, date, date]]:
@@ -111,8 +133,13 @@ async def _seed_catalogue(session: AsyncSession, today: date) -> bool:
     """Agencies, hotels, room types and contracts that do not exist yet (by code)."""
     created = False
     for code, name in AGENCIES:
-        if await _create_if_code_is_new(session, models.Agency, code, name) is not None:
+        agency = await _create_if_code_is_new(session, models.Agency, code, name)
+        if agency is not None:
             created = True
+            if code in AGENCY_TIERS:
+                agency.tier = AGENCY_TIERS[code]
+                audit.record(session, SEED_ACTOR, "agency.updated", "Agency", agency.id,
+                             before={"tier": None}, after={"tier": agency.tier})
     for hotel_code, hotel_name, room_types, currency in HOTELS:
         hotel = await _create_if_code_is_new(session, models.Hotel, hotel_code, hotel_name)
         if hotel is None:
@@ -233,6 +260,10 @@ _RELEASE_NIGHTS = f"""mutation($id: ID!, $dates: [Date!]!) {{ result: releaseHar
 _RELEASE = f"mutation($id: ID!) {{ result: releaseHardblock(id: $id) {{ __typename {_FAILURE} }} }}"
 _CREATE_BOOKING = f"""mutation($input: CreateBookingInput!) {{ result: createBooking(input: $input) {{
   __typename ... on BookingGroup {{ id status }} {_FAILURE} }} }}"""
+_UPSERT_RATE_PLAN = f"""mutation($input: UpsertRatePlanInput!) {{ result: upsertRatePlan(input: $input) {{
+  __typename {_FAILURE} }} }}"""
+_SET_RESTRICTIONS = f"""mutation($input: SetRestrictionsInput!) {{ result: setRestrictions(input: $input) {{
+  __typename {_FAILURE} }} }}"""
 _CONFIRM = f"mutation($id: ID!) {{ result: confirmBooking(groupId: $id) {{ __typename {_FAILURE} }} }}"
 _CANCEL = f"""mutation($id: ID!, $reason: String) {{ result: cancelBooking(groupId: $id, reason: $reason) {{
   __typename {_FAILURE} }} }}"""
@@ -350,6 +381,15 @@ async def _seed_activity(
             return [{"from": day(a), "to": day(b), "rooms": rooms} for a, b, rooms in nights]
 
         for hotel in hotels:
+            await api(_UPSERT_RATE_PLAN, "RatePlan",
+                      input=demo_rate_plan(to_global_id("Hotel", hotel.id), hotel.code, today))
+            # What the high-season contracts' terms say: a minimum stay of 2 nights.
+            high = next(((a, b) for season, a, b in _season_ranges(today) if season == "high"), None)
+            for (hotel_code, _), room_type_id in room_types.items():
+                if hotel_code == hotel.code and high is not None:
+                    await api(_SET_RESTRICTIONS, "AllotmentEvent", input={
+                        "roomTypeId": room_type_id, "from": high[0].isoformat(), "to": high[1].isoformat(),
+                        "minStay": 2})
             ids: dict[str, str] = {}
             for block in BLOCKS[hotel.code]:
                 created = await api(_CREATE_BLOCK, "Hardblock", input={

@@ -45,8 +45,10 @@ class HoldItem:
     check_in: date
     check_out: date
     rooms: int
-    total_amount: Decimal
+    total_amount: Decimal  # sell, for all the rooms
     currency: str
+    net_amount: Decimal | None = None
+    nights: str = "[]"  # the frozen breakdown, JSON (models.Booking.nights)
 
 
 GROUP_PREFIX, BLOCK_PREFIX = "BG", "HB"
@@ -105,13 +107,17 @@ _INSERT_HOLD = Statement(
     "  FROM new_group ON CONFLICT ON CONSTRAINT uq_idempotency_key_scope_key DO NOTHING RETURNING group_id AS id"
     "), new_bookings AS ("
     "  INSERT INTO booking (group_id, agency_id, hotel_id, room_type_id, hardblock_id, check_in, check_out, rooms,"
-    "                       status, expires_at, total_amount, currency)"
+    "                       status, expires_at, total_amount, currency, net_amount, nights, rate_plan_id,"
+    "                       rate_plan_version)"
     "  SELECT claim.id, :agency_id, :hotel_id, item.room_type_id, item.hardblock_id, item.check_in,"
-    "         item.check_out, item.rooms, :status, :expires_at, item.total_amount, item.currency"
+    "         item.check_out, item.rooms, :status, :expires_at, item.total_amount, item.currency, item.net_amount,"
+    "         CAST(item.nights AS jsonb), CAST(:rate_plan_id AS integer), CAST(:rate_plan_version AS integer)"
     "  FROM claim, unnest(CAST(:room_type_ids AS integer[]), CAST(:hardblock_ids AS integer[]),"
     "                     CAST(:check_ins AS date[]), CAST(:check_outs AS date[]), CAST(:rooms AS integer[]),"
-    "                     CAST(:totals AS numeric[]), CAST(:currencies AS varchar[]))"
-    "       WITH ORDINALITY AS item(room_type_id, hardblock_id, check_in, check_out, rooms, total_amount, currency, n)"
+    "                     CAST(:totals AS numeric[]), CAST(:currencies AS varchar[]), CAST(:nets AS numeric[]),"
+    "                     CAST(:nights AS text[]))"
+    "       WITH ORDINALITY AS item(room_type_id, hardblock_id, check_in, check_out, rooms, total_amount, currency,"
+    "                               net_amount, nights, n)"
     "  ORDER BY item.n"
     "), new_entry AS ("
     "  INSERT INTO audit_log (at, actor_uid, actor_role, agency_code, action, entity_type, entity_id, after,"
@@ -144,6 +150,7 @@ async def insert_hold(
     audit_after: dict,
     idempotency: tuple[str, str, str],
     footprint: Footprint,
+    rate_plan: tuple[int, int] | None = None,
 ) -> tuple[int, int]:
     """Write a new HELD group in one statement (see _INSERT_HOLD), inside the transaction that
     holds the room types' locks. Sets `group.id`; returns the new inventory version and the outbox
@@ -162,7 +169,9 @@ async def insert_hold(
         "room_type_ids": [b.room_type_id for b in bookings], "hardblock_ids": [b.hardblock_id for b in bookings],
         "check_ins": [b.check_in for b in bookings], "check_outs": [b.check_out for b in bookings],
         "rooms": [b.rooms for b in bookings], "totals": [b.total_amount for b in bookings],
-        "currencies": [b.currency for b in bookings],
+        "currencies": [b.currency for b in bookings], "nets": [b.net_amount for b in bookings],
+        "nights": [b.nights for b in bookings],
+        "rate_plan_id": rate_plan and rate_plan[0], "rate_plan_version": rate_plan and rate_plan[1],
         "actor_uid": actor.uid, "actor_role": actor.role, "actor_agency": actor.agency_code,
         "request_id": actor.request_id, "after": audit_after, "key_scope": scope, "key": key,
         "request_hash": request_hash,
@@ -201,17 +210,25 @@ def _earlier(scope: str) -> str:
 
 
 # Who acts (staff name the agency by id, agents are theirs by code), the items' room types and
-# blocks, what the key already holds, and the inventory: all a request needs before deciding.
-_HOLD_CONTEXT = Statement(
-    "WITH acting AS (SELECT a.id, a.code FROM agency AS a WHERE a.id = CAST(:agency_id AS integer)"
-    "  OR (CAST(:agency_id AS integer) IS NULL AND a.code = CAST(:agency_code AS varchar))) "
-    "SELECT (SELECT ROW(acting.id, acting.code) FROM acting) AS agency, "
-    f"ARRAY(SELECT {_ROOM_TYPE_ROW} FROM room_type AS x WHERE x.id = ANY(CAST(:ids AS integer[]))) AS room_types, "
-    f"ARRAY(SELECT {_HARDBLOCK_ROW} FROM hardblock AS x WHERE x.id = ANY(CAST(:block_ids AS integer[]))) AS blocks, "
-    + _earlier("(SELECT code FROM acting)") + ", "
-    + stay_inventory_columns("(SELECT x.hotel_id FROM room_type AS x WHERE x.id = (CAST(:ids AS integer[]))[1])")
-)
-_LOCKED_READ = Statement("SELECT " + _earlier("CAST(:scope AS varchar)") + ", " + stay_inventory_columns())
+# blocks, what the key already holds (a quote has none), and the inventory with the agency's plan:
+# all a request needs before deciding.
+def _context_sql(keyed: bool) -> str:
+    return (
+        "WITH acting AS (SELECT a.id, a.code FROM agency AS a WHERE a.id = CAST(:agency_id AS integer)"
+        "  OR (CAST(:agency_id AS integer) IS NULL AND a.code = CAST(:agency_code AS varchar))) "
+        "SELECT (SELECT ROW(acting.id, acting.code) FROM acting) AS agency, "
+        f"ARRAY(SELECT {_ROOM_TYPE_ROW} FROM room_type AS x WHERE x.id = ANY(CAST(:ids AS integer[]))) AS room_types, "
+        f"ARRAY(SELECT {_HARDBLOCK_ROW} FROM hardblock AS x WHERE x.id = ANY(CAST(:block_ids AS integer[]))) AS blocks, "
+        + (_earlier("(SELECT code FROM acting)") + ", " if keyed else "")
+        + stay_inventory_columns("(SELECT x.hotel_id FROM room_type AS x WHERE x.id = (CAST(:ids AS integer[]))[1])",
+                                 agency="(SELECT id FROM acting)")
+    )
+
+
+_HOLD_CONTEXT = Statement(_context_sql(keyed=True))
+_QUOTE_CONTEXT = Statement(_context_sql(keyed=False))
+_LOCKED_READ = Statement("SELECT " + _earlier("CAST(:scope AS varchar)") + ", "
+                         + stay_inventory_columns(agency="CAST(:agency_id AS integer)"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,18 +249,23 @@ class HoldContext:
 
 
 def _earlier_of(row: asyncpg.Record) -> Earlier | None:
-    if row["earlier_hash"] is None:
+    if row.get("earlier_hash") is None:
         return None
     group = row["earlier_group"]
     return Earlier(row["earlier_hash"], None if group is None else GroupRow(*group))
 
 
 async def read_hold_context(connection: asyncpg.Connection, *, agency_id: int | None, agency_code: str | None,
-                            room_type_ids: list[int], block_ids: list[int], key: str, start: date,
+                            room_type_ids: list[int], block_ids: list[int], key: str | None, start: date,
                             end: date) -> HoldContext:
-    """One statement, outside any transaction (`room_type_ids` sorted)."""
-    row = await _HOLD_CONTEXT.fetchrow(connection, agency_id=agency_id, agency_code=agency_code, ids=room_type_ids,
-                                       block_ids=block_ids, key=key, start=start, end=end)
+    """One statement, outside any transaction (`room_type_ids` sorted). Without a `key` (a quote),
+    `earlier` is None."""
+    values = {"agency_id": agency_id, "agency_code": agency_code, "ids": room_type_ids, "block_ids": block_ids,
+              "start": start, "end": end}
+    if key is None:
+        row = await _QUOTE_CONTEXT.fetchrow(connection, **values)
+    else:
+        row = await _HOLD_CONTEXT.fetchrow(connection, key=key, **values)
     return HoldContext(
         agency=None if row["agency"] is None else tuple(row["agency"]),
         room_types={r[0]: RoomTypeRecord(*r) for r in row["room_types"]},
@@ -254,10 +276,11 @@ async def read_hold_context(connection: asyncpg.Connection, *, agency_id: int | 
 
 
 async def read_locked(connection: asyncpg.Connection, hotel_id: int, room_type_ids: list[int], start: date,
-                      end: date, scope: str, key: str) -> tuple[StayInventory, Earlier | None]:
-    """Under the locks: the inventory, and the key as a request that held them before left it."""
+                      end: date, agency_id: int, scope: str, key: str) -> tuple[StayInventory, Earlier | None]:
+    """Under the locks: the inventory with the agency's rate plan (the version committed when this
+    read starts), and the key as a request that held them before left it."""
     row = await _LOCKED_READ.fetchrow(connection, hotel_id=hotel_id, ids=room_type_ids, start=start, end=end,
-                                      scope=scope, key=key)
+                                      agency_id=agency_id, scope=scope, key=key)
     return stay_inventory(row, room_type_ids), _earlier_of(row)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
 from db.fastpath import Statement
+from db.rateplans import PlanRef, plan_columns, plan_ref, plans_column
 from domain import (
     AllotmentEvent,
     BookingLine,
@@ -52,6 +53,8 @@ class InventorySnapshot:
     # the ones still standing after amendments; reverting an amendment recomputes from these).
     releases: dict[int, dict[date, datetime]] = field(default_factory=dict)
     time_zone: str = DEFAULT_TIME_ZONE  # the hotel's: its nights' cut-offs and "today"
+    # The hotel's active rate plans, by code (what agents' sell prices are computed with).
+    plans: tuple[PlanRef, ...] = ()
 
     def calendar(self, start: date, end: date, now: datetime) -> dict[int, CalendarRow]:
         return compute_calendar(
@@ -100,9 +103,10 @@ def hardblock_terms(row: models.Hardblock, released_nights: frozenset[date], tim
     )
 
 
-_VERSION_AND_ZONE = text(
+_VERSION_ZONE_AND_PLANS = text(
     "SELECT (SELECT version FROM inventory_version WHERE hotel_id = :hotel_id) AS version, "
-    "(SELECT time_zone FROM hotel WHERE id = :hotel_id) AS time_zone"
+    "(SELECT time_zone FROM hotel WHERE id = :hotel_id) AS time_zone, "
+    + plans_column(":hotel_id")
 )
 
 
@@ -155,8 +159,8 @@ async def load_inventory(
         .order_by(models.Booking.id)
     )).scalars())
     event_list = [event_terms(row) for row in events]
-    # The version and the hotel's zone in one statement (the count stays seven).
-    version, time_zone = (await session.execute(_VERSION_AND_ZONE, {"hotel_id": hotel_id})).one()
+    # The version, the hotel's zone and its plans in one statement (the count stays seven).
+    version, time_zone, plans = (await session.execute(_VERSION_ZONE_AND_PLANS, {"hotel_id": hotel_id})).one()
     time_zone = time_zone or DEFAULT_TIME_ZONE
     return InventorySnapshot(
         version=int(version or 0),
@@ -172,6 +176,7 @@ async def load_inventory(
         booking_lines=[booking_line(row) for row in bookings],
         releases=releases,
         time_zone=time_zone,
+        plans=tuple(plan_ref(p) for p in plans),  # type: ignore[misc]
     )
 
 
@@ -195,6 +200,10 @@ class StayInventory:
     # amendment recomputes the releases that stand from these.
     releases: dict[int, dict[date, datetime]] = field(default_factory=dict)
     time_zone: str = DEFAULT_TIME_ZONE  # the hotel's
+    # Read only for a priced write (stay_inventory_columns' `agency`): the plan that agency buys
+    # under and its tier.
+    plan: PlanRef | None = None
+    agency_tier: str | None = None
 
     def calendar(self, start: date, end: date, now: datetime) -> dict[int, CalendarRow]:
         return compute_calendar(
@@ -236,8 +245,9 @@ def _overlapping(table: str, start_column: str, end_column: str, start: str, end
 # The same rows as load_inventory's queries, as arrays of anonymous records (asyncpg decodes them
 # into typed tuples): a select list for one statement. `hotel`, `start` and `end` are the SQL of
 # the hotel's id and of the range (a hardblock's reads widen it to the block's span, read in the
-# same statement).
-def stay_inventory_columns(hotel: str = ":hotel_id", start: str = ":start", end: str = ":end") -> str:
+# same statement); `agency`, the SQL of an agency's id, adds the rate plan it buys under.
+def stay_inventory_columns(hotel: str = ":hotel_id", start: str = ":start", end: str = ":end",
+                           agency: str | None = None) -> str:
     def overlapping(table: str, start_column: str, end_column: str) -> str:
         return _overlapping(table, start_column, end_column, start, end)
 
@@ -259,7 +269,8 @@ def stay_inventory_columns(hotel: str = ":hotel_id", start: str = ":start", end:
         "  GROUP BY x.room_type_id, x.hardblock_id, x.check_in, x.check_out, x.status ORDER BY 1) AS bookings, "
         f"(SELECT version FROM inventory_version WHERE hotel_id = {hotel}) AS version, "
         f"(SELECT time_zone FROM hotel WHERE id = {hotel}) AS time_zone, "
-        "statement_timestamp() AS now"
+        + ("" if agency is None else plan_columns(hotel, agency) + ", ")
+        + "statement_timestamp() AS now"
     )
 
 
@@ -293,6 +304,8 @@ def stay_inventory(row: Any, room_type_ids: Sequence[int]) -> StayInventory:
             for pk, room_type_id, hardblock_id, check_in, check_out, status, expires_at, rooms in row["bookings"]
         ],
         releases=releases,
+        plan=plan_ref(row.get("plan")),
+        agency_tier=row.get("agency_tier"),
     )
 
 

@@ -21,6 +21,7 @@ from domain import DEFAULT_TIME_ZONE
 ROOM_TYPE_KEYSPACE = 1
 CONTRACT_KEYSPACE = 2  # by the supplier's contract id (a hash of it): creating one is then an upsert
 SUPPLIER_KEYSPACE = 3  # a supplier's sync run: session-scoped, held for the whole run
+RATE_PLAN_KEYSPACE = 4  # by hotel: its plan saves, one at a time (no two plans for the same agencies)
 
 
 def supplier_lock_key(supplier_id: int) -> int:
@@ -87,6 +88,16 @@ async def lock_contract(session: AsyncSession, external_id: str, timeout_ms: int
     except DBAPIError as error:
         if is_lock_timeout(error):
             raise LockTimeout([], f"timed out waiting for another write of contract {external_id}") from error
+        raise
+
+
+async def lock_rate_plans(session: AsyncSession, hotel_id: int, timeout_ms: int) -> None:
+    """The hotel's rate-plan lock, for the transaction: saves of its plans one at a time."""
+    try:
+        await session.execute(_LOCK, {"timeout": str(int(timeout_ms)), "keys": [(hotel_id << 8) | RATE_PLAN_KEYSPACE]})
+    except DBAPIError as error:
+        if is_lock_timeout(error):
+            raise LockTimeout([], "timed out waiting for another save of this hotel's rate plans") from error
         raise
 
 

@@ -87,6 +87,12 @@ def _money() -> Any:
     return Field(sa_column=Column(Numeric(12, 2), nullable=False))
 
 
+def _priced_money() -> Any:
+    """A price the engine computed: rounded to its currency's minor unit (3 places for KWD), so
+    without a fixed scale, which would round it again."""
+    return Field(sa_column=Column(Numeric(), nullable=False))
+
+
 def _currency() -> Any:
     return Field(sa_column=Column(String(3), nullable=False))
 
@@ -104,11 +110,16 @@ def _date_defaulting_to(column: str) -> Any:
 
 class Agency(SQLModel, table=True):
     __tablename__ = "agency"
-    __table_args__ = (CheckConstraint("code ~ '^[A-Z0-9_-]{2,32}$'", name="code_format"),)
+    __table_args__ = (
+        CheckConstraint("code ~ '^[A-Z0-9_-]{2,32}$'", name="code_format"),
+        CheckConstraint("tier ~ '^[A-Z0-9_-]{1,32}$'", name="tier_format"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
     name: str = Field(sa_column=Column(String(200), nullable=False))
+    # A rate plan's rules may ask for it (e.g. GOLD agencies pay less); null: no tier.
+    tier: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     created_at: datetime = _created_at()
 
 
@@ -309,6 +320,31 @@ class AllotmentEvent(SQLModel, table=True):
         ARRAY(Integer), nullable=False, server_default="{}"))
 
 
+class RatePlan(SQLModel, table=True):
+    """A hotel's selling rules for the agencies it names (none: every agency). `rules` is the
+    validated list the API took, stored as JSON; `version` grows with every save, so a worker's
+    compiled copy is known stale by comparing it."""
+
+    __tablename__ = "rate_plan"
+    __table_args__ = (
+        UniqueConstraint("hotel_id", "code", name="uq_rate_plan_hotel_code"),
+        CheckConstraint("code ~ '^[A-Z0-9_-]{2,32}$'", name="code_format"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    hotel_id: int = _fk("hotel.id", ondelete="CASCADE")
+    code: str = Field(sa_column=Column(String(32), nullable=False))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    agency_ids: list[int] = Field(default_factory=list, sa_column=Column(
+        ARRAY(Integer), nullable=False, server_default="{}"))
+    active: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true")))
+    rules: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
+        JSONB, nullable=False, server_default="[]"))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+
+
 class BookingGroup(SQLModel, table=True):
     __tablename__ = "booking_group"
     __table_args__ = (
@@ -352,8 +388,16 @@ class Booking(SQLModel, table=True):
     rooms: int = Field(sa_column=Column(Integer, nullable=False))
     status: str = Field(default="HELD", sa_column=Column(String(16), nullable=False))
     expires_at: datetime | None = _timestamp()
-    total_amount: Decimal = _money()
+    total_amount: Decimal = _priced_money()  # sell, for all the rooms
     currency: str = _currency()
+    # The breakdown frozen when the hold was priced: per night and room, net, sell and the rules
+    # applied ([{"date", "net", "sell", "applied": [{"rule", "amount"}]}], amounts as strings).
+    # Empty for bookings made before rate plans existed.
+    nights: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
+        JSONB, nullable=False, server_default="[]"))
+    net_amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(), nullable=True))
+    rate_plan_id: int | None = _fk("rate_plan.id", nullable=True, ondelete="SET NULL")
+    rate_plan_version: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
 
 
 # Numbers sale orders (SO-<year>-<n>): gapless is not promised, unique is.
@@ -374,7 +418,7 @@ class SaleOrder(SQLModel, table=True):
     )
     agency_id: int = _fk("agency.id")
     status: str = Field(default="CONFIRMED", sa_column=Column(String(16), nullable=False))
-    total_amount: Decimal = _money()
+    total_amount: Decimal = _priced_money()
     currency: str = _currency()
     confirmed_at: datetime = _created_at()
     cancelled_at: datetime | None = _timestamp()

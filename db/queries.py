@@ -20,6 +20,7 @@ from db.models import (
     Hardblock,
     HardblockAmendment,
     Hotel,
+    RatePlan,
     RoomType,
     SaleOrder,
     Supplier,
@@ -77,6 +78,11 @@ async def agency_ids_by_code(session: AsyncSession, codes: Sequence[str]) -> dic
     return {code: pk for code, pk in result}
 
 
+async def agencies_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, Agency]:
+    result = await session.execute(select(Agency).where(Agency.code.in_(list(set(codes)))))
+    return {row.code: row for row in result.scalars()}
+
+
 async def amendments_by_block(session: AsyncSession, block_ids: Sequence[int]) -> dict[int, list[HardblockAmendment]]:
     return await rows_grouped_by(session, HardblockAmendment.hardblock_id, block_ids, HardblockAmendment.id)
 
@@ -96,5 +102,5 @@ def _by_id(model: type[Row]) -> Any:
 BY_ID = {
     model.__tablename__: _by_id(model)  # type: ignore[attr-defined]
     for model in (Agency, Hotel, RoomType, Booking, BookingGroup, SaleOrder, Hardblock, HardblockAmendment,
-                  AllotmentEvent, Contract, AuditEntry, Supplier, SyncRun)
+                  AllotmentEvent, Contract, AuditEntry, Supplier, SyncRun, RatePlan)
 }

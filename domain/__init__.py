@@ -49,7 +49,16 @@ from domain.hardblocks import (
     effective_released_nights,
     release_at,
 )
-from domain.money import Money, check_money, is_currency_code, minor_unit, money_sum, quantum, round_money
+from domain.money import (
+    Money,
+    check_money,
+    format_amount,
+    is_currency_code,
+    minor_unit,
+    money_sum,
+    quantum,
+    round_money,
+)
 from domain.nights import (
     DEFAULT_TIME_ZONE,
     check_range,
@@ -61,7 +70,6 @@ from domain.nights import (
     utc_today,
     zone_info,
 )
-from domain.pricing import stay_price
 from domain.rateplans import (
     MAX_PRICE,
     MAX_RULES,
@@ -80,6 +88,7 @@ from domain.rateplans import (
     night_sell_prices,
     plan_conflict,
     price_item,
+    price_stays,
     row_nights,
     rule_order,
     select_plan,
@@ -217,6 +226,7 @@ __all__ = [
     "midnight_utc",
     "minor_unit",
     "money_sum",
+    "format_amount",
     "night_sell_prices",
     "nights",
     "order_key",
@@ -225,6 +235,7 @@ __all__ = [
     "preview_amendment",
     "preview_change",
     "price_item",
+    "price_stays",
     "proposed_amendments",
     "quantum",
     "reconcile",
@@ -237,7 +248,6 @@ __all__ = [
     "row_nights",
     "rule_order",
     "select_plan",
-    "stay_price",
     "supplier_nights",
     "unavailable_reasons",
     "utc_today",

@@ -69,6 +69,16 @@ def round_money(value: Money) -> Money:
     return Money(value.amount.quantize(quantum(value.currency), rounding=ROUND_HALF_EVEN), value.currency)
 
 
+def format_amount(amount: Decimal, currency: str) -> str:
+    """`amount` as text with the currency's minor unit places ("120.00" EUR, "12000" JPY, "12.375"
+    KWD), or more when it has more (an amount is shown, never rounded)."""
+    places = minor_unit(currency)
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places and amount != amount.quantize(quantum(currency)):
+        places = -exponent
+    return f"{amount:.{places}f}"
+
+
 def check_money(value: Money, field: str) -> InvalidInput | None:
     """A price the API may store: a finite, non-negative amount in a 3-letter uppercase currency."""
     if not is_currency_code(value.currency):

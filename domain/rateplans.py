@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, localcontext
@@ -625,6 +625,24 @@ def _price_item(plan: CompiledPlan | None, stay: StayFacts, nights: Sequence[Nig
         nights=priced,
         total=sell.times(stay.rooms),
         net_total=net.times(stay.rooms),
+    )
+
+
+def price_stays(plan: CompiledPlan | None, rows: Mapping[int, CalendarRow],
+                stays: Sequence[tuple[int, date, date, int]], today: date, agency_tier: str | None = None
+                ) -> tuple[PricedItem, ...]:
+    """The items of one group (a booking or a quote), each `(room type, check-in, check-out,
+    rooms)`, priced on the calendar `rows` (whose committed rooms are the occupancy rules see) for
+    an agency of tier `agency_tier`, on the hotel-local `today` (lead days count from it). Every
+    item sees the rooms of the whole group.
+
+    Raises as `row_nights` and `price_item` do.
+    """
+    group = sum(rooms for *_, rooms in stays)
+    return tuple(
+        price_item(plan, StayFacts(room_type_id, (check_in - today).days, rooms, group, agency_tier),
+                   row_nights(rows[room_type_id], check_in, check_out))
+        for room_type_id, check_in, check_out, rooms in stays
     )
 
 

@@ -74,6 +74,13 @@ class Booking(LoadedNode, relay.Node):
     async def room_type(self, info: Info) -> RoomType:
         return await load_room_type(info, self.row.room_type_id)
 
+    @strawberry.field(description="The price of one room per night, frozen when the rooms were held: sell, net "
+                      "(staff only) and the rules applied. Empty for bookings made before rate plans.")
+    def nights(self, info: Info) -> list[Annotated[PricedNight, strawberry.lazy("app.api.pricing")]]:  # noqa: F821
+        from app.api.pricing import priced_nights  # the pricing area imports this one
+
+        return priced_nights(info, self.row.nights)  # type: ignore[return-value]
+
     @strawberry.field(description="The hardblock the rooms come from; null for pool bookings.")
     async def hardblock(self, info: Info) -> Annotated[Hardblock, strawberry.lazy("app.api.hardblocks")] | None:  # noqa: F821
         return await related(info, "Hardblock", self.row.hardblock_id)

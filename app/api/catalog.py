@@ -35,13 +35,15 @@ class Agency(LoadedNode, relay.Node):
     id: relay.NodeID[int]
     code: str
     name: str
+    tier: str | None = strawberry.field(description="A code rate plans' rules may ask for (e.g. GOLD); null: "
+                                        "no tier.")
 
     loader = "agency"
     visible = _own_agency_only
 
     @staticmethod
     def from_row(row: AgencyRow) -> Agency:
-        return Agency(id=row.id, code=row.code, name=row.name)
+        return Agency(id=row.id, code=row.code, name=row.name, tier=row.tier)
 
 
 @strawberry.type
@@ -86,6 +88,12 @@ class Hotel(LoadedNode, relay.Node):
         room_type_ids: list[strawberry.ID] | None = None,
     ) -> Annotated[Calendar, strawberry.lazy("app.api.inventory")]:  # noqa: F821
         return await schema_type(info, "Calendar").read(info, self.id, from_, to, room_type_ids)
+
+    @strawberry.field(description="Its rate plans, by code. Agents see only the plan they buy under.")
+    async def rate_plans(self, info: Info) -> list[Annotated[RatePlan, strawberry.lazy("app.api.pricing")]]:  # noqa: F821
+        from app.api.pricing import hotel_rate_plans  # the pricing area imports this one
+
+        return await hotel_rate_plans(info, self.id)
 
     @staticmethod
     def from_row(row: HotelRow) -> Hotel:
@@ -170,6 +178,14 @@ class Contract(LoadedNode, relay.Node):
 class CreateAgencyInput:
     code: str
     name: str
+    tier: str | None = strawberry.field(default=None, description="E.g. GOLD: rate plans' rules may ask for it.")
+
+
+@strawberry.input(description="Fields left out (null) stay as they are.")
+class UpdateAgencyInput:
+    id: strawberry.ID
+    name: str | None = None
+    tier: str | None = strawberry.field(default=None, description="A tier code; \"\" removes the tier.")
 
 
 @strawberry.input
@@ -206,6 +222,7 @@ class UpsertContractInput:
 
 
 CreateAgencyResult = Annotated[Agency | InvalidInput, strawberry.union("CreateAgencyResult")]
+UpdateAgencyResult = Annotated[Agency | InvalidInput | NotFound, strawberry.union("UpdateAgencyResult")]
 UpsertHotelResult = Annotated[Hotel | InvalidInput, strawberry.union("UpsertHotelResult")]
 UpsertContractResult = Annotated[Contract | InvalidInput | NotFound | LockTimeout,
                                  strawberry.union("UpsertContractResult")]
@@ -239,7 +256,14 @@ class CatalogQuery:
 class CatalogMutation:
     @strawberry.mutation(permission_classes=ADMIN)
     async def create_agency(self, info: Info, input: CreateAgencyInput) -> CreateAgencyResult:
-        row = await catalog.create_agency(info.context.services, info.context.caller, input.code, input.name)
+        row = await catalog.create_agency(info.context.services, info.context.caller, input.code, input.name,
+                                          input.tier)
+        return Agency.from_row(row)
+
+    @strawberry.mutation(permission_classes=ADMIN)
+    async def update_agency(self, info: Info, input: UpdateAgencyInput) -> UpdateAgencyResult:
+        row = await catalog.update_agency(info.context.services, info.context.caller,
+                                          decode_id(input.id, "Agency", "id"), input.name, input.tier)
         return Agency.from_row(row)
 
     @strawberry.mutation(permission_classes=ADMIN)

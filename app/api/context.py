@@ -13,6 +13,7 @@ from starlette.requests import Request
 from app.api.loaders import Loaders
 from app.auth import AuthenticationError, FirebaseVerifier, Principal, bearer_token
 from app.services.context import Caller, Services
+from app.services.rateplans import Buyer
 
 if TYPE_CHECKING:
     from app.broadcast import Broadcast
@@ -85,6 +86,15 @@ class Context:
             return True
         own = await self.loaders.agency_id_by_code.load(principal.agency_code)
         return own == agency_id
+
+    async def buyer(self) -> Buyer | None:
+        """Whose sell prices the caller sees: None for staff (they see net), else the agent's
+        agency and its tier (an unregistered agency buys under the plan for all agencies)."""
+        principal = self.principal
+        if principal is None or principal.is_staff:
+            return None
+        row = await self.loaders.agency_by_code.load(principal.agency_code)
+        return Buyer(-1, None) if row is None else Buyer(row.id, row.tier)
 
     def answer_unavailable(self) -> None:
         """Make a plain HTTP answer a retryable 503 (a websocket's error carries the code alone)."""

@@ -3,7 +3,7 @@ amendments and their diff grids; the list; and the writes over app.services.hard
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -31,8 +31,9 @@ from app.api.permissions import AUTHENTICATED, STAFF, Info
 from app.api.types import HardblockStatus, LoadedNode, Money, Series, agency_scoped, bad_input, money
 from app.services import hardblocks
 from app.services.errors import Failure
-from app.services.reads import BlockSlot, amendment_diff, amendment_nights, block_grid
-from domain import hotel_today
+from app.services.reads import BlockSlot, amendment_diff, amendment_nights, block_grid, load_calendar
+from domain import Money as DomainMoney
+from domain import format_amount, hotel_today
 
 if TYPE_CHECKING:
     from db.models import Hardblock as HardblockRow
@@ -91,7 +92,8 @@ class Hardblock(LoadedNode, relay.Node):
         self, info: Info, from_: Annotated[date | None, strawberry.argument(name="from")] = None,
         to: date | None = None, overlay: HardblockAmendmentInput | None = None,
     ) -> list[HardblockSlot]:
-        return [HardblockSlot.of(s) for s in await self._slots(info, from_, to, overlay, with_bookings=True)]
+        slots = await self._slots(info, from_, to, overlay, with_bookings=True)
+        return [HardblockSlot.of(s, rate) for s, rate in zip(slots, await self._rates(info, slots))]
 
     @strawberry.field(description="The grid's numbers as parallel arrays, one entry per night (no bookings): "
                       "the compact shape for many blocks at once. Same arguments as `grid`.")
@@ -100,15 +102,26 @@ class Hardblock(LoadedNode, relay.Node):
         to: date | None = None, overlay: HardblockAmendmentInput | None = None,
     ) -> HardblockGridSeries:
         slots = await self._slots(info, from_, to, overlay, with_bookings=False)
+        rates = await self._rates(info, slots)
         return HardblockGridSeries(
             dates=[s.slot.date.isoformat() for s in slots], size=[s.slot.size for s in slots],
             booked=[s.slot.booked for s in slots], available=[s.slot.available for s in slots],
             released=[s.slot.released for s in slots],
             release_at=[s.slot.release_at.isoformat() for s in slots],
-            rate=[f"{s.rate.amount:.2f}" if s.rate else None for s in slots],
-            currency=next((s.rate.currency for s in slots if s.rate), None),
+            rate=[format_amount(rate.amount, rate.currency) if rate else None for rate in rates],
+            currency=next((rate.currency for rate in rates if rate), None),
             proposed_size=[s.proposed_size for s in slots],
         )
+
+    async def _rates(self, info: Info, slots: list[BlockSlot]) -> list[DomainMoney | None]:
+        """Per slot, the rate the caller sees: staff the pool's net; an agent its own sell price,
+        priced on a calendar snapshot of the room type (the occupancy its plan's rules see)."""
+        buyer = await info.context.buyer()
+        if buyer is None or not slots:
+            return [s.rate for s in slots]
+        loaded = await load_calendar(info.context.sessions, self.row.hotel_id, slots[0].slot.date,
+                                     slots[-1].slot.date + timedelta(days=1), [self.row.room_type_id])
+        return [loaded.rate_on(self.row.room_type_id, s.slot.date, buyer) for s in slots]
 
     async def _slots(self, info: Info, start: date | None, end: date | None,
                      overlay: HardblockAmendmentInput | None, *, with_bookings: bool) -> list[BlockSlot]:
@@ -258,10 +271,11 @@ class HardblockSlot:
     booking_rows: strawberry.Private[tuple[Any, ...]] = ()
 
     @classmethod
-    def of(cls, view: BlockSlot) -> HardblockSlot:
+    def of(cls, view: BlockSlot, rate: DomainMoney | None) -> HardblockSlot:
+        """`rate`: what the caller sees for the night (staff: the pool's net; an agent: its sell)."""
         slot = view.slot
         return cls(date=slot.date, size=slot.size, booked=slot.booked, available=slot.available,
-                   released=slot.released, release_at=slot.release_at, rate=money(view.rate),
+                   released=slot.released, release_at=slot.release_at, rate=money(rate),
                    proposed_size=view.proposed_size, hardblock_id=slot.hardblock_id, agency_id=view.agency_id,
                    booking_rows=view.bookings)
 

@@ -34,9 +34,10 @@ from app.services import inventory
 from app.services.errors import InvalidInput as InvalidInputFailure
 from app.services.reads import LoadedInventory, load_calendar
 from domain import CalendarRow as PoolRow
-from domain import RestrictionPatch, RestrictionRow
+from domain import RestrictionPatch, RestrictionRow, format_amount
 from domain import UnavailableReason as DomainReason
 from domain import Restrictions as DomainRestrictions
+from domain import Money as DomainMoney
 
 if TYPE_CHECKING:
     from db.models import AllotmentEvent as AllotmentEventRow
@@ -105,7 +106,8 @@ def cell_loaders(context: Context) -> tuple[DataLoader, DataLoader]:
         return [inv.bookings(key) if inv else [] for inv, key in zip(await ensure(keys), keys)]
 
     async def batch_slots(keys: list[tuple[int, date]]) -> list[list[HardblockSlot]]:
-        return [[HardblockSlot.of(view) for view in inv.slots(key)] if inv else []
+        buyer = await context.buyer()
+        return [[HardblockSlot.of(view, inv.rate_on(*key, buyer)) for view in inv.slots(key)] if inv else []
                 for inv, key in zip(await ensure(keys), keys)]
 
     loaders = (DataLoader(batch_bookings), DataLoader(batch_slots))
@@ -201,9 +203,11 @@ class CalendarSeries:
 
 
 def row_cells(room_type: RoomType, row: PoolRow, staff: bool, restrictions: RestrictionRow,
-              reasons: tuple[tuple[DomainReason, ...], ...]) -> list[CalendarCell]:
+              reasons: tuple[tuple[DomainReason, ...], ...], rates: tuple[DomainMoney | None, ...]
+              ) -> list[CalendarCell]:
+    """`rates`: per night, the rate the caller sees (LoadedInventory.rates)."""
     # One Money per distinct rate, not per cell: rates repeat over whole seasons (so restrictions).
-    money = {rate: Money.of(rate.amount, rate.currency) for rate in set(row.rate) if rate is not None}
+    money = {rate: Money.of(rate.amount, rate.currency) for rate in set(rates) if rate is not None}
     offset = (row.start - restrictions.start).days
     nights = restrictions.nights[offset:offset + len(row.dates)]
     shown = {value: Restrictions.of(value) for value in set(nights)}
@@ -214,7 +218,7 @@ def row_cells(room_type: RoomType, row: PoolRow, staff: bool, restrictions: Rest
         cell = new(CalendarCell)
         cell.__dict__ = {
             "date": row.dates[i], "room_type": room_type, "available": row.available[i], "closed": row.closed[i],
-            "release_date": row.release_date[i], "release_at": row.release_at[i], "rate": money.get(row.rate[i]),
+            "release_date": row.release_date[i], "release_at": row.release_at[i], "rate": money.get(rates[i]),
             "allotment": row.allotment[i] if staff else None, "hardblocked": row.hardblocked[i] if staff else None,
             "held": row.held[i] if staff else None, "sold": row.sold[i] if staff else None,
             "overcommitted": row.overcommitted[i] if staff else None,
@@ -231,15 +235,16 @@ class CalendarRow:
     _staff: strawberry.Private[bool]
     _restrictions: strawberry.Private[RestrictionRow]
     _reasons: strawberry.Private[tuple[tuple[DomainReason, ...], ...]]
+    _rates: strawberry.Private[tuple[DomainMoney | None, ...]]
 
     @strawberry.field
     def cells(self) -> list[CalendarCell]:
-        return row_cells(self.room_type, self._row, self._staff, self._restrictions, self._reasons)
+        return row_cells(self.room_type, self._row, self._staff, self._restrictions, self._reasons, self._rates)
 
     @strawberry.field
     def series(self) -> CalendarSeries:
         row = self._row
-        currency = next((rate.currency for rate in row.rate if rate is not None), None)
+        currency = next((rate.currency for rate in self._rates if rate is not None), None)
 
         def staff_only(values: tuple) -> list | None:
             return list(values) if self._staff else None
@@ -250,7 +255,7 @@ class CalendarRow:
             available=list(row.available), overcommitted=staff_only(row.overcommitted), closed=list(row.closed),
             release_date=[day.isoformat() if day else None for day in row.release_date],
             release_at=[at.isoformat() if at else None for at in row.release_at],
-            rate=[f"{rate.amount:.2f}" if rate else None for rate in row.rate], currency=currency,
+            rate=[format_amount(rate.amount, rate.currency) if rate else None for rate in self._rates], currency=currency,
         )
 
 
@@ -277,14 +282,14 @@ class Calendar:
         if ids is not None and set(ids) - set(room_types):
             raise bad_input("roomTypeIds must be room types of this hotel")
         staff = info.context.caller.is_staff
-        agency_id = None if staff else await info.context.loaders.agency_id_by_code.load(
-            info.context.caller.principal.agency_code)
-        restrictions = loaded.restrictions(agency_id)
+        buyer = await info.context.buyer()
+        restrictions = loaded.restrictions(None if buyer is None else buyer.agency_id)
         reasons = loaded.reasons(restrictions)
         return cls(
             version=loaded.snapshot.version,
             rows=[CalendarRow(room_type=room_types[rt.id], _row=loaded.rows[rt.id], _staff=staff,
-                              _restrictions=restrictions[rt.id], _reasons=reasons[rt.id])
+                              _restrictions=restrictions[rt.id], _reasons=reasons[rt.id],
+                              _rates=loaded.rates(rt.id, buyer))
                   for rt in loaded.snapshot.room_types],
         )
 

@@ -36,6 +36,7 @@ class Loaders:
         by_id = queries.BY_ID
         self.agency = _loader(sessions, by_id["agency"])
         self.agency_id_by_code = _loader(sessions, queries.agency_ids_by_code)
+        self.agency_by_code = _loader(sessions, queries.agencies_by_code)
         self.hotel = _loader(sessions, by_id["hotel"])
         self.room_type = _loader(sessions, by_id["room_type"])
         self.room_types_by_hotel = _loader(sessions, queries.room_types_by_hotel, missing=())
@@ -53,5 +54,6 @@ class Loaders:
         self.audit_entry = _loader(sessions, by_id["audit_log"])
         self.supplier = _loader(sessions, by_id["supplier"])
         self.sync_run = _loader(sessions, by_id["sync_run"])
+        self.rate_plan = _loader(sessions, by_id["rate_plan"])
         # (hotel id, block id, start, end) -> the BlockGridData of every block asked for in the batch
         self.block_grid = _loader(sessions, block_grids)

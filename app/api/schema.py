@@ -26,6 +26,7 @@ from app.api.cost import QueryCost
 from app.api.errors import HANDLERS
 from app.api.hardblocks import HardblockMutation, HardblockQuery
 from app.api.inventory import InventoryMutation
+from app.api.pricing import PricingMutation, PricingQuery
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.subscriptions import SharedResultsExecutor
 from app.api.subscriptions import Subscription as CoreSubscription
@@ -56,9 +57,10 @@ class CoreQuery:
         return viewer(info)
 
 
-Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery, SupplyQuery))
+Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery, SupplyQuery,
+                             PricingQuery))
 Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation, HardblockMutation,
-                                    SupplyMutation))
+                                    SupplyMutation, PricingMutation))
 Subscription = merge_types("Subscription", (CoreSubscription, SupplySubscription))
 
 

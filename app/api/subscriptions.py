@@ -42,6 +42,7 @@ from app.broadcast import Event
 from app.services.changes import BOOKING_GROUPS_CHANNEL, HARDBLOCKS_CHANNEL, inventory_channel
 from app.services.errors import InvalidInput
 from app.services.reads import LoadedInventory, inventory_version, load_calendar
+from app.services.rateplans import Buyer
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,15 @@ class _Watch:
         return (ids, start, end) if ids and start < end else None
 
 
-def _cells(loaded: LoadedInventory, staff: bool, agency_id: int | None) -> list[CalendarCell]:
-    """`agency_id`: whose restrictions the cells show (None: those binding every agency)."""
+def _cells(loaded: LoadedInventory, staff: bool, agency_id: int | None, buyer: Buyer | None) -> list[CalendarCell]:
+    """`agency_id`: whose restrictions the cells show (None: those binding every agency); `buyer`:
+    whose sell prices they show (None: net, for staff)."""
     restrictions = loaded.restrictions(agency_id)
     reasons = loaded.reasons(restrictions)
     return [cell for room_type in loaded.snapshot.room_types
             for cell in row_cells(RoomType.from_row(room_type), loaded.rows[room_type.id], staff,
-                                  restrictions[room_type.id], reasons[room_type.id])]
+                                  restrictions[room_type.id], reasons[room_type.id],
+                                  loaded.rates(room_type.id, buyer))]
 
 
 @dataclass
@@ -116,11 +119,12 @@ async def _read_change(
     context.fresh_loaders()
     staff = context.caller.is_staff
     own = await _own_agency(context, context.principal)  # whose restrictions the cells show
+    buyer = await context.buyer()  # whose prices (an agent's own agency: `own` keys it too)
     if version is None or event is None:  # a resync: read now, for this subscriber
         loaded = await load_calendar(context.sessions, watch.hotel_id, start, end, ids)
         inventory_cache(context).loaded.append(loaded)  # for the cells' bookings and hardblocks
         return AvailabilityChange(hotel=hotel, version=loaded.snapshot.version if version is None else version,
-                                  cells=_cells(loaded, staff, own), resync=version is None)
+                                  cells=_cells(loaded, staff, own, buyer), resync=version is None)
     # The subscribers of this worker that process this message read its cells once (a thousand
     # sockets watching a hotel would otherwise run a thousand identical snapshot reads per change);
     # the read is kept on the message itself, so it never outlives it, and is taken after the change.
@@ -137,7 +141,7 @@ async def _read_change(
     change = read.changes.get(facts)
     if change is None:
         if (staff, own) not in read.cells:
-            read.cells[staff, own] = _cells(read.loaded, staff, own)
+            read.cells[staff, own] = _cells(read.loaded, staff, own, buyer)
         change = read.changes[facts] = AvailabilityChange(
             hotel=hotel, version=version, cells=read.cells[staff, own], resync=False, shared_results={})
     return change

@@ -20,6 +20,7 @@ from app.auth import Role as AuthRole
 from db.queries import MAX_PK, bounded_int
 from domain import BookingStatus as DomainBookingStatus
 from domain import EventKind, HardblockStatus as DomainHardblockStatus
+from domain import format_amount
 
 Role = strawberry.enum(AuthRole, name="Role")
 BookingStatus = strawberry.enum(DomainBookingStatus, name="BookingStatus")
@@ -34,7 +35,7 @@ class Money:
 
     @classmethod
     def of(cls, amount: Decimal, currency: str) -> Money:
-        return cls(amount=f"{amount:.2f}", currency=currency)
+        return cls(amount=format_amount(amount, currency), currency=currency)
 
 
 @strawberry.input(description="A decimal amount such as \"129.50\" and an ISO 4217 currency such as \"EUR\".")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, or_, select
 
 from app.services.changes import Change, Touched
@@ -33,6 +34,7 @@ from app.services.errors import (
 from app.services.idempotency import MAX_KEY_CHARS
 from app.services.inventory import MAX_AMOUNT
 from app.services.pages import Page, paginate
+from app.services.rateplans import compiled, nights_json
 from app.services.scope import acting, own_agency_id, scoped
 from db import audit, models
 from db.bookings import (
@@ -59,9 +61,10 @@ from db.bookings import (
     set_group_status,
 )
 from db.calendar import StayInventory
+from db.rateplans import PlanRef
 from db.fastpath import locked_transaction
 from domain import BookingExpired as DomainBookingExpired
-from domain import BookingStatus, CurrencyMismatch, HardblockSlot, Money, NoRate
+from domain import BookingStatus, CurrencyMismatch, HardblockSlot, Money, NoRate, PricedItem, PriceOutOfRange
 from domain import InvalidTransition as DomainInvalidTransition
 from domain import (
     block_shortfalls,
@@ -74,7 +77,7 @@ from domain import (
     release_at,
     resolve_restrictions,
     restriction_violations,
-    stay_price,
+    price_stays,
     utc_today,
 )
 
@@ -102,6 +105,12 @@ class NewBooking:
     guest_name: str
     items: list[BookingItem]
     agency_id: int | None = None  # staff name the agency; agents book for their own
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteRequest:
+    items: list[BookingItem]
+    agency_id: int | None = None  # staff name the agency; agents quote for their own
 
 
 # --- createBooking -------------------------------------------------------------------------------
@@ -141,9 +150,14 @@ def _check(request: NewBooking, today: date) -> tuple[str, str]:
     guest_name = request.guest_name.strip()
     if not 1 <= len(guest_name) <= 200:
         raise InvalidInput("guestName", "guestName must be 1 to 200 characters")
-    if not 1 <= len(request.items) <= MAX_ITEMS:
-        raise InvalidInput("items", f"a booking has 1 to {MAX_ITEMS} items, got {len(request.items)}")
-    for i, item in enumerate(request.items):
+    _check_items(request.items, today)
+    return key, guest_name
+
+
+def _check_items(items: list[BookingItem], today: date) -> None:
+    if not 1 <= len(items) <= MAX_ITEMS:
+        raise InvalidInput("items", f"a booking has 1 to {MAX_ITEMS} items, got {len(items)}")
+    for i, item in enumerate(items):
         if item.rooms <= 0:
             raise InvalidInput(_field(i, "rooms"), f"{_field(i, 'rooms')} must be positive")
         if item.check_in >= item.check_out:
@@ -151,19 +165,18 @@ def _check(request: NewBooking, today: date) -> tuple[str, str]:
                                "(a stay is [checkIn, checkOut) over nights)")
         if (item.check_out - item.check_in).days > MAX_STAY_NIGHTS:
             raise InvalidInput(_field(i, "checkOut"), f"a stay lasts at most {MAX_STAY_NIGHTS} nights")
-    _check_past(request, today)
-    return key, guest_name
+    _check_past(items, today)
 
 
-def _check_past(request: NewBooking, today: date) -> None:
+def _check_past(items: list[BookingItem], today: date) -> None:
     """No stay starts before `today`: the hotel's local date (before the hotel is known, the
     earliest date any hotel can have, so that check refuses only what every hotel would)."""
-    for i, item in enumerate(request.items):
+    for i, item in enumerate(items):
         if item.check_in < today:
             raise InvalidInput(_field(i, "checkIn"), f"{_field(i, 'checkIn')} {item.check_in} is in the past")
 
 
-def _resolve_items(request: NewBooking, agency: _Agency, context: HoldContext) -> list[_Item]:
+def _resolve_items(request: NewBooking | QuoteRequest, agency: _Agency, context: HoldContext) -> list[_Item]:
     items: list[_Item] = []
     for i, item in enumerate(request.items):
         room_type = context.room_types.get(item.room_type_id)
@@ -193,22 +206,32 @@ def _request_hash(agency: models.Agency, guest_name: str, items: list[_Item]) ->
     return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
 
 
-def _prices(rows: dict, items: list[_Item]) -> list[Money]:
-    prices = []
-    for i, item in enumerate(items):
-        try:
-            prices.append(stay_price(rows[item.room_type.id], item.check_in, item.check_out, item.rooms))
-        except NoRate as error:
-            raise InvalidInput(_field(i, "checkIn"), f"a stay outside the contract: no rate for "
-                               f"{item.room_type.code} on {error.night.isoformat()}") from None
+def _price(inventory: StayInventory, rows: dict, items: list[_Item]) -> tuple[PricedItem, ...]:
+    """Every item priced by the rate plan the agency buys under (read with `inventory`, so the
+    occupancy its rules see is the decision's), or at net without one."""
     try:
-        total = money_sum(prices, prices[0].currency)
+        priced = price_stays(compiled(inventory.plan), rows,
+                             [(it.room_type.id, it.check_in, it.check_out, it.rooms) for it in items],
+                             inventory.today, inventory.agency_tier)
+    except NoRate as error:
+        i = next(i for i, it in enumerate(items)
+                 if it.room_type.id == error.room_type_id and it.check_in <= error.night < it.check_out)
+        raise InvalidInput(_field(i, "checkIn"), f"a stay outside the contract: no rate for "
+                           f"{items[i].room_type.code} on {error.night.isoformat()}") from None
+    except CurrencyMismatch as error:
+        raise InvalidInput("items", f"all items and the rate plan's amounts must be in one currency ({error})"
+                           ) from None
+    except PriceOutOfRange as error:
+        raise InvalidInput("items", f"the rate plan prices {error.night.isoformat()} beyond what a booking "
+                           f"can hold ({error.limit:,.0f} per room and night)") from None
+    try:
+        total = money_sum((item.total for item in priced), priced[0].total.currency)
     except CurrencyMismatch as error:
         raise InvalidInput("items", f"all items must be priced in one currency ({error})") from None
     if total.amount >= MAX_AMOUNT:
         raise InvalidInput("items", f"the booking's total {total.amount} {total.currency} is more than a booking "
                            f"can hold (below {MAX_AMOUNT:,.0f})")
-    return prices
+    return priced
 
 
 def _block_slots(snapshot: StayInventory, blocks: dict[int, models.Hardblock], start: date, end: date,
@@ -250,20 +273,27 @@ def _group_snapshot(group: models.BookingGroup) -> dict[str, Any]:
 
 
 def _money_snapshot(value: Money) -> dict[str, str]:
-    return {"amount": f"{value.amount:.2f}", "currency": value.currency}
+    return {"amount": str(value.amount), "currency": value.currency}
 
 
 def _created_snapshot(group: models.BookingGroup, agency: models.Agency, items: list[_Item],
-                      prices: list[Money]) -> dict[str, Any]:
+                      priced: tuple[PricedItem, ...], plan: PlanRef | None) -> dict[str, Any]:
+    """What the audit log keeps of a new hold: net and sell, per item and night, and the plan
+    version that priced them."""
+    currency = priced[0].total.currency
     return {
         **_group_snapshot(group), "agency": agency.code, "guest_name": group.guest_name,
-        "total": _money_snapshot(money_sum(prices, prices[0].currency)),
-        "items": [audit.snapshot({"room_type_id": it.room_type.id, "check_in": it.check_in,
-                                  "check_out": it.check_out, "rooms": it.rooms,
-                                  "hardblock_id": it.hardblock.id if it.hardblock else None,
-                                  "total": price.amount},
-                                 "room_type_id", "check_in", "check_out", "rooms", "hardblock_id", "total")
-                  for it, price in zip(items, prices)],
+        "total": _money_snapshot(money_sum((p.total for p in priced), currency)),
+        "net_total": _money_snapshot(money_sum((p.net_total for p in priced), currency)),
+        "rate_plan": None if plan is None else {"id": plan.id, "version": plan.version},
+        "items": [{**audit.snapshot({"room_type_id": it.room_type.id, "check_in": it.check_in,
+                                     "check_out": it.check_out, "rooms": it.rooms,
+                                     "hardblock_id": it.hardblock.id if it.hardblock else None,
+                                     "total": price.total.amount, "net_total": price.net_total.amount},
+                                    "room_type_id", "check_in", "check_out", "rooms", "hardblock_id", "total",
+                                    "net_total"),
+                   "nights": nights_json(price.nights)}
+                  for it, price in zip(items, priced)],
     }
 
 
@@ -274,20 +304,20 @@ def _replay(earlier: Earlier, request_hash: str, key: str) -> models.BookingGrou
     return earlier.group
 
 
-def _decide(inventory: StayInventory, items: list[_Item], agency_id: int) -> list[Money]:
-    """Prices, or SoldOut naming every night short, or RestrictionViolated naming every restriction
+def _decide(inventory: StayInventory, items: list[_Item], agency_id: int) -> tuple[PricedItem, ...]:
+    """The items priced, or SoldOut naming every night short, or RestrictionViolated naming every restriction
     broken (for `agency_id`), on `inventory` as of its own (the database's) now and the hotel's
     today. `inventory` must cover the night of the last check-out (closedToDeparture)."""
     start, end = min(it.check_in for it in items), max(it.check_out for it in items)
     rows = inventory.calendar(start, end, inventory.now)
-    prices = _prices(rows, items)
+    priced = _price(inventory, rows, items)
     if shortfalls := _shortfalls(inventory, rows, items, inventory.now):
         raise SoldOut(shortfalls)
     restrictions = resolve_restrictions(inventory.events, inventory.room_type_ids, start, end + ONE_NIGHT, agency_id)
     if violations := restriction_violations(
             restrictions, [(it.room_type.id, it.check_in, it.check_out, it.rooms) for it in items], inventory.today):
         raise RestrictionViolated(violations, {it.room_type.id: it.room_type.code for it in items})
-    return prices
+    return priced
 
 
 async def create_booking(services: Services, caller: Caller, request: NewBooking) -> models.BookingGroup:
@@ -311,7 +341,7 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
             block_ids=sorted({it.hardblock_id for it in request.items if it.hardblock_id is not None}), key=key,
             start=start, end=end + ONE_NIGHT)  # the last check-out's night: its closedToDeparture
         agency = acting(caller, request.agency_id, None if context.agency is None else _Agency(*context.agency))
-        _check_past(request, context.inventory.today)  # exact: the hotel's local today, by the database's clock
+        _check_past(request.items, context.inventory.today)  # exact: the hotel's local today, by the database's clock
         items = _resolve_items(request, agency, context)
         request_hash = _request_hash(agency, guest_name, items)
         if context.earlier is not None:  # a retry of a request that committed
@@ -327,20 +357,22 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
         try:
             async with locked_transaction(connection, room_type_ids, settings.lock_timeout_ms):
                 inventory, earlier = await read_locked(connection, hotel_id, room_type_ids, start, end + ONE_NIGHT,
-                                                     agency.code, key)
+                                                     agency.id, agency.code, key)
                 if earlier is not None:  # a concurrent retry held the locks first and committed
                     raise _Replayed(earlier)
-                _check_past(request, inventory.today)  # midnight may have struck meanwhile
-                prices = _decide(inventory, items, agency.id)
+                _check_past(request.items, inventory.today)  # midnight may have struck meanwhile
+                priced = _decide(inventory, items, agency.id)
                 group.created_at = inventory.now
                 group.expires_at = inventory.now + timedelta(minutes=settings.booking_expiry_minutes)
                 version, change_id = await insert_hold(
                     connection, group,
                     [HoldItem(it.room_type.id, it.hardblock.id if it.hardblock else None, it.check_in,
-                              it.check_out, it.rooms, price.amount, price.currency)
-                     for it, price in zip(items, prices)],
-                    caller.actor, _created_snapshot(group, agency, items, prices), (agency.code, key, request_hash),
-                    (hotel_id, room_type_ids, start, end),
+                              it.check_out, it.rooms, price.total.amount, price.total.currency,
+                              price.net_total.amount, orjson.dumps(nights_json(price.nights)).decode())
+                     for it, price in zip(items, priced)],
+                    caller.actor, _created_snapshot(group, agency, items, priced, inventory.plan),
+                    (agency.code, key, request_hash), (hotel_id, room_type_ids, start, end),
+                    None if inventory.plan is None else (inventory.plan.id, inventory.plan.version),
                 )
         except _Replayed as replayed:
             return _replay(replayed.earlier, request_hash, key)
@@ -353,6 +385,25 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
     await services.relay.deliver(
         [Change(hotel_id, version, tuple(room_type_ids), start, end, ((group.id, agency.id),))], [change_id])
     return group
+
+
+async def quote(services: Services, caller: Caller, request: QuoteRequest) -> tuple[PricedItem, ...]:
+    """What createBooking would hold and charge for these items now: the same checks and the same
+    decision on one committed read (no lock, nothing written), so SoldOut and RestrictionViolated
+    are createBooking's, and a stay quoted is one createBooking accepts on the same inventory.
+    One statement; the pricing is pure computation on it."""
+    _check_items(request.items, utc_today(models.utcnow()) - timedelta(days=1))  # see create_booking
+    room_type_ids = sorted({it.room_type_id for it in request.items})
+    start, end = min(it.check_in for it in request.items), max(it.check_out for it in request.items)
+    async with services.raw.connection() as connection:
+        context = await read_hold_context(
+            connection, agency_id=request.agency_id if caller.is_staff else None,
+            agency_code=None if caller.is_staff else caller.principal.agency_code, room_type_ids=room_type_ids,
+            block_ids=sorted({it.hardblock_id for it in request.items if it.hardblock_id is not None}), key=None,
+            start=start, end=end + ONE_NIGHT)
+    agency = acting(caller, request.agency_id, None if context.agency is None else _Agency(*context.agency))
+    _check_past(request.items, context.inventory.today)
+    return _decide(context.inventory, _resolve_items(request, agency, context), agency.id)
 
 
 class _Replayed(Exception):

@@ -11,14 +11,14 @@ from sqlalchemy import select
 
 from app.services.changes import write
 from app.services.context import Caller, Services
-from app.services.errors import InvalidInput
+from app.services.errors import InvalidInput, NotFound
 from db import audit, models
 from db.inventory import lock_room_types
 from domain import DEFAULT_TIME_ZONE, check_time_zone, utc_today
 from domain.contracts import MAX_RELEASE_DAYS
 
 CODE = re.compile(r"^[A-Z0-9_-]{2,32}$")
-ROOM_TYPE_CODE = re.compile(r"^[A-Z0-9_-]{1,32}$")
+ROOM_TYPE_CODE = TIER = re.compile(r"^[A-Z0-9_-]{1,32}$")
 MAX_ROOM_TYPES = 200
 
 
@@ -52,22 +52,56 @@ def name(value: str, field: str = "name") -> str:
     return text
 
 
-async def create_agency(services: Services, caller: Caller, agency_code: str, agency_name: str) -> models.Agency:
-    """Create an agency; a retry with the same code and name returns it unchanged."""
-    agency_code, agency_name = code(agency_code, "code"), name(agency_name)
+def tier(value: str | None) -> str | None:
+    """A tier code, stored upper-case; None or "" for no tier."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip().upper()
+    if not TIER.match(text):
+        raise InvalidInput("tier", f"tier must be 1 to 32 characters of A-Z, 0-9, '_' or '-', got {value!r}")
+    return text
+
+
+async def create_agency(services: Services, caller: Caller, agency_code: str, agency_name: str,
+                        agency_tier: str | None = None) -> models.Agency:
+    """Create an agency; a retry with the same code, name and tier returns it unchanged."""
+    agency_code, agency_name, agency_tier = code(agency_code, "code"), name(agency_name), tier(agency_tier)
     async with write(services) as unit:
         session = unit.session
         existing = (await session.execute(
             select(models.Agency).where(models.Agency.code == agency_code))).scalar_one_or_none()
         if existing is not None:
-            if existing.name != agency_name:
-                raise InvalidInput("code", f"agency {agency_code} already exists (as {existing.name!r})")
+            if (existing.name, existing.tier) != (agency_name, agency_tier):
+                raise InvalidInput("code", f"agency {agency_code} already exists (as {existing.name!r}, tier "
+                                   f"{existing.tier or 'none'}): updateAgency changes it")
             return existing  # a retry: nothing to do
-        agency = models.Agency(code=agency_code, name=agency_name)
+        agency = models.Agency(code=agency_code, name=agency_name, tier=agency_tier)
         session.add(agency)
         await session.flush()
         audit.record(session, caller.actor, "agency.created", "Agency", agency.id,
-                     after=audit.snapshot(agency, "code", "name"))
+                     after=audit.snapshot(agency, "code", "name", "tier"))
+    return agency
+
+
+async def update_agency(services: Services, caller: Caller, agency_id: int, agency_name: str | None,
+                        agency_tier: str | None) -> models.Agency:
+    """Rename an agency or change its tier (None leaves a field as it is; a tier of "" removes
+    it). Prices decided after it commits use the new tier."""
+    new_name = None if agency_name is None else name(agency_name)
+    async with write(services) as unit:
+        session = unit.session
+        agency = await session.get(models.Agency, agency_id, with_for_update=True)
+        if agency is None:
+            raise NotFound("no agency with that id", "id")
+        before = audit.snapshot(agency, "code", "name", "tier")
+        if new_name is not None:
+            agency.name = new_name
+        if agency_tier is not None:
+            agency.tier = tier(agency_tier)
+        after = audit.snapshot(agency, "code", "name", "tier")
+        if after != before:
+            await session.flush()
+            audit.record(session, caller.actor, "agency.updated", "Agency", agency.id, before=before, after=after)
     return agency
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import SlotDiff
+from app.services.rateplans import Buyer, sell_rates
 from db import models, queries
 from db.calendar import InventorySnapshot, event_terms, load_inventory
 from db.engine import Sessions, transaction
@@ -63,6 +64,22 @@ class LoadedInventory:
     now: datetime
     _bookings: dict[tuple[int, date], list[models.Booking]] | None = None
     _slots: dict[tuple[int, date], list[BlockSlot]] | None = None
+    _rates: dict[tuple[int, Buyer], tuple[Money | None, ...]] = dataclasses.field(default_factory=dict)
+
+    def rates(self, room_type_id: int, buyer: Buyer | None) -> tuple[Money | None, ...]:
+        """Per night of the room type's row, the rate a caller sees: staff (no buyer) the net, an
+        agency its own sell price (rateplans.sell_rates). Computed once per agency and read."""
+        row = self.rows[room_type_id]
+        if buyer is None or not self.snapshot.plans:
+            return row.rate
+        rates = self._rates.get((room_type_id, buyer))
+        if rates is None:
+            rates = self._rates[room_type_id, buyer] = sell_rates(
+                self.snapshot.plans, buyer, row, hotel_today(self.now, self.snapshot.time_zone))
+        return rates
+
+    def rate_on(self, room_type_id: int, night: date, buyer: Buyer | None) -> Money | None:
+        return self.rates(room_type_id, buyer)[self.rows[room_type_id].index(night)]
 
     def restrictions(self, agency_id: int | None) -> dict[int, RestrictionRow]:
         """Per room type, the restrictions in force for `agency_id` (None: the ones binding every

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from domain import CurrencyMismatch, Money, check_money, is_currency_code, minor_unit, money_sum, round_money
+from domain import CurrencyMismatch, Money, check_money, format_amount, is_currency_code, minor_unit, money_sum, round_money
 
 
 def test_money_multiplies():
@@ -72,3 +72,11 @@ def test_round_money_is_half_even_to_the_currencys_minor_unit(amount, currency, 
 
 def test_minor_units_follow_iso_4217_with_two_by_default():
     assert [minor_unit(c) for c in ("JPY", "KRW", "EUR", "USD", "KWD", "BHD", "CLF", "XXY")] == [0, 0, 2, 2, 3, 3, 4, 2]
+
+
+@pytest.mark.parametrize(("amount", "currency", "text"), [
+    ("120", "EUR", "120.00"), ("120.5", "EUR", "120.50"), ("12000.00", "JPY", "12000"), ("12.375", "KWD", "12.375"),
+    ("12.5", "KWD", "12.500"), ("120.125", "EUR", "120.125"), ("0.5", "JPY", "0.5"),
+])
+def test_an_amount_shows_its_currencys_places_and_never_rounds(amount, currency, text):
+    assert format_amount(Decimal(amount), currency) == text
