@@ -237,9 +237,9 @@ def _check_rule(rule: PriceRule, at: str) -> InvalidInput | None:
     if not -MAX_PRIORITY <= rule.priority <= MAX_PRIORITY:
         return InvalidInput(f"{at}.priority", f"must be -{MAX_PRIORITY} to {MAX_PRIORITY}")
     if rule.percent is None and rule.amount is None:
-        return InvalidInput(f"{at}.percent", "give a percent or an amount")
+        return InvalidInput(f"{at}.percent", "is required when no amount is given (a rule adjusts by a percent or an amount)")
     if rule.percent is not None and rule.amount is not None:
-        return InvalidInput(f"{at}.amount", "give a percent or an amount, not both")
+        return InvalidInput(f"{at}.amount", "must be left out when a percent is given (a rule adjusts by one or the other)")
     if rule.percent is not None:
         lo, hi = PERCENT_RANGE
         if not rule.percent.is_finite() or not lo <= rule.percent <= hi:

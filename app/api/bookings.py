@@ -25,8 +25,8 @@ from app.api.errors import (
 from app.api.ids import decode_id, decode_optional, target_pk
 from app.api.pagination import connection
 from app.api.permissions import AUTHENTICATED, Info
-from app.api.types import BookingStatus, LoadedNode, Money, agency_scoped, related
-from app.services import bookings
+from app.api.types import BookingStatus, LoadedNode, Money, agency_scoped, related, schema_type
+from app.services import bookings, rateplans
 from domain import effective_status
 
 if TYPE_CHECKING:
@@ -77,9 +77,8 @@ class Booking(LoadedNode, relay.Node):
     @strawberry.field(description="The price of one room per night, frozen when the rooms were held: sell, net "
                       "(staff only) and the rules applied. Empty for bookings made before rate plans.")
     def nights(self, info: Info) -> list[Annotated[PricedNight, strawberry.lazy("app.api.pricing")]]:  # noqa: F821
-        from app.api.pricing import priced_nights  # the pricing area imports this one
-
-        return priced_nights(info, self.row.nights)  # type: ignore[return-value]
+        priced_night, staff = schema_type(info, "PricedNight"), info.context.caller.is_staff
+        return [priced_night.of(night, staff) for night in rateplans.nights_of(self.row.nights)]
 
     @strawberry.field(description="The hardblock the rooms come from; null for pool bookings.")
     async def hardblock(self, info: Info) -> Annotated[Hardblock, strawberry.lazy("app.api.hardblocks")] | None:  # noqa: F821

@@ -14,7 +14,7 @@ from app.api.ids import decode_id, filter_pk
 from app.api.pagination import connection
 from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info, require_principal
 from app.api.types import LoadedNode, Money, MoneyInput, Role, related, schema_type, staff_only
-from app.services import catalog, inventory
+from app.services import catalog, inventory, rateplans
 
 if TYPE_CHECKING:
     from db.models import Agency as AgencyRow
@@ -91,9 +91,8 @@ class Hotel(LoadedNode, relay.Node):
 
     @strawberry.field(description="Its rate plans, by code. Agents see only the plan they buy under.")
     async def rate_plans(self, info: Info) -> list[Annotated[RatePlan, strawberry.lazy("app.api.pricing")]]:  # noqa: F821
-        from app.api.pricing import hotel_rate_plans  # the pricing area imports this one
-
-        return await hotel_rate_plans(info, self.id)
+        rows = await rateplans.hotel_rate_plans(info.context.services, info.context.caller, self.id)
+        return [schema_type(info, "RatePlan").from_row(row) for row in rows]
 
     @staticmethod
     def from_row(row: HotelRow) -> Hotel:

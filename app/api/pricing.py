@@ -126,11 +126,6 @@ class RatePlan(LoadedNode, relay.Node):
         return [a for a in shown if await info.context.may_see(a.id)]
 
 
-async def hotel_rate_plans(info: Info, hotel_id: int) -> list[RatePlan]:
-    rows = await rateplans.hotel_rate_plans(info.context.services, info.context.caller, hotel_id)
-    return [RatePlan.from_row(row) for row in rows]
-
-
 # --- priced nights and quotes ----------------------------------------------------------------
 
 
@@ -152,12 +147,6 @@ class PricedNight:
     def of(night: DomainPricedNight, staff: bool) -> PricedNight:
         return PricedNight(date=night.date, net=money(night.net) if staff else None, sell=money(night.sell),
                            applied=[AppliedRule(rule=a.rule, amount=money(a.amount)) for a in night.applied])
-
-
-def priced_nights(info: Info, stored: list[dict[str, Any]]) -> list[PricedNight]:
-    """A booking's frozen breakdown (Booking.nights)."""
-    staff = info.context.caller.is_staff
-    return [PricedNight.of(night, staff) for night in rateplans.nights_of(stored)]
 
 
 @strawberry.type

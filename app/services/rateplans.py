@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 
 from app.lru import LRU
 from app.services.changes import write
@@ -45,9 +45,10 @@ from domain import (
     utc_today,
 )
 
-# Compiled plans per worker, by (plan id, version): a version is never reused, so an entry is
-# never stale, only unused (and then forgotten).
-_COMPILED: LRU[tuple[int, int], CompiledPlan] = LRU(256)
+# Compiled plans per worker, by (plan id, version, rules as stored): the rules are part of the key
+# so that an entry can never be stale, even where ids and versions repeat (a database restored or
+# truncated under a running worker); unused entries are forgotten.
+_COMPILED: LRU[tuple[int, int, str], CompiledPlan] = LRU(256)
 # How far ahead a plan change is announced to calendar subscribers (sell prices change there).
 ANNOUNCED_NIGHTS = 2 * 366
 
@@ -128,11 +129,12 @@ def compiled(ref: PlanRef | None) -> CompiledPlan | None:
     version in this worker."""
     if ref is None:
         return None
-    plan = _COMPILED.get((ref.id, ref.version))
+    key = (ref.id, ref.version, ref.rules)
+    plan = _COMPILED.get(key)
     if plan is None:
         plan = compile_plan(RatePlan(id=ref.id, code="", name="", hotel_id=0,
                                      rules=rules_of(orjson.loads(ref.rules))))
-        _COMPILED.put((ref.id, ref.version), plan)
+        _COMPILED.put(key, plan)
     return plan
 
 
@@ -248,8 +250,12 @@ async def upsert_rate_plan(services: Services, caller: Caller, spec: RatePlanSpe
         # Agents' calendars show sell prices: tell their subscribers to read again.
         today = utc_today(models.utcnow())
         unit.touch(hotel.id, room_types, today - timedelta(days=1), today + timedelta(days=ANNOUNCED_NIGHTS))
+        # Warm this worker's cache, so the next quote is ready: keyed by the rules as the database
+        # renders them, which is what reads find.
+        stored_text = (await session.execute(
+            select(cast(models.RatePlan.rules, Text)).where(models.RatePlan.id == row.id))).scalar_one()
     assert row.id is not None
-    _COMPILED.put((row.id, row.version), compile_plan(domain_plan(row)))  # warm: the next quote is ready
+    _COMPILED.put((row.id, row.version, stored_text), compile_plan(domain_plan(row)))
     return row
 
 
