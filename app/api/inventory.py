@@ -200,6 +200,26 @@ class CalendarSeries:
     release_at: Series = strawberry.field(description="ISO timestamps (UTC) or null: the cut-off instants.")
     rate: Series = strawberry.field(description="Decimal amounts as strings (or null); see `currency`.")
     currency: str | None
+    min_stay: Series = strawberry.field(description="Restrictions (as in cells): integers or null.")
+    max_stay: Series = strawberry.field(description="Integers or null.")
+    closed_to_arrival: Series = strawberry.field(description="Booleans.")
+    closed_to_departure: Series = strawberry.field(description="Booleans.")
+    min_advance_days: Series = strawberry.field(description="Integers or null.")
+    max_advance_days: Series = strawberry.field(description="Integers or null.")
+    reasons: Series = strawberry.field(description="Per night, a list of UnavailableReason names (empty: it "
+                                       "can be sold and arrived on).")
+
+
+def restriction_series(restrictions: RestrictionRow, start: date, n: int) -> dict[str, list]:
+    """The restriction fields of CalendarSeries for the `n` nights from `start`."""
+    offset = (start - restrictions.start).days
+    nights = restrictions.nights[offset:offset + n]
+    return {
+        "min_stay": [r.min_stay for r in nights], "max_stay": [r.max_stay for r in nights],
+        "closed_to_arrival": [r.closed_to_arrival for r in nights],
+        "closed_to_departure": [r.closed_to_departure for r in nights],
+        "min_advance_days": [r.min_advance_days for r in nights], "max_advance_days": [r.max_advance_days for r in nights],
+    }
 
 
 def row_cells(room_type: RoomType, row: PoolRow, staff: bool, restrictions: RestrictionRow,
@@ -256,6 +276,8 @@ class CalendarRow:
             release_date=[day.isoformat() if day else None for day in row.release_date],
             release_at=[at.isoformat() if at else None for at in row.release_at],
             rate=[format_amount(rate.amount, rate.currency) if rate else None for rate in self._rates], currency=currency,
+            **restriction_series(self._restrictions, row.start, len(row.dates)),
+            reasons=[[reason.value for reason in night] for night in self._reasons],
         )
 
 

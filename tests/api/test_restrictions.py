@@ -251,3 +251,29 @@ async def test_the_advance_window_counts_from_the_hotels_local_today(gql):
     data(await gql(VOID, {"id": too_soon["id"]}))
     await set_restrictions(gql, roomTypeId=ids["STD"], minAdvanceDays=20, maxAdvanceDays=20, **window)
     assert (await attempt())["__typename"] == "BookingGroup"
+
+
+async def test_series_carries_the_restriction_fields_and_reasons(gql, sessions):
+    hotel, ids = await setup_hotel(gql)
+    acme = await insert_agency(sessions, "ACME")
+    await set_restrictions(gql, roomTypeId=ids["STD"], minStay=2, closedToArrival=True, **{"from": d(1), "to": d(3)})
+    await set_restrictions(gql, roomTypeId=ids["STD"], agencyIds=[agency_gid(acme)], maxStay=5, minAdvanceDays=1,
+                           maxAdvanceDays=10, closedToDeparture=True, **{"from": d(2), "to": d(4)})
+    series = """query($id: ID!, $from: Date!, $to: Date!) { node(id: $id) { ... on Hotel { calendar(from: $from, to: $to) {
+      rows { roomType { code } series { minStay maxStay closedToArrival closedToDeparture minAdvanceDays
+                                        maxAdvanceDays reasons } cells { reasons } } } } } }"""
+
+    async def std(**caller):
+        result = data(await gql(series, {"id": hotel["id"], "from": d(0), "to": d(5)}, **caller))
+        return next(r for r in result["node"]["calendar"]["rows"] if r["roomType"]["code"] == "STD")
+
+    staff = (await std())["series"]
+    assert staff["minStay"] == [None, 2, 2, None, None] and staff["maxStay"] == [None] * 5
+    assert staff["closedToArrival"] == [False, True, True, False, False]
+    assert staff["reasons"] == [[], ["CLOSED_TO_ARRIVAL"], ["CLOSED_TO_ARRIVAL"], [], []]
+    row = await std(role="agent", agency="ACME")
+    mine = row["series"]
+    assert mine["maxStay"] == [None, None, 5, 5, None] and mine["closedToDeparture"] == [False, False, True, True, False]
+    assert mine["minAdvanceDays"] == [None, None, 1, 1, None] and mine["maxAdvanceDays"] == [None, None, 10, 10, None]
+    assert mine["reasons"] == [cell["reasons"] for cell in row["cells"]]
+    assert mine["reasons"][2] == ["CLOSED_TO_ARRIVAL", "ADVANCE_WINDOW"]
