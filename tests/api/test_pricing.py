@@ -436,3 +436,14 @@ async def test_create_booking_still_takes_five_round_trips_with_a_plan(gql):
     assert answer["createBooking"]["__typename"] == "BookingGroup"
     assert len(raw) == 5 and orm == [], (raw, orm)
     assert "FROM rate_plan" in raw[0] and "FROM rate_plan" in raw[2]  # before the lock, and after it
+
+
+async def test_saving_a_plan_tells_calendar_readers_and_inactive_plans_price_nothing(gql):
+    from tests.api.test_calendar import calendar
+    hotel, ids, agencies = await setup(gql)
+    before = (await calendar(gql, hotel["id"]))["version"]
+    await upsert(gql, hotel, rule("Margin", 1, percent="20"))
+    assert (await calendar(gql, hotel["id"]))["version"] == before + 1  # agents' prices changed: re-read
+    assert sells(await quote(gql, agencies["SUNTRAVEL"], item(ids["STD"], 0, nights=1))) == ["119.40"]
+    await upsert(gql, hotel, rule("Margin", 1, percent="20"), active=False)
+    assert sells(await quote(gql, agencies["SUNTRAVEL"], item(ids["STD"], 0, nights=1))) == ["99.50"]
