@@ -277,3 +277,18 @@ async def test_series_carries_the_restriction_fields_and_reasons(gql, sessions):
     assert mine["minAdvanceDays"] == [None, None, 1, 1, None] and mine["maxAdvanceDays"] == [None, None, 10, 10, None]
     assert mine["reasons"] == [cell["reasons"] for cell in row["cells"]]
     assert mine["reasons"][2] == ["CLOSED_TO_ARRIVAL", "ADVANCE_WINDOW"]
+
+
+async def test_restrictions_bind_bookings_from_a_hardblock_too(gql):
+    from tests.api.test_bookings import item, setup
+    from tests.api.test_hardblocks import CREATE_BLOCK
+    hotel, ids, agencies = await setup(gql)
+    sun = agencies["SUNTRAVEL"]
+    block = data(await gql(CREATE_BLOCK, {"input": {
+        "agencyId": sun, "roomTypeId": ids["STD"], "from": d(0), "to": d(5), "rooms": 2, "releaseDays": 7}}))[
+        "createHardblock"]
+    await restrict(gql, ids["STD"], 1, 2, minStay=3)
+    result = await try_book(gql, sun, item(ids["STD"], 1, nights=1, hardblock_id=block["id"]))
+    assert rules(result) == [("STD", d(1), "MIN_STAY")]
+    assert (await try_book(gql, sun, item(ids["STD"], 1, nights=3, hardblock_id=block["id"])))["__typename"] == \
+        "BookingGroup"
