@@ -221,7 +221,6 @@ class UpsertContractInput:
 
 
 CreateAgencyResult = Annotated[Agency | InvalidInput, strawberry.union("CreateAgencyResult")]
-UpdateAgencyResult = Annotated[Agency | InvalidInput | NotFound, strawberry.union("UpdateAgencyResult")]
 UpsertHotelResult = Annotated[Hotel | InvalidInput, strawberry.union("UpsertHotelResult")]
 UpsertContractResult = Annotated[Contract | InvalidInput | NotFound | LockTimeout,
                                  strawberry.union("UpsertContractResult")]
@@ -260,7 +259,7 @@ class CatalogMutation:
         return Agency.from_row(row)
 
     @strawberry.mutation(permission_classes=ADMIN)
-    async def update_agency(self, info: Info, input: UpdateAgencyInput) -> UpdateAgencyResult:
+    async def update_agency(self, info: Info, input: UpdateAgencyInput) -> CreateAgencyResult:
         row = await catalog.update_agency(info.context.services, info.context.caller,
                                           decode_id(input.id, "Agency", "id"), input.name, input.tier)
         return Agency.from_row(row)

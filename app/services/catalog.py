@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.services.changes import write
 from app.services.context import Caller, Services
-from app.services.errors import InvalidInput, NotFound
+from app.services.errors import InvalidInput
 from db import audit, models
 from db.inventory import lock_room_types
 from domain import DEFAULT_TIME_ZONE, check_time_zone, utc_today
@@ -91,8 +91,8 @@ async def update_agency(services: Services, caller: Caller, agency_id: int, agen
     async with write(services) as unit:
         session = unit.session
         agency = await session.get(models.Agency, agency_id, with_for_update=True)
-        if agency is None:
-            raise NotFound("no agency with that id", "id")
+        if agency is None:  # InvalidInput, not NotFound: the API's contract answers CreateAgencyResult
+            raise InvalidInput("id", "id: no agency with that id")
         before = audit.snapshot(agency, "code", "name", "tier")
         if new_name is not None:
             agency.name = new_name

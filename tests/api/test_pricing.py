@@ -447,3 +447,10 @@ async def test_saving_a_plan_tells_calendar_readers_and_inactive_plans_price_not
     assert sells(await quote(gql, agencies["SUNTRAVEL"], item(ids["STD"], 0, nights=1))) == ["119.40"]
     await upsert(gql, hotel, rule("Margin", 1, percent="20"), active=False)
     assert sells(await quote(gql, agencies["SUNTRAVEL"], item(ids["STD"], 0, nights=1))) == ["99.50"]
+
+
+async def test_update_agency_refuses_an_unknown_id(gql):
+    update = """mutation($input: UpdateAgencyInput!) { updateAgency(input: $input) {
+      __typename ... on InvalidInput { field } } }"""
+    result = data(await gql(update, {"input": {"id": to_global_id("Agency", 999999), "tier": "GOLD"}}))
+    assert result["updateAgency"] == {"__typename": "InvalidInput", "field": "id"}
