@@ -120,6 +120,8 @@ class Agency(SQLModel, table=True):
     name: str = Field(sa_column=Column(String(200), nullable=False))
     # A rate plan's rules may ask for it (e.g. GOLD agencies pay less); null: no tier.
     tier: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    # Where the agency's emails go (confirmations, release alerts...); null: none are sent.
+    contact_email: str | None = Field(default=None, sa_column=Column(String(254), nullable=True))
     created_at: datetime = _created_at()
 
 
@@ -580,3 +582,145 @@ class OutboxMessage(SQLModel, table=True):
     payload: dict = Field(sa_column=Column(JSONB, nullable=False))
     created_at: datetime = _created_at()
     sent_at: datetime | None = _timestamp()
+
+
+# --- telling partners ---------------------------------------------------------------------------
+
+DELIVERY_STATUSES = ("PENDING", "DELIVERED", "FAILED", "GAVE_UP")
+EMAIL_STATUSES = ("PENDING", "SENT", "RECORDED", "FAILED", "GAVE_UP")
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """Where an agency's systems (agency_id) or the wholesaler's own (agency_id null, staff's)
+    hear about events. The secret signs deliveries; after a rotation the previous one signs too
+    until `previous_secret_until`."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int | None = _fk("agency.id", nullable=True, ondelete="CASCADE")
+    url: str = Field(sa_column=Column(String(2000), nullable=False))
+    events: list[str] = Field(sa_column=Column(ARRAY(String(64)), nullable=False))
+    secret: str = Field(sa_column=Column(String(100), nullable=False))
+    previous_secret: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
+    previous_secret_until: datetime | None = _timestamp()
+    enabled: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true")))
+    disabled_reason: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
+    disabled_at: datetime | None = _timestamp()
+    failing_since: datetime | None = _timestamp()  # the first failure since the last success
+    created_by: str = Field(sa_column=Column(String(128), nullable=False))
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+
+
+class PartnerEvent(SQLModel, table=True):
+    """Something partners hear about, recorded in the transaction of the write that caused it (by
+    triggers on audit_log and outbox, or by the alert jobs), fanned out to deliveries and emails
+    after it commits. `payload` is filled at fan-out for audit-born events."""
+
+    __tablename__ = "partner_event"
+    __table_args__ = (Index("ix_partner_event_pending", "id", postgresql_where=text("fanned_out_at IS NULL")),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    type: str = Field(sa_column=Column(String(64), nullable=False))
+    agency_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    hotel_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    entity_type: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    entity_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    audit_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    payload: dict | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    created_at: datetime = _created_at()
+    fanned_out_at: datetime | None = _timestamp()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event to one endpoint: its payload frozen, its `webhook_id` the receiver's dedupe key
+    across retries and replays."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_delivery_event_endpoint"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status_known"),
+        Index("ix_webhook_delivery_due", "next_attempt_at", postgresql_where=text("status IN ('PENDING', 'FAILED')")),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    event_id: int = Field(sa_column=Column(BigInteger, ForeignKey("partner_event.id"), nullable=False, index=True))
+    endpoint_id: int = _fk("webhook_endpoint.id", ondelete="CASCADE")
+    webhook_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    event_type: str = Field(sa_column=Column(String(64), nullable=False))
+    payload: dict = Field(sa_column=Column(JSONB, nullable=False))
+    status: str = Field(default="PENDING", sa_column=Column(String(16), nullable=False, server_default="PENDING"))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    next_attempt_at: datetime = _created_at()
+    lease_until: datetime | None = _timestamp()
+    last_status_code: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
+    delivered_at: datetime | None = _timestamp()
+    created_at: datetime = _created_at()
+
+
+class WebhookAttempt(SQLModel, table=True):
+    __tablename__ = "webhook_attempt"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    delivery_id: int = Field(sa_column=Column(BigInteger, ForeignKey("webhook_delivery.id", ondelete="CASCADE"),
+                                              nullable=False, index=True))
+    at: datetime = _created_at()
+    status_code: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
+    duration_ms: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class EmailMessage(SQLModel, table=True):
+    """An email, rendered when its event was fanned out and sent (or, without SMTP_URL, recorded)
+    by any worker; one per event and kind."""
+
+    __tablename__ = "email_message"
+    __table_args__ = (
+        UniqueConstraint("event_id", "kind", name="uq_email_message_event_kind"),
+        CheckConstraint(_in("status", EMAIL_STATUSES), name="status_known"),
+        Index("ix_email_message_due", "next_attempt_at", postgresql_where=text("status IN ('PENDING', 'FAILED')")),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    event_id: int | None = Field(default=None, sa_column=Column(BigInteger, ForeignKey("partner_event.id"),
+                                                               nullable=True))
+    agency_id: int | None = _fk("agency.id", nullable=True, ondelete="SET NULL")
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    to_address: str = Field(sa_column=Column(String(254), nullable=False))
+    subject: str = Field(sa_column=Column(String(300), nullable=False))
+    text_body: str = Field(sa_column=Column(Text, nullable=False))
+    html_body: str = Field(sa_column=Column(Text, nullable=False))
+    message_id: str = Field(sa_column=Column(String(200), nullable=False))
+    status: str = Field(default="PENDING", sa_column=Column(String(16), nullable=False, server_default="PENDING"))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    next_attempt_at: datetime = _created_at()
+    lease_until: datetime | None = _timestamp()
+    last_error: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
+    sent_at: datetime | None = _timestamp()
+    created_at: datetime = _created_at()
+
+
+class ReleaseAlert(SQLModel, table=True):
+    """That a block's night was announced as releasing within `threshold_hours`: once each."""
+
+    __tablename__ = "release_alert"
+
+    hardblock_id: int = Field(sa_column=Column(Integer, ForeignKey("hardblock.id", ondelete="CASCADE"),
+                                               primary_key=True))
+    night: date = Field(sa_column=Column(Date, primary_key=True))
+    threshold_hours: int = Field(sa_column=Column(Integer, primary_key=True))
+    event_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: datetime = _created_at()
+
+
+class HoldExpiryNotice(SQLModel, table=True):
+    """That a hold's agency was told it lapses soon: once per group."""
+
+    __tablename__ = "hold_expiry_notice"
+
+    group_id: int = Field(sa_column=Column(Integer, ForeignKey("booking_group.id", ondelete="CASCADE"),
+                                           primary_key=True))
+    event_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: datetime = _created_at()

@@ -24,7 +24,8 @@ from tests.support import EMULATOR_HOST, PROJECT_ID, GraphQL
 TABLES = (
     "audit_log, idempotency_key, sale_order, booking, booking_group, allotment_event, "
     "hardblock_night_release, hardblock_amendment, hardblock, contract, inventory_version, "
-    "room_type, hotel, agency, status_transform_config, supplier_file, inbound_webhook, sync_run, supplier, outbox"
+    "room_type, hotel, agency, status_transform_config, supplier_file, inbound_webhook, sync_run, supplier, outbox, rate_plan, "
+    "partner_event, webhook_endpoint, webhook_delivery, webhook_attempt, email_message, release_alert, hold_expiry_notice"
 )
 
 
