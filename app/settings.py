@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     demo_supplier_sim: bool | None = None
     demo_supplier_url: str = "http://127.0.0.1:3101"
 
+    # Telling partners (app/services/notify). Unset SMTP_URL: emails are recorded and logged, not
+    # sent. smtp://[user:password@]host[:port] (STARTTLS when the server offers it) or smtps://.
+    smtp_url: str | None = None
+    smtp_from: str = "StaySync <no-reply@staysync.localhost>"
+    # Webhook URLs may point at private, loopback or link-local addresses (development, tests).
+    # Unset: allowed outside production only.
+    webhook_allow_private: bool | None = None
+    webhook_timeout_s: float = Field(default=10, gt=0, le=60)
+    # Unsold hardblock nights are announced this many hours before they return to the pool.
+    release_alert_hours: int = Field(default=48, ge=1, le=24 * 30)
+    # How often each worker's dispatchers look for due deliveries and emails.
+    notify_interval_s: float = Field(default=1.0, gt=0)
+
     firebase_project_id: str = "staysync-local"
     firebase_auth_emulator_host: str | None = None
     # Where signed ID tokens' public certificates are fetched; only tests and air-gapped
@@ -126,6 +139,10 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def allows_private_webhooks(self) -> bool:
+        return self.webhook_allow_private if self.webhook_allow_private is not None else not self.production
 
     @property
     def logs_access(self) -> bool:
