@@ -48,7 +48,14 @@ from app.limits import RequestBodyLimit
 from app.persisted_queries import PersistedQueries, PersistedQueryError, load_registry
 from app.services.changes import OutboxRelay, is_valid_message
 from app.services.context import Services, raw_pool
-from app.services.jobs import run_expiry_sweeper, run_release_job, supplier_jobs
+from app.services.jobs import (
+    run_alert_job,
+    run_expiry_sweeper,
+    run_mail_dispatcher,
+    run_release_job,
+    run_webhook_dispatcher,
+    supplier_jobs,
+)
 from app.supplier_webhooks import supplier_webhook
 from app.settings import Settings, get_settings
 from db import migrate
@@ -461,11 +468,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                     OpenSockets(settings.ws_max_sockets_per_user))
         if settings.app_env != "test":  # a test process builds many apps; it keeps its own GC
             _tune_gc()
-        # The background writers: the outbox relay, the expiry sweeper and the hardblock release
-        # job. Tests run them themselves (a background writer would make them nondeterministic).
+        # The background writers: the outbox relay, the expiry sweeper, the hardblock release job,
+        # and the partner notifications' dispatchers and alert job. Tests run them themselves (a background writer would make them nondeterministic).
         jobs = [] if settings.app_env == "test" else [
             asyncio.create_task(services.relay.run()),
-            *(asyncio.create_task(job(services)) for job in (run_expiry_sweeper, run_release_job)),
+            *(asyncio.create_task(job(services)) for job in (run_expiry_sweeper, run_release_job,
+                                                              run_webhook_dispatcher, run_mail_dispatcher,
+                                                              run_alert_job)),
             *(asyncio.create_task(job) for job in supplier_jobs(services)),
         ]
         try:

@@ -25,6 +25,8 @@ from db.models import (
     SaleOrder,
     Supplier,
     SyncRun,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -102,5 +104,6 @@ def _by_id(model: type[Row]) -> Any:
 BY_ID = {
     model.__tablename__: _by_id(model)  # type: ignore[attr-defined]
     for model in (Agency, Hotel, RoomType, Booking, BookingGroup, SaleOrder, Hardblock, HardblockAmendment,
-                  AllotmentEvent, Contract, AuditEntry, Supplier, SyncRun, RatePlan)
+                  AllotmentEvent, Contract, AuditEntry, Supplier, SyncRun, RatePlan, WebhookEndpoint,
+                  WebhookDelivery)
 }

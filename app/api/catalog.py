@@ -15,6 +15,7 @@ from app.api.pagination import connection
 from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info, require_principal
 from app.api.types import LoadedNode, Money, MoneyInput, Role, related, schema_type, staff_only
 from app.services import catalog, inventory, rateplans
+from app.services.notify import endpoints
 
 if TYPE_CHECKING:
     from db.models import Agency as AgencyRow
@@ -37,13 +38,20 @@ class Agency(LoadedNode, relay.Node):
     name: str
     tier: str | None = strawberry.field(description="A code rate plans' rules may ask for (e.g. GOLD); null: "
                                         "no tier.")
+    contact_email: str | None = strawberry.field(description="Where its emails go (confirmations, release alerts, "
+                                                 "holds about to expire); null: none are sent.")
 
     loader = "agency"
     visible = _own_agency_only
 
     @staticmethod
     def from_row(row: AgencyRow) -> Agency:
-        return Agency(id=row.id, code=row.code, name=row.name, tier=row.tier)
+        return Agency(id=row.id, code=row.code, name=row.name, tier=row.tier, contact_email=row.contact_email)
+
+    @strawberry.field(description="Its webhook endpoints.")
+    async def webhook_endpoints(self, info: Info) -> list[Annotated[WebhookEndpoint, strawberry.lazy("app.api.notify")]]:  # noqa: F821
+        rows = await endpoints.endpoints_of(info.context.services, info.context.caller, self.id)
+        return [schema_type(info, "WebhookEndpoint").from_row(row) for row in rows]
 
 
 @strawberry.type
@@ -178,6 +186,7 @@ class CreateAgencyInput:
     code: str
     name: str
     tier: str | None = strawberry.field(default=None, description="E.g. GOLD: rate plans' rules may ask for it.")
+    contact_email: str | None = strawberry.field(default=None, description="Where its emails go.")
 
 
 @strawberry.input(description="Fields left out (null) stay as they are.")
@@ -185,6 +194,7 @@ class UpdateAgencyInput:
     id: strawberry.ID
     name: str | None = None
     tier: str | None = strawberry.field(default=None, description="A tier code; \"\" removes the tier.")
+    contact_email: str | None = strawberry.field(default=None, description="An email address; \"\" removes it.")
 
 
 @strawberry.input
@@ -255,13 +265,14 @@ class CatalogMutation:
     @strawberry.mutation(permission_classes=ADMIN)
     async def create_agency(self, info: Info, input: CreateAgencyInput) -> CreateAgencyResult:
         row = await catalog.create_agency(info.context.services, info.context.caller, input.code, input.name,
-                                          input.tier)
+                                          input.tier, input.contact_email)
         return Agency.from_row(row)
 
     @strawberry.mutation(permission_classes=ADMIN)
     async def update_agency(self, info: Info, input: UpdateAgencyInput) -> CreateAgencyResult:
         row = await catalog.update_agency(info.context.services, info.context.caller,
-                                          decode_id(input.id, "Agency", "id"), input.name, input.tier)
+                                          decode_id(input.id, "Agency", "id"), input.name, input.tier,
+                                          input.contact_email)
         return Agency.from_row(row)
 
     @strawberry.mutation(permission_classes=ADMIN)

@@ -55,5 +55,7 @@ class Loaders:
         self.supplier = _loader(sessions, by_id["supplier"])
         self.sync_run = _loader(sessions, by_id["sync_run"])
         self.rate_plan = _loader(sessions, by_id["rate_plan"])
+        self.webhook_endpoint = _loader(sessions, by_id["webhook_endpoint"])
+        self.webhook_delivery = _loader(sessions, by_id["webhook_delivery"])
         # (hotel id, block id, start, end) -> the BlockGridData of every block asked for in the batch
         self.block_grid = _loader(sessions, block_grids)

@@ -26,6 +26,7 @@ from app.api.cost import QueryCost
 from app.api.errors import HANDLERS
 from app.api.hardblocks import HardblockMutation, HardblockQuery
 from app.api.inventory import InventoryMutation
+from app.api.notify import NotifyMutation, NotifyQuery
 from app.api.pricing import PricingMutation, PricingQuery
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.subscriptions import SharedResultsExecutor
@@ -58,9 +59,9 @@ class CoreQuery:
 
 
 Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery, SupplyQuery,
-                             PricingQuery))
+                             PricingQuery, NotifyQuery))
 Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation, HardblockMutation,
-                                    SupplyMutation, PricingMutation))
+                                    SupplyMutation, PricingMutation, NotifyMutation))
 Subscription = merge_types("Subscription", (CoreSubscription, SupplySubscription))
 
 

@@ -62,43 +62,63 @@ def tier(value: str | None) -> str | None:
     return text
 
 
+EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def email_address(value: str | None) -> str | None:
+    """A contact address (an addr-spec, at most 254 characters); None or "" for none."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if len(text) > 254 or not EMAIL.match(text):
+        raise InvalidInput("contactEmail", f"contactEmail must be an email address such as ops@agency.example, got {value!r}")
+    return text
+
+
 async def create_agency(services: Services, caller: Caller, agency_code: str, agency_name: str,
-                        agency_tier: str | None = None) -> models.Agency:
-    """Create an agency; a retry with the same code, name and tier returns it unchanged."""
+                        agency_tier: str | None = None, contact_email: str | None = None) -> models.Agency:
+    """Create an agency; a retry with the same code, name, tier and contact returns it unchanged."""
     agency_code, agency_name, agency_tier = code(agency_code, "code"), name(agency_name), tier(agency_tier)
+    contact_email = email_address(contact_email)
     async with write(services) as unit:
         session = unit.session
         existing = (await session.execute(
             select(models.Agency).where(models.Agency.code == agency_code))).scalar_one_or_none()
         if existing is not None:
-            if (existing.name, existing.tier) != (agency_name, agency_tier):
-                raise InvalidInput("code", f"agency {agency_code} already exists (as {existing.name!r}, tier "
-                                   f"{existing.tier or 'none'}): updateAgency changes it")
+            if (existing.name, existing.tier, existing.contact_email) != (agency_name, agency_tier, contact_email):
+                raise InvalidInput("code", f"agency {agency_code} already exists (as {existing.name!r}): "
+                                   "updateAgency changes it")
             return existing  # a retry: nothing to do
-        agency = models.Agency(code=agency_code, name=agency_name, tier=agency_tier)
+        agency = models.Agency(code=agency_code, name=agency_name, tier=agency_tier, contact_email=contact_email)
         session.add(agency)
         await session.flush()
         audit.record(session, caller.actor, "agency.created", "Agency", agency.id,
-                     after=audit.snapshot(agency, "code", "name", "tier"))
+                     after=audit.snapshot(agency, *_AGENCY_FIELDS))
     return agency
 
 
+_AGENCY_FIELDS = ("code", "name", "tier", "contact_email")
+
+
 async def update_agency(services: Services, caller: Caller, agency_id: int, agency_name: str | None,
-                        agency_tier: str | None) -> models.Agency:
-    """Rename an agency or change its tier (None leaves a field as it is; a tier of "" removes
-    it). Prices decided after it commits use the new tier."""
+                        agency_tier: str | None, contact_email: str | None = None) -> models.Agency:
+    """Rename an agency, change its tier or its contact address (None leaves a field as it is; ""
+    removes a tier or an address). Prices decided after it commits use the new tier."""
     new_name = None if agency_name is None else name(agency_name)
+    new_email = None if contact_email is None else email_address(contact_email)
     async with write(services) as unit:
         session = unit.session
         agency = await session.get(models.Agency, agency_id, with_for_update=True)
         if agency is None:  # InvalidInput, not NotFound: the API's contract answers CreateAgencyResult
             raise InvalidInput("id", "id: no agency with that id")
-        before = audit.snapshot(agency, "code", "name", "tier")
+        before = audit.snapshot(agency, *_AGENCY_FIELDS)
         if new_name is not None:
             agency.name = new_name
         if agency_tier is not None:
             agency.tier = tier(agency_tier)
-        after = audit.snapshot(agency, "code", "name", "tier")
+        if contact_email is not None:
+            agency.contact_email = new_email
+        after = audit.snapshot(agency, *_AGENCY_FIELDS)
         if after != before:
             await session.flush()
             audit.record(session, caller.actor, "agency.updated", "Agency", agency.id, before=before, after=after)
