@@ -39,18 +39,20 @@ an admin, for every agency. Requests: 8 stays drawn once, each 2 items (two room
 nights, check-ins within 300 nights of START, sent by agents (tokens of 4 agencies rotating):
 - quote: 2 rooms per item; the whole breakdown asked (items, nights, sell, applied rules). It
   answers Quote;
+- quote totals: the same quote asking only the totals (the quote's and each item's), so the
+  cost of answering the breakdown shows apart from the read and the pricing;
 - createBooking's pre-check: the same items with 31 rooms each (more than the allotment), a
   unique idempotency key per request: refused SoldOut by the committed read before the lock
   (read_hold_context + the same pricing + the shortfall check), nothing written (checked after
   the runs: no HELD booking, no idempotency key).
 The client is wrk (bench/loadgen.py, bench/wrk/bodies.lua; installed from Debian when missing),
-one thread, for each of --http-connections (1: latency unloaded by queueing; 16: throughput),
-quote and pre-check alternating in order over --http-repeats repeats, --http-warmup seconds
+one thread, for each of --http-connections (1: latency without queueing; 16: throughput), the
+cases in turn, their order reversed every other of --http-repeats repeats, --http-warmup seconds
 untimed before each run; the best run of each is kept. Reported: requests/s (answers of the
 expected kind), p50/p99 latency, CPU ms per request of the server and of PostgreSQL, and the
-ratio quote / pre-check in cost: pre-check requests/s / quote requests/s, quote p50 / pre-check
-p50 at 1 connection, and server CPU per request. The target is quote within ~1.2x of the
-pre-check: reported, not asserted.
+ratio quote / pre-check in cost, for each quote: pre-check requests/s / quote requests/s, quote
+p50 (p99) / pre-check p50 (p99), and server CPU per request; the load average before and
+after. The target is quote within ~1.2x of the pre-check: reported, not asserted.
 """
 
 from __future__ import annotations
@@ -260,6 +262,14 @@ query($input: QuoteInput!) { quote(input: $input) {
   ... on UserError { code message }
 } }
 """
+# The same quote asking only the totals: what the breakdown's answer costs, apart.
+QUOTE_TOTALS_QUERY = """
+query($input: QuoteInput!) { quote(input: $input) {
+  __typename
+  ... on Quote { total { amount currency } items { checkIn checkOut rooms total { amount currency } } }
+  ... on UserError { code message }
+} }
+"""
 
 UPSERT_PLAN = """
 mutation($input: UpsertRatePlanInput!) { upsertRatePlan(input: $input) {
@@ -271,7 +281,7 @@ mutation($input: UpsertRatePlanInput!) { upsertRatePlan(input: $input) {
 
 # The first __typename of a 200 body is the answer's (bench/wrk/lib.lua).
 HTTP_CLASSIFY = [['"errors"%s*:', "GraphQL error"], ['"__typename"%s*:%s*"(%w+)"']]
-EXPECTED = {"quote": "Quote", "pre-check": "SoldOut"}
+EXPECTED = {"quote": "Quote", "quote totals": "Quote", "pre-check": "SoldOut"}
 
 
 def plan_input(plan: RatePlan, hotel_id: int) -> dict[str, Any]:
@@ -319,10 +329,12 @@ def http_bodies(stays: list[list[tuple[int, date, date]]]) -> dict[str, list[str
 
     quote = [dumps({"query": QUOTE_QUERY, "variables": {"input": {"items": items(stay, HTTP_ROOMS)}}})
              for stay in stays]
+    totals = [dumps({"query": QUOTE_TOTALS_QUERY, "variables": {"input": {"items": items(stay, HTTP_ROOMS)}}})
+              for stay in stays]
     precheck = [dumps({"query": CREATE, "variables": {"input": {
         "idempotencyKey": "@KEY@", "guestName": "Bench Guest", "items": items(stay, PRECHECK_ROOMS)}}}
     ).replace("@KEY@", "%s") for stay in stays]
-    return {"quote": quote, "pre-check": precheck}
+    return {"quote": quote, "quote totals": totals, "pre-check": precheck}
 
 
 async def seed_quote_hotel(url: str) -> Any:
@@ -381,6 +393,8 @@ def http_check(base: str, bodies: dict[str, list[str]], agent: str) -> dict[str,
                     raise RuntimeError("the quote applied no rule: the plan is not in force")
                 out[case] = {"bytes": len(response.content), "nights": len(applied),
                              "applied_per_night": round(sum(applied) / len(applied), 2), "total": answer["total"]}
+            elif case == "quote totals":
+                out[case] = {"bytes": len(response.content), "total": answer["total"]}
             else:
                 out[case] = {"bytes": len(response.content), "code": answer.get("code"),
                              "message": answer.get("message", "")[:200]}
@@ -445,7 +459,8 @@ def quote_http(args: argparse.Namespace) -> dict[str, Any]:
                   f"{len(plan.rules)} rules saved by upsertRatePlan; {HTTP_STAYS} requests of {HTTP_ITEMS} items x "
                   f"{HTTP_NIGHTS} nights ({HTTP_ROOMS} rooms per item quoted, {PRECHECK_ROOMS} asked of createBooking: "
                   f"SoldOut); quote {checked['quote']['bytes']} bytes, "
-                  f"{checked['quote']['applied_per_night']} rules applied per night; pre-check "
+                  f"{checked['quote']['applied_per_night']} rules applied per night; quote totals only "
+                  f"{checked['quote totals']['bytes']} bytes; pre-check "
                   f"{checked['pre-check']['bytes']} bytes; wrk 1 thread, connections {levels}, "
                   f"{args.http_repeats} repeats; load average {' '.join(f'{x:.2f}' for x in load_before)}",
                   flush=True)
@@ -454,10 +469,10 @@ def quote_http(args: argparse.Namespace) -> dict[str, Any]:
                     order = list(EXPECTED) if repeat % 2 == 0 else list(reversed(EXPECTED))
                     for case in order:
                         result = http_run(base, process.pid, postmaster, bodies[case], EXPECTED[case], agents,
-                                          connections, args, f"{case}.c{connections}")
+                                          connections, args, f"{case.replace(' ', '_')}.c{connections}")
                         runs[(case, connections)].append(result)
                         cpu = result["cpu_ms_per_request"]
-                        print(f"{case:9s} c={connections:<3d}: {result['requests_per_s']:8.1f} requests/s  "
+                        print(f"{case:12s} c={connections:<3d}: {result['requests_per_s']:8.1f} requests/s  "
                               f"p50 {result['latency_ms']['p50']} ms  p99 {result['latency_ms']['p99']} ms  "
                               f"outcomes {result['outcomes']}  CPU ms/request server {_ms(cpu['server'])} "
                               f"PostgreSQL {_ms(cpu['postgres'])}", flush=True)
@@ -470,10 +485,10 @@ def quote_http(args: argparse.Namespace) -> dict[str, Any]:
 
     best = {f"{case} c{c}": max(values, key=lambda r: r["requests_per_s"]) for (case, c), values in runs.items()}
     ratios: dict[str, Any] = {}
-    for c in levels:
-        quote, pre = best[f"quote c{c}"], best[f"pre-check c{c}"]
+    for c, variant in ((c, v) for c in levels for v in ("quote", "quote totals")):
+        quote, pre = best[f"{variant} c{c}"], best[f"pre-check c{c}"]
         server_q, server_p = quote["cpu_ms_per_request"]["server"], pre["cpu_ms_per_request"]["server"]
-        ratios[f"c{c}"] = {
+        ratios[f"{variant} c{c}"] = {
             "requests_per_s": round(pre["requests_per_s"] / quote["requests_per_s"], 3) if quote["requests_per_s"]
             else None,
             "p50": round(quote["latency_ms"]["p50"] / pre["latency_ms"]["p50"], 3) if pre["latency_ms"]["p50"]
@@ -490,8 +505,9 @@ def quote_http(args: argparse.Namespace) -> dict[str, Any]:
     print()
     print(cpu_table([(name, r["cpu_ms_per_request"]) for name, r in best.items()], "request"))
     print()
-    print(table(["quote / pre-check (cost)", *(f"c={c}" for c in levels)], [
-        [label, *(("-" if ratios[f"c{c}"][key] is None else f"{ratios[f'c{c}'][key]:.2f}x") for c in levels)]
+    columns = [f"{v} c{c}" for v in ("quote", "quote totals") for c in levels]
+    print(table(["quote / pre-check (cost)", *columns], [
+        [label, *(("-" if ratios[col][key] is None else f"{ratios[col][key]:.2f}x") for col in columns)]
         for label, key in (("pre-check requests/s / quote requests/s", "requests_per_s"),
                            ("quote p50 / pre-check p50", "p50"), ("quote p99 / pre-check p99", "p99"),
                            ("server CPU per request", "server_cpu_per_request"))]))
@@ -504,7 +520,7 @@ def quote_http(args: argparse.Namespace) -> dict[str, Any]:
                        "connections": levels, "repeats": args.http_repeats,
                        "client": f"wrk ({ensure_wrk()}), 1 thread, bench/wrk/bodies.lua",
                        "server": "staysync serve --no-migrate --workers 1",
-                       "quote_query": QUOTE_QUERY, "plan": "build_plan, saved by upsertRatePlan"},
+                       "quote_query": QUOTE_QUERY, "quote_totals_query": QUOTE_TOTALS_QUERY, "plan": "build_plan, saved by upsertRatePlan"},
         "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
         "check": checked,
         "written_by_precheck": left,
