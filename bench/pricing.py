@@ -51,8 +51,9 @@ cases in turn, their order reversed every other of --http-repeats repeats, --htt
 untimed before each run; the best run of each is kept. Reported: requests/s (answers of the
 expected kind), p50/p99 latency, CPU ms per request of the server and of PostgreSQL, and the
 ratio quote / pre-check in cost, for each quote: pre-check requests/s / quote requests/s, quote
-p50 (p99) / pre-check p50 (p99), and server CPU per request; the load average before and
-after. The target is quote within ~1.2x of the pre-check: reported, not asserted.
+p50 (p99) / pre-check p50 (p99), and server CPU per request, of the best runs, and the median
+over the repeats of each repeat's requests/s and server CPU ratios (runs back to back: less drift);
+the load average before and after. The target is quote within ~1.2x of the pre-check: reported, not asserted.
 """
 
 from __future__ import annotations
@@ -496,6 +497,13 @@ def quote_http(args: argparse.Namespace) -> dict[str, Any]:
             "p99": round(quote["latency_ms"]["p99"] / pre["latency_ms"]["p99"], 3) if pre["latency_ms"]["p99"]
             else None,
             "server_cpu_per_request": round(server_q / server_p, 3) if server_q and server_p else None,
+            # Each repeat runs the cases back to back: their ratios within a repeat, median over the
+            # repeats, drift less than in the best runs' (which may come from different repeats).
+            "requests_per_s_paired_median": _paired(runs[(variant, c)], runs[("pre-check", c)],
+                                                    lambda q, p: p["requests_per_s"] / q["requests_per_s"]),
+            "server_cpu_per_request_paired_median": _paired(
+                runs[(variant, c)], runs[("pre-check", c)],
+                lambda q, p: q["cpu_ms_per_request"]["server"] / p["cpu_ms_per_request"]["server"]),
         }
     print(f"\nbest of {args.http_repeats} runs each (load average before {load_before[0]:.2f}, after "
           f"{load_after[0]:.2f}):")
@@ -508,9 +516,11 @@ def quote_http(args: argparse.Namespace) -> dict[str, Any]:
     columns = [f"{v} c{c}" for v in ("quote", "quote totals") for c in levels]
     print(table(["quote / pre-check (cost)", *columns], [
         [label, *(("-" if ratios[col][key] is None else f"{ratios[col][key]:.2f}x") for col in columns)]
-        for label, key in (("pre-check requests/s / quote requests/s", "requests_per_s"),
+        for label, key in (("pre-check requests/s / quote requests/s (best runs)", "requests_per_s"),
                            ("quote p50 / pre-check p50", "p50"), ("quote p99 / pre-check p99", "p99"),
-                           ("server CPU per request", "server_cpu_per_request"))]))
+                           ("server CPU per request (best runs)", "server_cpu_per_request"),
+                           ("requests/s, median of per-repeat ratios", "requests_per_s_paired_median"),
+                           ("server CPU, median of per-repeat ratios", "server_cpu_per_request_paired_median"))]))
     print(f"(target: within ~{HTTP_RATIO}x; reported, not asserted)")
     return {
         "parameters": {"postgres": source, "room_types": HTTP_ROOM_TYPES, "allotment": HTTP_ALLOTMENT,
@@ -529,6 +539,18 @@ def quote_http(args: argparse.Namespace) -> dict[str, Any]:
         "ratios": ratios,
         "target_ratio": HTTP_RATIO,
     }
+
+
+def _paired(quotes: list[dict[str, Any]], prechecks: list[dict[str, Any]],
+            ratio: Callable[[dict[str, Any], dict[str, Any]], float]) -> float | None:
+    """The median over the repeats of `ratio(quote run, pre-check run)` of the same repeat."""
+    values = []
+    for q, p in zip(quotes, prechecks):
+        try:
+            values.append(ratio(q, p))
+        except (TypeError, ZeroDivisionError):
+            continue
+    return round(percentile(values, 50), 3) if values else None
 
 
 def asyncio_run(coroutine: Any) -> Any:
