@@ -14,7 +14,7 @@ from app.services.hardblocks import record_releases
 from app.services.notify.alerts import announce_expiring_holds, announce_releases
 from app.services.notify.deliveries import deliver_due, new_client
 from app.services.notify.events import fan_out
-from app.services.notify.mail import send_due_emails
+from app.services.notify.mail import run_mail_dispatcher
 from app.services.supply.sources import run_schedule, watch_drop_folders
 
 log = logging.getLogger(__name__)
@@ -72,18 +72,6 @@ async def run_webhook_dispatcher(services: Services, interval_s: float | None = 
             except Exception:
                 log.exception("webhook dispatch failed; retrying in %s s", interval_s)
             await asyncio.sleep(interval_s)
-
-
-async def run_mail_dispatcher(services: Services, interval_s: float | None = None, *, batch: int = 50) -> None:
-    """Forever: send (or, without SMTP_URL, record) due emails, then sleep NOTIFY_INTERVAL_S."""
-    interval_s = interval_s or services.settings.notify_interval_s
-    while True:
-        try:
-            while await send_due_emails(services, limit=batch) >= batch:
-                pass
-        except Exception:
-            log.exception("email dispatch failed; retrying in %s s", interval_s)
-        await asyncio.sleep(interval_s)
 
 
 async def run_alert_job(services: Services, interval_s: float = ALERT_JOB_INTERVAL_S) -> None:
