@@ -57,7 +57,7 @@ async def make_due(sessions) -> None:
 
 async def rows(sessions, model, *where):
     async with sessions() as session:
-        return list((await session.execute(select(model).where(*where).order_by(model.id))).scalars())
+        return list((await session.execute(select(model).where(*where).order_by(*model.__table__.primary_key.columns))).scalars())
 
 
 async def test_one_delivery_per_event_and_endpoint_after_three_failures(gql, sessions):

@@ -99,23 +99,24 @@ async def announce_releases(services: Services, *, limit: int = 500) -> int:
     return claimed
 
 
-_EXPIRING = text("""
-WITH soon AS (
-    INSERT INTO hold_expiry_notice (group_id)
-    SELECT g.id FROM booking_group AS g
-    WHERE g.status = 'HELD' AND g.expires_at > statement_timestamp()
-      AND g.expires_at <= statement_timestamp() + make_interval(secs => :within_s)
-    ORDER BY g.expires_at LIMIT :limit
-    ON CONFLICT DO NOTHING RETURNING group_id
-), recorded AS (
+_CLAIM_EXPIRING = text("""
+INSERT INTO hold_expiry_notice (group_id)
+SELECT g.id FROM booking_group AS g
+WHERE g.status = 'HELD' AND g.expires_at > statement_timestamp()
+  AND g.expires_at <= statement_timestamp() + make_interval(secs => :within_s)
+ORDER BY g.expires_at LIMIT :limit
+ON CONFLICT DO NOTHING RETURNING group_id
+""")
+# The event's payload is built at fan-out, from the group, like those of the writes' events.
+_RECORD_EXPIRING = text("""
+WITH recorded AS (
     INSERT INTO partner_event (type, agency_id, hotel_id, entity_type, entity_id)
     SELECT 'booking_group.expiring', g.agency_id, (SELECT min(b.hotel_id) FROM booking AS b WHERE b.group_id = g.id),
            'BookingGroup', g.id
-    FROM soon JOIN booking_group AS g ON g.id = soon.group_id
+    FROM booking_group AS g WHERE g.id = ANY(CAST(:ids AS integer[]))
     RETURNING id, entity_id
 )
 UPDATE hold_expiry_notice AS n SET event_id = recorded.id FROM recorded WHERE n.group_id = recorded.entity_id
-RETURNING n.group_id
 """)
 
 
@@ -123,5 +124,8 @@ async def announce_expiring_holds(services: Services, *, limit: int = 500) -> in
     """Record an expiring event for each hold lapsing within HOLD_EXPIRING_NOTICE that was not
     told yet; returns how many."""
     async with transaction(services.sessions) as session:
-        result = await session.execute(_EXPIRING, {"within_s": HOLD_EXPIRING_NOTICE.total_seconds(), "limit": limit})
-        return len(result.all())
+        claimed = [row.group_id for row in await session.execute(
+            _CLAIM_EXPIRING, {"within_s": HOLD_EXPIRING_NOTICE.total_seconds(), "limit": limit})]
+        if claimed:
+            await session.execute(_RECORD_EXPIRING, {"ids": claimed})
+        return len(claimed)
