@@ -353,3 +353,29 @@ async def test_no_partner_events_are_lost_when_the_dispatcher_runs_concurrently(
     ids_sent = receiver.delivered_ids()
     assert len(ids_sent) == 12 and len(set(ids_sent)) == 12
     assert len(await rows(sessions, models.WebhookDelivery)) == 12
+
+
+async def test_hardblock_events_reach_the_blocks_agency(gql, sessions):
+    from tests.api.test_hardblocks import CREATE_BLOCK
+    from tests.api.test_calendar import d
+    services = runtime_of(gql).services
+    hotel, ids, agencies = await setup(gql)
+    async with running_receiver() as receiver:
+        created = await endpoint(gql, receiver.url, ["hardblock.created", "hardblock.amended", "hardblock.released"],
+                                 role="agent", agency="SUNTRAVEL")
+        receiver.secrets.append(created["secret"])
+        block = data(await gql(CREATE_BLOCK, {"input": {
+            "agencyId": agencies["SUNTRAVEL"], "roomTypeId": ids["STD"], "from": d(0), "to": d(4), "rooms": 3,
+            "releaseDays": 7}}))["createHardblock"]
+        returned = """mutation($input: ReturnHardblockRoomsInput!) { returnHardblockRooms(input: $input) { __typename } }"""
+        data(await gql(returned, {"input": {"hardblockId": block["id"], "from": d(2), "to": d(4), "rooms": 1}}))
+        release = "mutation($id: ID!) { releaseHardblock(id: $id) { __typename } }"
+        data(await gql(release, {"id": block["id"]}))
+        data(await gql(CREATE_BLOCK, {"input": {  # another agency's block: not this endpoint's
+            "agencyId": agencies["BLUEWAVE"], "roomTypeId": ids["STD"], "from": d(0), "to": d(2), "rooms": 1,
+            "releaseDays": 7}}))
+        await dispatch(services)
+    bodies = sorted((orjson.loads(r.body) for r in receiver.verified()), key=lambda b: b["data"]["sequence"])
+    assert [(b["type"], b["data"]["change"]) for b in bodies] == [
+        ("hardblock.created", "created"), ("hardblock.amended", "rooms_returned"), ("hardblock.released", "released")]
+    assert {b["data"]["id"] for b in bodies} == {block["id"]} and bodies[-1]["data"]["status"] == "RELEASED"
