@@ -320,6 +320,25 @@ def _decide(inventory: StayInventory, items: list[_Item], agency_id: int) -> tup
     return priced
 
 
+def _footprint(items: list[BookingItem]) -> tuple[list[int], date, date]:
+    """The room types (sorted: the locks' order) and the nights [start, end) of some items."""
+    return (sorted({it.room_type_id for it in items}), min(it.check_in for it in items),
+            max(it.check_out for it in items))
+
+
+async def _read_context(connection: Any, caller: Caller, request: NewBooking | QuoteRequest,
+                        key: str | None) -> HoldContext:
+    """The one read before deciding: who acts, the items' room types and blocks, the key's first
+    use (none for a quote), and the inventory with the agency's plan, up to the night of the last
+    check-out (its closedToDeparture)."""
+    room_type_ids, start, end = _footprint(request.items)
+    return await read_hold_context(
+        connection, agency_id=request.agency_id if caller.is_staff else None,
+        agency_code=None if caller.is_staff else caller.principal.agency_code, room_type_ids=room_type_ids,
+        block_ids=sorted({it.hardblock_id for it in request.items if it.hardblock_id is not None}), key=key,
+        start=start, end=end + ONE_NIGHT)
+
+
 async def create_booking(services: Services, caller: Caller, request: NewBooking) -> models.BookingGroup:
     """Hold rooms for every item, all or none, until `expiresAt`; SoldOut names every night short.
     Never sells a room twice: decided under the room types' inventory locks on a fresh read.
@@ -332,14 +351,9 @@ async def create_booking(services: Services, caller: Caller, request: NewBooking
     # Lenient until the hotel's zone is known (with the context read below): the earliest
     # local date of any hotel (UTC-12) is the day before UTC's at the latest.
     key, guest_name = _check(request, utc_today(models.utcnow()) - timedelta(days=1))
-    room_type_ids = sorted({it.room_type_id for it in request.items})
-    start, end = min(it.check_in for it in request.items), max(it.check_out for it in request.items)
+    room_type_ids, start, end = _footprint(request.items)
     async with services.raw.connection() as connection:
-        context = await read_hold_context(
-            connection, agency_id=request.agency_id if caller.is_staff else None,
-            agency_code=None if caller.is_staff else caller.principal.agency_code, room_type_ids=room_type_ids,
-            block_ids=sorted({it.hardblock_id for it in request.items if it.hardblock_id is not None}), key=key,
-            start=start, end=end + ONE_NIGHT)  # the last check-out's night: its closedToDeparture
+        context = await _read_context(connection, caller, request, key)
         agency = acting(caller, request.agency_id, None if context.agency is None else _Agency(*context.agency))
         _check_past(request.items, context.inventory.today)  # exact: the hotel's local today, by the database's clock
         items = _resolve_items(request, agency, context)
@@ -393,14 +407,8 @@ async def quote(services: Services, caller: Caller, request: QuoteRequest) -> tu
     are createBooking's, and a stay quoted is one createBooking accepts on the same inventory.
     One statement; the pricing is pure computation on it."""
     _check_items(request.items, utc_today(models.utcnow()) - timedelta(days=1))  # see create_booking
-    room_type_ids = sorted({it.room_type_id for it in request.items})
-    start, end = min(it.check_in for it in request.items), max(it.check_out for it in request.items)
     async with services.raw.connection() as connection:
-        context = await read_hold_context(
-            connection, agency_id=request.agency_id if caller.is_staff else None,
-            agency_code=None if caller.is_staff else caller.principal.agency_code, room_type_ids=room_type_ids,
-            block_ids=sorted({it.hardblock_id for it in request.items if it.hardblock_id is not None}), key=None,
-            start=start, end=end + ONE_NIGHT)
+        context = await _read_context(connection, caller, request, None)
     agency = acting(caller, request.agency_id, None if context.agency is None else _Agency(*context.agency))
     _check_past(request.items, context.inventory.today)
     return _decide(context.inventory, _resolve_items(request, agency, context), agency.id)

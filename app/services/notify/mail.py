@@ -409,16 +409,3 @@ def _error_text(error: BaseException, server: SmtpServer) -> str:
     if server.password:
         text = text.replace(server.password, "***")
     return text[:MAX_ERROR]
-
-
-async def run_mail_dispatcher(services: Services, interval_s: float | None = None, *, batch: int = 50) -> None:
-    """Forever: send due emails (again at once while batches come back full), then sleep
-    (NOTIFY_INTERVAL_S). Cancel to stop."""
-    interval = services.settings.notify_interval_s if interval_s is None else interval_s
-    while True:
-        try:
-            while await send_due_emails(services, limit=batch) >= batch:
-                pass
-        except Exception:
-            log.exception("mail dispatcher failed; retrying in %s s", interval)
-        await asyncio.sleep(interval)
