@@ -80,9 +80,11 @@ async def agency_ids_by_code(session: AsyncSession, codes: Sequence[str]) -> dic
     return {code: pk for code, pk in result}
 
 
-async def agencies_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, Agency]:
-    result = await session.execute(select(Agency).where(Agency.code.in_(list(set(codes)))))
-    return {row.code: row for row in result.scalars()}
+async def agency_tiers_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, tuple[int, str | None]]:
+    """(id, tier) per agency code: what pricing needs of the caller's agency, in two columns (an
+    ORM row costs a subscription's every event several times the query)."""
+    result = await session.execute(select(Agency.code, Agency.id, Agency.tier).where(Agency.code.in_(list(set(codes)))))
+    return {code: (pk, tier) for code, pk, tier in result}
 
 
 async def amendments_by_block(session: AsyncSession, block_ids: Sequence[int]) -> dict[int, list[HardblockAmendment]]:

@@ -93,8 +93,8 @@ class Context:
         principal = self.principal
         if principal is None or principal.is_staff:
             return None
-        row = await self.loaders.agency_by_code.load(principal.agency_code)
-        return Buyer(-1, None) if row is None else Buyer(row.id, row.tier)
+        found = await self.loaders.agency_tier_by_code.load(principal.agency_code)
+        return Buyer(-1, None) if found is None else Buyer(*found)
 
     def answer_unavailable(self) -> None:
         """Make a plain HTTP answer a retryable 503 (a websocket's error carries the code alone)."""

@@ -118,8 +118,8 @@ async def _read_change(
 ) -> AvailabilityChange:
     context.fresh_loaders()
     staff = context.caller.is_staff
-    own = await _own_agency(context, context.principal)  # whose restrictions the cells show
-    buyer = await context.buyer()  # whose prices (an agent's own agency: `own` keys it too)
+    buyer = await context.buyer()  # whose prices and restrictions the cells show (None: staff's view)
+    own = None if buyer is None else buyer.agency_id
     if version is None or event is None:  # a resync: read now, for this subscriber
         loaded = await load_calendar(context.sessions, watch.hotel_id, start, end, ids)
         inventory_cache(context).loaded.append(loaded)  # for the cells' bookings and hardblocks
