@@ -57,6 +57,7 @@ from app.services.jobs import (
     supplier_jobs,
 )
 from app.supplier_webhooks import supplier_webhook
+from app.reports_csv import report_csv
 from app.settings import Settings, get_settings
 from db import migrate
 from db.engine import ConnectionBudget, create_engine, session_factory
@@ -504,6 +505,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/health", health),
             Route("/health/ready", ready),
             Route("/webhooks/suppliers/{code}", supplier_webhook, methods=["POST"]),
+            Route("/reports/{name}.csv", report_csv, methods=["GET"]),
         ]
     )
     return app

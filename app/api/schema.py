@@ -28,6 +28,7 @@ from app.api.hardblocks import HardblockMutation, HardblockQuery
 from app.api.inventory import InventoryMutation
 from app.api.notify import NotifyMutation, NotifyQuery
 from app.api.pricing import PricingMutation, PricingQuery
+from app.api.reports import ReportQuery
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.subscriptions import SharedResultsExecutor
 from app.api.subscriptions import Subscription as CoreSubscription
@@ -59,7 +60,7 @@ class CoreQuery:
 
 
 Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery, SupplyQuery,
-                             PricingQuery, NotifyQuery))
+                             PricingQuery, NotifyQuery, ReportQuery))
 Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation, HardblockMutation,
                                     SupplyMutation, PricingMutation, NotifyMutation))
 Subscription = merge_types("Subscription", (CoreSubscription, SupplySubscription))

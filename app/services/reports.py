@@ -1,0 +1,232 @@
+"""Reports: pickup per hardblock, utilisation per room type and period (staff), revenue by stay
+night. Each reads one snapshot: pickup and utilisation run the calendar pipeline on it (so they
+agree with a calendar read to the room), revenue is aggregated in SQL (db.reports). Agents get
+their own agency's rows, and sell prices only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from app.services.context import Caller, Services
+from app.services.errors import Forbidden, InvalidInput
+from app.services.reads import LoadedInventory, load_calendar
+from app.services.scope import own_agency_id
+from db import models, reports
+from db.engine import transaction
+from domain import compute_hardblock_slots
+from domain.reports import Period, PickupRow, UtilisationRow, pickup, released_by_night, utilisation
+
+MAX_REPORT_NIGHTS = 2 * 366  # pickup and utilisation run the calendar over the range
+MAX_REVENUE_NIGHTS = 5 * 366
+REVENUE_KEYS = ("AGENCY", "HOTEL", "ROOM_TYPE", "MONTH")
+
+
+def check_range(start: date, end: date, limit: int) -> None:
+    if end <= start:
+        raise InvalidInput("to", f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
+    if (end - start).days > limit:
+        raise InvalidInput("to", f"a report spans at most {limit} nights")
+
+
+async def _snapshot(session: Any) -> None:
+    """The report's one consistent view (every statement after this sees the same data)."""
+    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+
+
+# --- pickup ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pickup:
+    figures: PickupRow
+    block: models.Hardblock
+
+
+def _block_slots(loaded: LoadedInventory, block: models.Hardblock, terms: Any) -> list[Any]:
+    first, last = max(block.start_date, loaded.start), min(block.end_date, loaded.end)
+    if first >= last:
+        return []
+    snapshot = loaded.snapshot
+    return compute_hardblock_slots(terms, snapshot.events, snapshot.booking_lines, first, last, loaded.now)
+
+
+async def pickup_report(services: Services, caller: Caller, hotel_id: int | None, agency_id: int | None,
+                        start: date, end: date) -> list[Pickup]:
+    """Per hardblock overlapping [start, end) (of the hotel, of the agency: an agent's own always),
+    its room nights blocked, picked up, released unsold and remaining, by hotel then reference."""
+    check_range(start, end, MAX_REPORT_NIGHTS)
+    async with services.sessions() as session:
+        own = await own_agency_id(session, caller)
+        if own is not None:
+            agency_id = own
+        statement = select(models.Hardblock.hotel_id).where(
+            models.Hardblock.start_date < end, models.Hardblock.end_date > start).distinct()
+        if hotel_id is not None:
+            statement = statement.where(models.Hardblock.hotel_id == hotel_id)
+        if agency_id is not None:
+            statement = statement.where(models.Hardblock.agency_id == agency_id)
+        hotels = sorted((await session.execute(statement)).scalars())
+    out: list[Pickup] = []
+    for hotel in hotels:  # one snapshot per hotel, the calendar's
+        loaded = await load_calendar(services.sessions, hotel, start, end, None)
+        snapshot = loaded.snapshot
+        for block, terms in sorted(zip(snapshot.hardblocks, snapshot.hardblock_terms), key=lambda bt: bt[0].reference):
+            if agency_id is not None and block.agency_id != agency_id:
+                continue
+            slots = _block_slots(loaded, block, terms)
+            if slots:
+                out.append(Pickup(pickup(block.id, slots), block))
+    return out
+
+
+# --- utilisation -------------------------------------------------------------------------------
+
+
+async def utilisation_report(services: Services, caller: Caller, hotel_id: int, start: date, end: date,
+                             period: Period) -> tuple[list[UtilisationRow], dict[int, models.RoomType]]:
+    """Staff only: per room type and period, the calendar's numbers over the nights, from one
+    snapshot. Every period is a row, zeros included."""
+    if not caller.is_staff:
+        raise Forbidden("utilisation is the wholesaler's own position: staff only")
+    check_range(start, end, MAX_REPORT_NIGHTS)
+    loaded = await load_calendar(services.sessions, hotel_id, start, end, None)
+    snapshot = loaded.snapshot
+    released = released_by_night(
+        (block.room_type_id, slot)
+        for block, terms in zip(snapshot.hardblocks, snapshot.hardblock_terms)
+        for slot in _block_slots(loaded, block, terms))
+    return (utilisation(loaded.rows, released, start, end, period),
+            {rt.id: rt for rt in snapshot.room_types})  # type: ignore[misc]
+
+
+# --- revenue -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueRow:
+    key: str  # the agency, hotel or room type code, or YYYY-MM
+    label: str
+    currency: str
+    bookings: int
+    room_nights: int
+    revenue: Decimal
+    cost: Decimal | None  # staff only; None also when some nights have no frozen net
+    cancellations: int
+    cancelled_room_nights: int
+
+    @property
+    def margin(self) -> Decimal | None:
+        return None if self.cost is None else self.revenue - self.cost
+
+    @property
+    def average_daily_rate(self) -> Decimal | None:
+        """Revenue per room night sold."""
+        if not self.room_nights:
+            return None
+        return (self.revenue / self.room_nights).quantize(Decimal("0.01"))
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        margin = self.margin
+        return None if margin is None or not self.revenue else (margin * 100 / self.revenue).quantize(Decimal("0.01"))
+
+
+async def revenue_report(services: Services, caller: Caller, start: date, end: date, group_by: str,
+                         hotel_id: int | None) -> list[RevenueRow]:
+    """Confirmed sales by stay night over [start, end) per key (agents: their own agency's, sell
+    only), with every key that could have sales as a row, zeros included."""
+    if group_by not in REVENUE_KEYS:
+        raise InvalidInput("groupBy", f"groupBy must be one of {', '.join(REVENUE_KEYS)}")
+    check_range(start, end, MAX_REVENUE_NIGHTS)
+    async with transaction(services.sessions) as session:
+        await _snapshot(session)
+        own = await own_agency_id(session, caller)
+        # own == 0: an agent whose agency is not registered; nothing is theirs
+        figures = [] if own == 0 else await reports.revenue(session, group_by, start, end, hotel_id=hotel_id,
+                                                            agency_id=own)
+        keys = await _keys(session, group_by, start, end, hotel_id, own)
+        currency = await _usual_currency(session, hotel_id, figures)
+    by_key = {(f.key, f.currency): f for f in figures}
+    rows = []
+    for key, (code, label) in keys.items():
+        found = [f for (k, _), f in by_key.items() if k == key] or [None]
+        for f in found:
+            cost = None if f is None or not caller.is_staff else f.cost
+            rows.append(RevenueRow(
+                key=code, label=label, currency=f.currency if f else currency, bookings=f.bookings if f else 0,
+                room_nights=f.room_nights if f else 0, revenue=f.revenue if f else Decimal(0),
+                cost=(Decimal(0) if f is None and caller.is_staff else cost),
+                cancellations=f.cancellations if f else 0,
+                cancelled_room_nights=f.cancelled_room_nights if f else 0))
+    return rows
+
+
+async def _keys(session: Any, group_by: str, start: date, end: date, hotel_id: int | None,
+                own: int | None) -> dict[Any, tuple[str, str]]:
+    """Every key the report has a row for, in order, with its code and name."""
+    if group_by == "MONTH":
+        months = {}
+        month = start.replace(day=1)
+        while month < end:
+            months[month] = (month.strftime("%Y-%m"), month.strftime("%B %Y"))
+            month = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return months
+    if group_by == "AGENCY":
+        statement = select(models.Agency.id, models.Agency.code, models.Agency.name).order_by(models.Agency.code)
+        if own is not None:
+            statement = statement.where(models.Agency.id == own)
+    elif group_by == "HOTEL":
+        statement = select(models.Hotel.id, models.Hotel.code, models.Hotel.name).order_by(models.Hotel.code)
+        if hotel_id is not None:
+            statement = statement.where(models.Hotel.id == hotel_id)
+    else:
+        hotel = models.Hotel
+        statement = (select(models.RoomType.id, func.concat(hotel.code, "/", models.RoomType.code),
+                            models.RoomType.name).join(hotel, hotel.id == models.RoomType.hotel_id)
+                     .order_by(hotel.code, models.RoomType.code))
+        if hotel_id is not None:
+            statement = statement.where(models.RoomType.hotel_id == hotel_id)
+    return {pk: (code, name) for pk, code, name in (await session.execute(statement)).all()}
+
+
+async def _usual_currency(session: Any, hotel_id: int | None, figures: list[reports.RevenueFigures]) -> str:
+    """The currency of a row with no sales: the report's most used, else the contracts'."""
+    if figures:
+        counts: dict[str, int] = {}
+        for f in figures:
+            counts[f.currency] = counts.get(f.currency, 0) + f.room_nights
+        return max(counts, key=lambda c: counts[c])
+    statement = select(models.Contract.currency).group_by(models.Contract.currency).order_by(
+        func.count().desc()).limit(1)
+    if hotel_id is not None:
+        statement = statement.where(models.Contract.hotel_id == hotel_id)
+    return (await session.execute(statement)).scalar_one_or_none() or "EUR"
+
+
+# --- booking lines (CSV) ---------------------------------------------------------------------
+
+
+async def booking_lines(services: Services, caller: Caller, start: date, end: date, hotel_id: int | None,
+                        *, chunk: int = 2000) -> AsyncIterator[dict[str, Any]]:
+    """Every booking with nights in [start, end) (agents: their own agency's, without net), one
+    snapshot, streamed in chunks from a server-side cursor: memory stays flat whatever the count."""
+    check_range(start, end, MAX_REVENUE_NIGHTS)
+    async with transaction(services.sessions) as session:
+        await _snapshot(session)
+        own = await own_agency_id(session, caller)
+        if own == 0:
+            return
+        stream = await session.stream(reports.BOOKING_LINES.execution_options(yield_per=chunk),
+                                      {"from": start, "to": end, "hotel_id": hotel_id, "agency_id": own})
+        async for row in stream.mappings():
+            line = dict(row)
+            if own is not None:
+                line.pop("net_amount")
+            yield line
