@@ -52,6 +52,7 @@ from app.services.jobs import (
     run_alert_job,
     run_expiry_sweeper,
     run_mail_dispatcher,
+    run_night_audit_job,
     run_release_job,
     run_webhook_dispatcher,
     supplier_jobs,
@@ -470,12 +471,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.app_env != "test":  # a test process builds many apps; it keeps its own GC
             _tune_gc()
         # The background writers: the outbox relay, the expiry sweeper, the hardblock release job,
-        # and the partner notifications' dispatchers and alert job. Tests run them themselves (a background writer would make them nondeterministic).
+        # the partner notifications' dispatchers and alert job, and the night audit. Tests run them themselves (a background writer would make them nondeterministic).
         jobs = [] if settings.app_env == "test" else [
             asyncio.create_task(services.relay.run()),
             *(asyncio.create_task(job(services)) for job in (run_expiry_sweeper, run_release_job,
                                                               run_webhook_dispatcher, run_mail_dispatcher,
-                                                              run_alert_job)),
+                                                              run_alert_job, run_night_audit_job)),
             *(asyncio.create_task(job) for job in supplier_jobs(services)),
         ]
         try:

@@ -8,7 +8,7 @@ opposite orders, under `SET LOCAL lock_timeout` so a stuck holder becomes a retr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -22,6 +22,7 @@ ROOM_TYPE_KEYSPACE = 1
 CONTRACT_KEYSPACE = 2  # by the supplier's contract id (a hash of it): creating one is then an upsert
 SUPPLIER_KEYSPACE = 3  # a supplier's sync run: session-scoped, held for the whole run
 RATE_PLAN_KEYSPACE = 4  # by hotel: its plan saves, one at a time (no two plans for the same agencies)
+NIGHT_AUDIT_KEYSPACE = 5  # by (hotel, business date): one worker closes a day, the others wait and read it
 
 
 def supplier_lock_key(supplier_id: int) -> int:
@@ -98,6 +99,21 @@ async def lock_rate_plans(session: AsyncSession, hotel_id: int, timeout_ms: int)
     except DBAPIError as error:
         if is_lock_timeout(error):
             raise LockTimeout([], "timed out waiting for another save of this hotel's rate plans") from error
+        raise
+
+
+def night_audit_lock_key(hotel_id: int, business_date: date) -> int:
+    return (((hotel_id << 20) | business_date.toordinal()) << 8) | NIGHT_AUDIT_KEYSPACE
+
+
+async def lock_night_audit(session: AsyncSession, hotel_id: int, business_date: date, timeout_ms: int) -> None:
+    """The (hotel, business date) audit lock, for the transaction: its audits one at a time."""
+    try:
+        await session.execute(_LOCK, {"timeout": str(int(timeout_ms)),
+                                      "keys": [night_audit_lock_key(hotel_id, business_date)]})
+    except DBAPIError as error:
+        if is_lock_timeout(error):
+            raise LockTimeout([], f"timed out waiting for another night audit of {business_date.isoformat()}") from error
         raise
 
 

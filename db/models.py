@@ -460,6 +460,33 @@ class AuditEntry(SQLModel, table=True):
     request_id: str | None = Field(default=None, sa_column=Column(String(64)))
 
 
+class NightAudit(SQLModel, table=True):
+    """One hotel's business day, closed once: its figures and every inconsistency found. Immutable
+    (a trigger refuses UPDATE, DELETE and TRUNCATE)."""
+
+    __tablename__ = "night_audit"
+    __table_args__ = (
+        UniqueConstraint("hotel_id", "business_date", name="uq_night_audit_hotel_date"),
+        CheckConstraint("revenue_currency ~ '^[A-Z]{3}$'", name="currency_iso"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    hotel_id: int = _fk("hotel.id")
+    business_date: date = _date()
+    closed_at: datetime = _created_at()
+    room_nights_sold: int = Field(sa_column=Column(Integer, nullable=False))
+    revenue_amount: Decimal = _priced_money()
+    revenue_currency: str = _currency()
+    arrivals: int = Field(sa_column=Column(Integer, nullable=False))
+    departures: int = Field(sa_column=Column(Integer, nullable=False))
+    holds_expired: int = Field(sa_column=Column(Integer, nullable=False))
+    overcommitted_cells: int = Field(sa_column=Column(Integer, nullable=False))
+    # [{"kind", "roomTypeId" (or null), "date" (ISO, or null), "detail"}]
+    discrepancies: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")))
+    created_by: str = Field(sa_column=Column(String(128), nullable=False))
+
+
 class Supplier(SQLModel, table=True):
     """An upstream source of contracts: pulled over HTTP or read from a drop folder, and allowed to
     push signed webhooks. Its secrets are write-only: nothing returns or logs them."""

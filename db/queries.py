@@ -20,6 +20,7 @@ from db.models import (
     Hardblock,
     HardblockAmendment,
     Hotel,
+    NightAudit,
     RatePlan,
     RoomType,
     SaleOrder,
@@ -107,5 +108,5 @@ BY_ID = {
     model.__tablename__: _by_id(model)  # type: ignore[attr-defined]
     for model in (Agency, Hotel, RoomType, Booking, BookingGroup, SaleOrder, Hardblock, HardblockAmendment,
                   AllotmentEvent, Contract, AuditEntry, Supplier, SyncRun, RatePlan, WebhookEndpoint,
-                  WebhookDelivery)
+                  WebhookDelivery, NightAudit)
 }

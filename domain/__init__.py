@@ -61,6 +61,7 @@ from domain.money import (
 )
 from domain.nights import (
     DEFAULT_TIME_ZONE,
+    audit_due_dates,
     check_range,
     check_time_zone,
     hotel_today,
@@ -216,6 +217,7 @@ __all__ = [
     "confirm_status",
     "counts",
     "diff_slots",
+    "audit_due_dates",
     "effective_released_nights",
     "effective_status",
     "extension",

@@ -117,3 +117,19 @@ def hotel_today(now: datetime, tz: str = DEFAULT_TIME_ZONE) -> date:
     # previous date again for a while; the day has begun all the same.
     following = day + timedelta(days=1)
     return following if local_midnight(following, tz) <= now else day
+
+
+def audit_due_dates(now: datetime, tz: str, close_hour: int, last_closed: date | None,
+                    first_activity: date | None, max_days: int) -> list[date]:
+    """The hotel's business dates a night audit should close now, oldest first: from the day after
+    the last one closed (none yet: the first day anything happened), never more than `max_days`
+    back, to yesterday once the hotel-local clock has passed `close_hour` (before it, the day
+    before yesterday). A missed day is thus caught up after downtime."""
+    today = hotel_today(now, tz)
+    passed = now.astimezone(zone_info(tz)).hour >= close_hour
+    latest = today - timedelta(days=1 if passed else 2)
+    start = first_activity if last_closed is None else last_closed + timedelta(days=1)
+    if start is None:
+        return []
+    start = max(start, today - timedelta(days=max_days))
+    return list(nights(start, max(start, latest + timedelta(days=1))))

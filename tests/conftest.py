@@ -25,7 +25,7 @@ TABLES = (
     "audit_log, idempotency_key, sale_order, booking, booking_group, allotment_event, "
     "hardblock_night_release, hardblock_amendment, hardblock, contract, inventory_version, "
     "room_type, hotel, agency, status_transform_config, supplier_file, inbound_webhook, sync_run, supplier, outbox, rate_plan, "
-    "partner_event, webhook_endpoint, webhook_delivery, webhook_attempt, email_message, release_alert, hold_expiry_notice"
+    "partner_event, webhook_endpoint, webhook_delivery, webhook_attempt, email_message, release_alert, hold_expiry_notice, night_audit"
 )
 
 
@@ -72,14 +72,16 @@ def sessions(engine: Any) -> Any:
 
 @pytest.fixture
 async def db(engine: Any) -> AsyncIterator[None]:
-    """Empty tables for this test. The audit log refuses TRUNCATE; the test database's owner lifts
-    that guard for this one statement, in this one transaction."""
+    """Empty tables for this test. The audit log and the night audits refuse TRUNCATE; the test database's
+    owner lifts those guards for this one statement, in this one transaction."""
     for attempt in range(5):
         try:
             async with engine.begin() as connection:
-                await connection.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_truncate")
+                for table in ("audit_log", "night_audit"):
+                    await connection.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER {table}_no_truncate")
                 await connection.exec_driver_sql(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-                await connection.exec_driver_sql("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_truncate")
+                for table in ("audit_log", "night_audit"):
+                    await connection.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER {table}_no_truncate")
             break
         except DBAPIError as error:
             # A production-mode app's background jobs (test_hardening) may be reading these tables:

@@ -52,6 +52,7 @@ class Loaders:
         self.allotment_event = _loader(sessions, by_id["allotment_event"])
         self.contract = _loader(sessions, by_id["contract"])
         self.audit_entry = _loader(sessions, by_id["audit_log"])
+        self.night_audit = _loader(sessions, by_id["night_audit"])
         self.supplier = _loader(sessions, by_id["supplier"])
         self.sync_run = _loader(sessions, by_id["sync_run"])
         self.rate_plan = _loader(sessions, by_id["rate_plan"])

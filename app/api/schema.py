@@ -19,6 +19,7 @@ from strawberry.tools import merge_types
 from strawberry.types.graphql import OperationType
 
 from app.api.audit import AuditQuery
+from app.api.audit_reports import AuditReportMutation, AuditReportQuery
 from app.api.bookings import BookingMutation, BookingQuery
 from app.api.catalog import CatalogMutation, CatalogQuery, Viewer, viewer
 from app.api.context import Context
@@ -60,9 +61,9 @@ class CoreQuery:
 
 
 Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery, SupplyQuery,
-                             PricingQuery, NotifyQuery, ReportQuery))
+                             PricingQuery, NotifyQuery, ReportQuery, AuditReportQuery))
 Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation, HardblockMutation,
-                                    SupplyMutation, PricingMutation, NotifyMutation))
+                                    SupplyMutation, PricingMutation, NotifyMutation, AuditReportMutation))
 Subscription = merge_types("Subscription", (CoreSubscription, SupplySubscription))
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from app.services.bookings import sweep_expired_holds
 from app.services.context import Services
 from app.services.hardblocks import record_releases
+from app.services.night_audit import catch_up
 from app.services.notify.alerts import announce_expiring_holds, announce_releases
 from app.services.notify.deliveries import deliver_due, new_client
 from app.services.notify.events import fan_out
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 5.0
 RELEASE_JOB_INTERVAL_S = 60.0
 ALERT_JOB_INTERVAL_S = 30.0
+NIGHT_AUDIT_INTERVAL_S = 300.0
 
 
 async def _forever(what: str, step: Callable[[], Awaitable[bool]], interval_s: float) -> None:
@@ -79,6 +81,15 @@ async def run_alert_job(services: Services, interval_s: float = ALERT_JOB_INTERV
         return False
 
     await _forever("notification alert job", step, interval_s)
+
+
+async def run_night_audit_job(services: Services, interval_s: float = NIGHT_AUDIT_INTERVAL_S) -> None:
+    """Close every hotel's business days that are due (NIGHT_AUDIT_HOUR), catching up missed ones."""
+    async def step() -> bool:
+        await catch_up(services)
+        return False
+
+    await _forever("night audit job", step, interval_s)
 
 
 def supplier_jobs(services: Services) -> list[Coroutine[Any, Any, None]]:
