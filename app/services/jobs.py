@@ -58,8 +58,10 @@ async def run_webhook_dispatcher(services: Services, interval_s: float | None = 
     """Fan committed partner events out, then send the deliveries that are due."""
     async with new_client(services) as client:
         async def step() -> bool:
-            fanned = await fan_out(services, limit=batch)
+            # Deliver first: under a backlog, fanning out only what the senders keep up with keeps
+            # the number of pending deliveries from growing endpoint-fold.
             sent = await deliver_due(services, client, limit=batch)
+            fanned = await fan_out(services, limit=batch) if sent < batch else 0
             return fanned >= batch or sent >= batch
 
         await _forever("webhook dispatch", step, interval_s or services.settings.notify_interval_s)

@@ -75,12 +75,16 @@ class Outcome:
 
 
 def new_client(services: Services) -> httpx.AsyncClient:
+    # Connections kept per receiver host, so a steady stream of deliveries reuses them.
+    limits = httpx.Limits(max_connections=CONCURRENCY * 5, max_keepalive_connections=CONCURRENCY * 5,
+                          keepalive_expiry=30)
     return httpx.AsyncClient(timeout=services.settings.webhook_timeout_s, follow_redirects=False, trust_env=False,
-                             headers={"user-agent": USER_AGENT, "content-type": "application/json"})
+                             limits=limits, headers={"user-agent": USER_AGENT, "content-type": "application/json"})
 
 
 async def deliver_due(services: Services, client: httpx.AsyncClient, *, limit: int = 100) -> int:
-    """Claim up to `limit` due deliveries, send them, record what happened; returns how many."""
+    """Claim up to `limit` due deliveries, send them concurrently, record what happened (one
+    transaction for the batch); returns how many."""
     lease_s = services.settings.webhook_timeout_s + 20
     async with transaction(services.sessions) as session:
         claimed = list((await session.execute(_CLAIM, {"lease_s": lease_s, "limit": limit})).mappings())
@@ -88,12 +92,12 @@ async def deliver_due(services: Services, client: httpx.AsyncClient, *, limit: i
         return 0
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(row: Any) -> tuple[Any, Outcome]:
+    async def one(row: Any) -> Outcome:
         async with gate:
-            return row, await send(services, client, row)
+            return await send(services, client, row)
 
-    for row, outcome in await asyncio.gather(*(one(row) for row in claimed)):
-        await record(services, row, outcome)
+    outcomes = await asyncio.gather(*(one(row) for row in claimed))
+    await record(services, claimed, outcomes)
     return len(claimed)
 
 
@@ -155,34 +159,54 @@ def next_delay(attempts: int, asked: timedelta | None, rnd: random.Random | None
     return max(base, asked) if asked is not None else base
 
 
-async def record(services: Services, row: Any, outcome: Outcome) -> None:
-    """The attempt, the delivery's new state, and the endpoint's health, in one transaction."""
+_ATTEMPTS = text("""
+INSERT INTO webhook_attempt (delivery_id, status_code, error, duration_ms)
+SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:codes AS integer[]), CAST(:errors AS varchar[]),
+                     CAST(:ms AS integer[]))
+""")
+_OUTCOMES = text("""
+UPDATE webhook_delivery AS d
+SET status = x.status, lease_until = NULL, last_status_code = x.code, last_error = x.error,
+    delivered_at = CASE WHEN x.status = 'DELIVERED' THEN now() ELSE d.delivered_at END,
+    next_attempt_at = CASE WHEN x.status = 'FAILED' THEN now() + make_interval(secs => x.delay) ELSE d.next_attempt_at END
+FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS varchar[]), CAST(:codes AS integer[]),
+            CAST(:errors AS varchar[]), CAST(:delays AS double precision[])) AS x(id, status, code, error, delay)
+WHERE d.id = x.id
+""")
+# An endpoint that answered once in the batch is alive; one that only failed starts (or goes on)
+# failing. Rows are touched only when that changes something.
+_HEALTHY = text("UPDATE webhook_endpoint SET failing_since = NULL "
+                "WHERE id = ANY(CAST(:ids AS integer[])) AND failing_since IS NOT NULL")
+_FAILING = text("UPDATE webhook_endpoint SET failing_since = coalesce(failing_since, now()) "
+                "WHERE id = ANY(CAST(:ids AS integer[])) RETURNING id, failing_since, now() AS now")
+
+
+async def record(services: Services, rows: list[Any], outcomes: list[Outcome]) -> None:
+    """The attempts, the deliveries' new states and the endpoints' health, in one transaction."""
+    statuses, delays = [], []
+    for row, outcome in zip(rows, outcomes):
+        delay = None if outcome.delivered or outcome.gone else next_delay(row["attempts"], outcome.retry_after)
+        statuses.append("DELIVERED" if outcome.delivered else "FAILED" if delay is not None else "GAVE_UP")
+        delays.append((delay or timedelta(0)).total_seconds())
+    ids = [row["id"] for row in rows]
+    codes = [o.status_code for o in outcomes]
+    errors = [o.error for o in outcomes]
+    healthy = {row["endpoint_id"] for row, o in zip(rows, outcomes) if o.delivered}
+    failing = {row["endpoint_id"] for row, o in zip(rows, outcomes) if not o.delivered} - healthy
+    gone = {row["endpoint_id"] for row, o in zip(rows, outcomes) if o.gone}
     async with transaction(services.sessions) as session:
-        params = {"id": row["id"], "code": outcome.status_code, "error": outcome.error,
-                  "ms": outcome.duration_ms, "endpoint": row["endpoint_id"]}
-        await session.execute(text(
-            "INSERT INTO webhook_attempt (delivery_id, status_code, error, duration_ms) "
-            "VALUES (:id, :code, :error, :ms)"), params)
-        if outcome.delivered:
-            await session.execute(text(
-                "UPDATE webhook_delivery SET status = 'DELIVERED', delivered_at = now(), lease_until = NULL, "
-                "last_status_code = :code, last_error = NULL WHERE id = :id"), params)
-            await session.execute(text("UPDATE webhook_endpoint SET failing_since = NULL WHERE id = :endpoint"),
-                                  params)
-            return
-        delay = None if outcome.gone else next_delay(row["attempts"], outcome.retry_after)
-        await session.execute(text(
-            "UPDATE webhook_delivery SET status = :status, lease_until = NULL, last_status_code = :code, "
-            "last_error = :error, next_attempt_at = now() + make_interval(secs => :delay) WHERE id = :id"),
-            {**params, "status": "FAILED" if delay is not None else "GAVE_UP",
-             "delay": (delay or timedelta(0)).total_seconds()})
-        failing_since = (await session.execute(text(
-            "UPDATE webhook_endpoint SET failing_since = coalesce(failing_since, now()) WHERE id = :endpoint "
-            "RETURNING failing_since, now() AS now"), params)).one()
-        if outcome.gone:
-            await disable(session, row["endpoint_id"], "the receiver answered 410 Gone")
-        elif failing_since.now - failing_since.failing_since >= FAILING_LIMIT:
-            await disable(session, row["endpoint_id"], f"every delivery failed for {FAILING_LIMIT.days} days")
+        await session.execute(_ATTEMPTS, {"ids": ids, "codes": codes, "errors": errors,
+                                          "ms": [o.duration_ms for o in outcomes]})
+        await session.execute(_OUTCOMES, {"ids": ids, "statuses": statuses, "codes": codes, "errors": errors,
+                                          "delays": delays})
+        if healthy:
+            await session.execute(_HEALTHY, {"ids": sorted(healthy)})
+        for endpoint_id in sorted(gone):
+            await disable(session, endpoint_id, "the receiver answered 410 Gone")
+        if failing:
+            for endpoint in (await session.execute(_FAILING, {"ids": sorted(failing)})).all():
+                if endpoint.now - endpoint.failing_since >= FAILING_LIMIT:
+                    await disable(session, endpoint.id, f"every delivery failed for {FAILING_LIMIT.days} days")
 
 
 async def disable(session: Any, endpoint_id: int, reason: str) -> None:

@@ -46,41 +46,51 @@ def node_id(type_name: str, pk: int) -> str:
     return str(GlobalID(type_name, str(pk)))
 
 
-def webhook_id(event_id: int, endpoint_id: int) -> str:
-    """Stable per event and endpoint: the receiver's dedupe key, across retries and replays."""
-    return f"msg_{event_id}_{endpoint_id}"
-
-
 def body(event_type: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
     """Standard Webhooks' envelope."""
     return {"type": event_type, "timestamp": at.isoformat(), "data": data}
 
 
+# webhook_id: stable per event and endpoint, the receiver's dedupe key across retries and replays.
+_DELIVERIES = text("""
+INSERT INTO webhook_delivery (event_id, endpoint_id, webhook_id, event_type, payload)
+SELECT x.event_id, x.endpoint_id, 'msg_' || x.event_id || '_' || x.endpoint_id, x.event_type, CAST(x.payload AS jsonb)
+FROM unnest(CAST(:event_ids AS bigint[]), CAST(:endpoint_ids AS integer[]), CAST(:types AS varchar[]),
+            CAST(:payloads AS text[])) AS x(event_id, endpoint_id, event_type, payload)
+ON CONFLICT DO NOTHING
+""")
+_FANNED_OUT = text("""
+UPDATE partner_event AS e SET fanned_out_at = now(), payload = coalesce(e.payload, CAST(x.payload AS jsonb))
+FROM unnest(CAST(:ids AS bigint[]), CAST(:payloads AS text[])) AS x(id, payload) WHERE e.id = x.id
+""")
+
+
 async def fan_out(services: Services, *, limit: int = 200) -> int:
     """Turn up to `limit` committed, not yet fanned-out events into deliveries and emails; returns
-    how many events were handled."""
+    how many events were handled. Set-based: whatever the batch, a handful of statements."""
     async with transaction(services.sessions) as session:
         events = [models.PartnerEvent(**row._mapping) for row in await session.execute(_CLAIM, {"limit": limit})]
         if not events:
             return 0
-        facts = await _Facts.read(session, events)
         endpoints = list((await session.execute(
             select(models.WebhookEndpoint).where(models.WebhookEndpoint.enabled))).scalars())
-        for event, data in _payloads(events, facts):
-            assert event.id is not None
+        listeners = {event.id: [e for e in endpoints if _wants(e, event)] for event in events}
+        facts = await _Facts.read(session, [e for e in events if listeners[e.id] or e.type in EMAIL_KINDS])
+        deliveries: dict[str, list[Any]] = {"event_ids": [], "endpoint_ids": [], "types": [], "payloads": []}
+        stored: dict[str, list[Any]] = {"ids": [], "payloads": []}
+        for event, data in _payloads(events, facts, listeners):
+            text_data = None if data is None else orjson.dumps(data).decode()
             if data is not None:
-                envelope = body(event.type, event.created_at, data)
-                for endpoint in endpoints:
-                    if _wants(endpoint, event):
-                        assert endpoint.id is not None
-                        session.add(models.WebhookDelivery(
-                            event_id=event.id, endpoint_id=endpoint.id, webhook_id=webhook_id(event.id, endpoint.id),
-                            event_type=event.type, payload=envelope))
+                envelope = orjson.dumps(body(event.type, event.created_at, data)).decode()
+                for endpoint in listeners[event.id]:
+                    for name, value in zip(deliveries, (event.id, endpoint.id, event.type, envelope)):
+                        deliveries[name].append(value)
                 await _email(session, event, data, facts)
-            # What was sent, kept with the event (a coalesced event keeps its own payload).
-            await session.execute(text(
-                "UPDATE partner_event SET fanned_out_at = now(), payload = coalesce(payload, CAST(:p AS jsonb)) "
-                "WHERE id = :id"), {"id": event.id, "p": None if data is None else orjson.dumps(data).decode()})
+            stored["ids"].append(event.id)
+            stored["payloads"].append(text_data)  # what was sent, kept with the event
+        if deliveries["event_ids"]:
+            await session.execute(_DELIVERIES, deliveries)
+        await session.execute(_FANNED_OUT, stored)
     return len(events)
 
 
@@ -144,14 +154,17 @@ def _money(amount: Any, currency: str) -> dict[str, str]:
     return {"amount": str(amount), "currency": currency}
 
 
-def _payloads(events: Sequence[models.PartnerEvent], facts: _Facts
+def _payloads(events: Sequence[models.PartnerEvent], facts: _Facts, listeners: dict[Any, list[Any]]
               ) -> list[tuple[models.PartnerEvent, dict[str, Any] | None]]:
-    """Each event with its `data` (None: nothing to tell, e.g. an entity deleted meanwhile).
-    availability.changed events of one hotel in the batch are coalesced into the first."""
+    """Each event with its `data` (None: nothing to tell: nobody listens and it has no email, or
+    its entity is gone). availability.changed events of one hotel in the batch are coalesced into
+    the first."""
     out: list[tuple[models.PartnerEvent, dict[str, Any] | None]] = []
     availability: dict[int, tuple[models.PartnerEvent, dict[str, Any]]] = {}
     for event in events:
-        if event.type == "availability.changed":
+        if not listeners[event.id] and event.type not in EMAIL_KINDS:
+            out.append((event, None))
+        elif event.type == "availability.changed":
             data = dict(event.payload or {})
             first = availability.get(event.hotel_id or 0)
             if first is None:
