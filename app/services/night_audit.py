@@ -1,10 +1,10 @@
 """The night audit: closes a hotel's business day once, with its figures and every inconsistency
 found between the books and what they should say.
 
-A run takes the (hotel, date) advisory lock in its write transaction, so concurrent runs (every
-worker's job, an operator's `runNightAudit`) wait for the first and then return its row; the
-unique (hotel_id, business_date) backs that. The figures and checks are read in one REPEATABLE
-READ snapshot of their own, opened after the lock, so they agree with each other to the room.
+The figures and checks are read in one REPEATABLE READ snapshot of their own, so they agree with
+each other to the room. Then the write takes the (hotel, date) advisory lock, so concurrent runs
+(every worker's job, an operator's `runNightAudit`) write one row between them and the others
+return it; the unique (hotel_id, business_date) backs that.
 """
 
 from __future__ import annotations
