@@ -20,7 +20,7 @@ from tests.api.test_calendar import START
 from tests.api.test_catalog import UPSERT_CONTRACT, contract_input
 from tests.api.test_hardblocks import CREATE_BLOCK
 from tests.api.test_night_audit import RUN
-from tests.api.test_reports import REVENUE
+from tests.api.test_reports import PICKUP, REVENUE, UTILISATION
 from tests.support import LiveServer, data, token
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -104,6 +104,9 @@ async def test_the_dashboard_draws_the_reports_in_a_real_browser(gql, settings):
     expected = data(await gql(REVENUE, {"from": first.isoformat(), "to": end.isoformat(), "by": "AGENCY",
                                         "hotel": hotel["id"]}))["revenueReport"]
     assert {r["key"] for r in expected} == {"SUNTRAVEL", "BLUEWAVE"}
+    window = {"from": first.isoformat(), "to": end.isoformat(), "hotel": hotel["id"]}
+    pickup = data(await gql(PICKUP, window))["pickupReport"]
+    utilisation = data(await gql(UTILISATION, {**window, "by": "MONTH"}))["utilisationReport"]
     with LiveServer(settings) as live, tempfile.TemporaryDirectory() as tmp:
         admin = token("admin")
         url = f"{live.http_url}/dashboard?hotel=LIS#token={quote(admin)}"
@@ -117,7 +120,16 @@ async def test_the_dashboard_draws_the_reports_in_a_real_browser(gql, settings):
     assert 'data-state="ready"' in dom, re.search(r'<div id="status"[^>]*>(.*?)</div>', dom, flags=re.DOTALL)
     # four charts at least (utilisation, pickup, revenue by agency and by month), with bars
     assert dom.count('<svg class="chart"') >= 4
-    assert len(re.findall(r"<rect class=\"s\d\" data-series=", dom)) >= 2 * 6 * 2 + 2
+    bars = re.findall(r'<rect class="s\d" data-series="([^"]+)" data-value="([^"]+)"', dom)
+    assert len(bars) >= 2 * 6 * 2 + 2
+
+    def total(series: str) -> float:
+        return sum(float(value) for name, value in bars if name == series)
+
+    assert total("Blocked") == sum(r["roomNightsBlocked"] for r in pickup) > 0
+    assert total("Picked up") == sum(r["roomNightsPickedUp"] for r in pickup) > 0
+    assert total("Sold") == sum(r["sold"] for r in utilisation) > 0
+    assert total("Allotment") == sum(r["allotment"] for r in utilisation)
     shown = {m["key"]: (m["amount"], m["currency"], m["text"]) for m in re.finditer(
         r'data-test="revenue-agency" data-key="(?P<key>[^"]+)" data-amount="(?P<amount>[^"]+)" '
         r'data-currency="(?P<currency>[^"]+)">(?P<text>[^<]+)<', dom)}
