@@ -43,6 +43,7 @@ from app.api.schema import build_schema
 from app.api.subscriptions import SharedData
 from app.auth import AuthenticationError, FirebaseVerifier, UserLookupFailed
 from app.broadcast import Broadcast
+from app.dashboard import dashboard
 from app.graphql_http import GRAPHQL_RESPONSE_JSON, is_request_error, request_error_status, response_media_type
 from app.limits import RequestBodyLimit
 from app.persisted_queries import PersistedQueries, PersistedQueryError, load_registry
@@ -507,6 +508,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/health/ready", ready),
             Route("/webhooks/suppliers/{code}", supplier_webhook, methods=["POST"]),
             Route("/reports/{name}.csv", report_csv, methods=["GET"]),
+            Route("/dashboard", dashboard, methods=["GET"]),
         ]
     )
     return app
