@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import logging
 import os
@@ -201,6 +202,39 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_notify(args: argparse.Namespace) -> int:
+    """The webhook and email dispatchers alone, until interrupted: for deployments that keep them
+    out of the web workers (NOTIFY_IN_WORKERS=0). Any number may run, anywhere."""
+    settings = get_settings()
+    url = database_url(settings)
+
+    async def run() -> None:
+        from app.services.changes import OutboxRelay
+        from app.services.context import Services, raw_pool
+        from app.services.jobs import run_mail_dispatcher, run_webhook_dispatcher
+        from db.engine import create_engine, session_factory
+
+        configured = settings.model_copy(update={"database_url": url})
+        engine = create_engine(url, pool_size=4)
+        sessions = session_factory(engine)
+
+        async def nobody_listens(channel: str, message: str) -> None:
+            """Dispatchers publish nothing to subscribers."""
+
+        services = Services(configured, sessions, OutboxRelay(sessions, nobody_listens), raw_pool(configured))
+        try:
+            await asyncio.gather(*(run_webhook_dispatcher(services) for _ in range(args.dispatchers)),
+                                 run_mail_dispatcher(services))
+        finally:
+            await services.raw.close()
+            await engine.dispose()
+
+    print(f"staysync notify: {args.dispatchers} webhook dispatcher(s) and the email dispatcher running", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -261,6 +295,15 @@ def parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("supplier", metavar="CODE", help="the supplier's code")
     sync.set_defaults(run=cmd_sync)
+
+    notify = commands.add_parser(
+        "notify", help="run the webhook and email dispatchers (outside the web workers)",
+        description="Send partner webhooks and emails until interrupted, sharing the work with any other "
+        "dispatcher (SKIP LOCKED and leases). For NOTIFY_IN_WORKERS=0 deployments.",
+    )
+    notify.add_argument("--dispatchers", type=_positive_int, default=2, metavar="N",
+                        help="webhook dispatchers in this process (default: 2)")
+    notify.set_defaults(run=cmd_notify)
 
     sim = commands.add_parser(
         "supplier-sim", help="serve a fake supplier feed (/hotels, /contracts) for local syncs",

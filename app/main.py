@@ -475,9 +475,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # the partner notifications' dispatchers and alert job, and the night audit. Tests run them themselves (a background writer would make them nondeterministic).
         jobs = [] if settings.app_env == "test" else [
             asyncio.create_task(services.relay.run()),
-            *(asyncio.create_task(job(services)) for job in (run_expiry_sweeper, run_release_job,
-                                                              run_webhook_dispatcher, run_mail_dispatcher,
-                                                              run_alert_job, run_night_audit_job)),
+            *(asyncio.create_task(job(services)) for job in (run_expiry_sweeper, run_release_job, run_alert_job,
+                                                              run_night_audit_job)),
+            *(asyncio.create_task(job(services)) for job in (run_webhook_dispatcher, run_mail_dispatcher)
+              if settings.notify_in_workers),
             *(asyncio.create_task(job) for job in supplier_jobs(services)),
         ]
         try:

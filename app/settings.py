@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     night_audit_hour: int = Field(default=2, ge=0, le=23)
     # How often each worker's dispatchers look for due deliveries and emails.
     notify_interval_s: float = Field(default=1.0, gt=0)
+    # Run the webhook and email dispatchers in the web workers. Off: run `staysync notify` (one or
+    # more processes, anywhere) instead, so deliveries never take CPU from requests.
+    notify_in_workers: bool = True
 
     firebase_project_id: str = "staysync-local"
     firebase_auth_emulator_host: str | None = None

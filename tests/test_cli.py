@@ -25,7 +25,7 @@ from app.settings import PROJECT_ROOT, Settings
 from tests.support import EMULATOR_HOST, PROJECT_ID
 
 NEVER_FETCHED = "http://127.0.0.1:9/never-fetched"
-COMMANDS = ("serve", "migrate", "seed", "token", "sync", "supplier-sim")
+COMMANDS = ("serve", "migrate", "seed", "token", "sync", "notify", "supplier-sim")
 
 
 def staysync(*args: str) -> subprocess.CompletedProcess[str]:

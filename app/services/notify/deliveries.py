@@ -41,6 +41,7 @@ BACKOFF = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2), ti
 MAX_RETRY_AFTER = timedelta(hours=24)
 FAILING_LIMIT = timedelta(days=3)
 CONCURRENCY = 20
+PER_RECEIVER = 8  # connections kept per receiver
 USER_AGENT = "StaySync-Webhooks/1"
 
 _CLAIM = text("""
@@ -74,15 +75,42 @@ class Outcome:
         return self.status_code == 410
 
 
-def new_client(services: Services) -> httpx.AsyncClient:
-    # Connections kept per receiver host, so a steady stream of deliveries reuses them.
-    limits = httpx.Limits(max_connections=CONCURRENCY * 5, max_keepalive_connections=CONCURRENCY * 5,
-                          keepalive_expiry=30)
-    return httpx.AsyncClient(timeout=services.settings.webhook_timeout_s, follow_redirects=False, trust_env=False,
-                             limits=limits, headers={"user-agent": USER_AGENT, "content-type": "application/json"})
+class Clients:
+    """One httpx client per receiver (scheme, host, port), each with a small pool of kept-alive
+    connections: httpcore looks over every connection of its pool for each request, so one big
+    pool for all receivers costs more CPU than the requests themselves (bench/README.md,
+    `bench.webhooks`)."""
+
+    def __init__(self, services: Services) -> None:
+        self._timeout = services.settings.webhook_timeout_s
+        self._clients: dict[tuple[str, str, int | None], httpx.AsyncClient] = {}
+
+    def for_url(self, url: str) -> httpx.AsyncClient:
+        parts = httpx.URL(url)
+        key = (parts.scheme, parts.host, parts.port)
+        client = self._clients.get(key)
+        if client is None:
+            limits = httpx.Limits(max_connections=PER_RECEIVER, max_keepalive_connections=PER_RECEIVER,
+                                  keepalive_expiry=30)
+            client = self._clients[key] = httpx.AsyncClient(
+                timeout=self._timeout, follow_redirects=False, trust_env=False, limits=limits,
+                headers={"user-agent": USER_AGENT, "content-type": "application/json"})
+        return client
+
+    async def __aenter__(self) -> Clients:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
 
 
-async def deliver_due(services: Services, client: httpx.AsyncClient, *, limit: int = 100) -> int:
+def new_client(services: Services) -> Clients:
+    return Clients(services)
+
+
+async def deliver_due(services: Services, client: Clients, *, limit: int = 100) -> int:
     """Claim up to `limit` due deliveries, send them concurrently, record what happened (one
     transaction for the batch); returns how many."""
     lease_s = services.settings.webhook_timeout_s + 20
@@ -110,7 +138,7 @@ def _signatures(row: Any, body: bytes, now: datetime) -> dict[str, str]:
     return headers
 
 
-async def send(services: Services, client: httpx.AsyncClient, row: Any) -> Outcome:
+async def send(services: Services, client: Clients, row: Any) -> Outcome:
     settings = services.settings
     started = time.perf_counter()
 
@@ -124,7 +152,8 @@ async def send(services: Services, client: httpx.AsyncClient, row: Any) -> Outco
         return Outcome(None, f"refused: the URL {error}", elapsed())
     body = orjson.dumps(row["payload"])
     try:
-        response = await client.post(url, content=body, headers=_signatures(row, body, datetime.now(UTC)))
+        response = await client.for_url(url).post(url, content=body,
+                                                  headers=_signatures(row, body, datetime.now(UTC)))
     except httpx.TimeoutException:
         return Outcome(None, f"timed out after {settings.webhook_timeout_s:g} s", elapsed())
     except httpx.HTTPError as error:
