@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # money imports errors
+    from domain.money import Money
 
 
 class DomainError(Exception):
@@ -82,3 +86,26 @@ class PriceOutOfRange(DomainError):
         super().__init__(f"the price of {night.isoformat()} exceeds {limit} per room and night")
         self.night = night
         self.limit = limit
+
+
+class PaymentRequired(DomainError):
+    """A sale cannot be confirmed before `amount_due` is paid (PREPAY, or a DEPOSIT's deposit)."""
+
+    def __init__(self, amount_due: Money) -> None:
+        super().__init__(f"{_text(amount_due)} must be paid first")
+        self.amount_due = amount_due
+
+
+class CreditLimitExceeded(DomainError):
+    """A credit sale of `amount` would take what the agency owes, `outstanding`, past `limit`."""
+
+    def __init__(self, limit: Money, outstanding: Money, amount: Money) -> None:
+        super().__init__(f"a sale of {_text(amount)} on top of {_text(outstanding)} outstanding exceeds the credit "
+                         f"limit of {_text(limit)}")
+        self.limit = limit
+        self.outstanding = outstanding
+        self.amount = amount
+
+
+def _text(money: Money) -> str:
+    return f"{money.amount} {money.currency}"
