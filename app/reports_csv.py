@@ -20,8 +20,8 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
-from strawberry.relay import GlobalID, GlobalIDValueError
 
+from app.api.ids import decode_id
 from app.auth import AuthenticationError, bearer_token
 from app.services import reports
 from app.services.context import Caller
@@ -50,13 +50,7 @@ def _id(request: Request, name: str, type_name: str, *, required: bool = False) 
         if required:
             raise InvalidInput(name, f"{name} is required")
         return None
-    try:
-        global_id = GlobalID.from_id(value)
-        if global_id.type_name != type_name or not global_id.node_id.isdigit():
-            raise ValueError
-        return int(global_id.node_id)
-    except (ValueError, GlobalIDValueError):
-        raise InvalidInput(name, f"{name} must be the id of a {type_name}, got {value!r}") from None
+    return decode_id(value, type_name, name)
 
 
 def _choice(request: Request, name: str, choices: Iterable[str]) -> str:
