@@ -377,6 +377,12 @@ class Booking(SQLModel, table=True):
         CheckConstraint(_in("status", BOOKING_STATUSES), name="status_known"),
         CheckConstraint("total_amount >= 0", name="total_nonnegative"),
         Index("ix_booking_room_type_stay", "room_type_id", "check_in", "check_out"),
+        # The reports' (migration c3f1a8d5e7b2): revenue's bookings inside the range from the index
+        # alone, and those straddling its edges (`daterange(...) @> ...`) through the GiST.
+        Index("ix_booking_stay_report", "check_in", "check_out",
+              postgresql_include=["status", "hotel_id", "agency_id", "room_type_id", "group_id", "rooms",
+                                  "total_amount", "net_amount", "currency"]),
+        Index("ix_booking_stay_range", text("daterange(check_in, check_out)"), postgresql_using="gist"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
