@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import select, text
+from sqlalchemy.orm import defer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
@@ -157,6 +158,9 @@ async def load_inventory(
         overlapping(models.Booking, models.Booking.check_in, models.Booking.check_out)
         .where(models.Booking.status.in_(COUNTING_STATUSES))
         .order_by(models.Booking.id)
+        # The frozen price breakdown is not inventory: left in the database (Booking.nights reads
+        # it when asked), so a busy year does not load every booking's JSON.
+        .options(defer(models.Booking.nights))
     )).scalars())
     event_list = [event_terms(row) for row in events]
     # The version, the hotel's zone and its plans in one statement (the count stays seven).

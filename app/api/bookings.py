@@ -27,6 +27,7 @@ from app.api.pagination import connection
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.types import BookingStatus, LoadedNode, Money, agency_scoped, related, schema_type
 from app.services import bookings, rateplans
+from app.services.reads import is_loaded
 from domain import effective_status
 
 if TYPE_CHECKING:
@@ -76,9 +77,12 @@ class Booking(LoadedNode, relay.Node):
 
     @strawberry.field(description="The price of one room per night, frozen when the rooms were held: sell, net "
                       "(staff only) and the rules applied. Empty for bookings made before rate plans.")
-    def nights(self, info: Info) -> list[Annotated[PricedNight, strawberry.lazy("app.api.pricing")]]:  # noqa: F821
+    async def nights(self, info: Info) -> list[Annotated[PricedNight, strawberry.lazy("app.api.pricing")]]:  # noqa: F821
+        row = self.row
+        if not is_loaded(row, "nights"):  # a calendar cell's booking: read without its breakdown
+            row = await info.context.loaders.booking.load(row.id)
         priced_night, staff = schema_type(info, "PricedNight"), info.context.caller.is_staff
-        return [priced_night.of(night, staff) for night in rateplans.nights_of(self.row.nights)]
+        return [priced_night.of(night, staff) for night in rateplans.nights_of(row.nights)]
 
     @strawberry.field(description="The hardblock the rooms come from; null for pool bookings.")
     async def hardblock(self, info: Info) -> Annotated[Hardblock, strawberry.lazy("app.api.hardblocks")] | None:  # noqa: F821

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import SlotDiff
@@ -131,6 +131,11 @@ async def load_calendar(sessions: Sessions, hotel_id: int, start: date, end: dat
         snapshot = await load_inventory(session, hotel_id, start, end, room_type_ids)
     now = models.utcnow()
     return LoadedInventory(snapshot, snapshot.calendar(start, end, now), start, end, now)
+
+
+def is_loaded(row: Any, attribute: str) -> bool:
+    """Whether a row read with `attribute` deferred (load_inventory's bookings) has it at hand."""
+    return attribute not in inspect(row).unloaded
 
 
 async def inventory_version(sessions: Sessions, hotel_id: int) -> int:

@@ -454,3 +454,14 @@ async def test_update_agency_refuses_an_unknown_id(gql):
       __typename ... on InvalidInput { field } } }"""
     result = data(await gql(update, {"input": {"id": to_global_id("Agency", 999999), "tier": "GOLD"}}))
     assert result["updateAgency"] == {"__typename": "InvalidInput", "field": "id"}
+
+
+async def test_a_calendar_cells_bookings_show_their_frozen_nights(gql):
+    hotel, ids, agencies = await setup(gql)
+    await upsert(gql, hotel, rule("Margin", 1, percent="20"))
+    await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], 0, nights=1))
+    query = """query($id: ID!, $from: Date!, $to: Date!) { node(id: $id) { ... on Hotel {
+      calendar(from: $from, to: $to) { rows { cells { bookings { nights { sell { amount } } } } } } } } }"""
+    rows = data(await gql(query, {"id": hotel["id"], "from": d(0), "to": d(1)}))["node"]["calendar"]["rows"]
+    nights = [n["sell"]["amount"] for r in rows for c in r["cells"] for b in c["bookings"] for n in b["nights"]]
+    assert nights == ["119.40"]
