@@ -69,10 +69,12 @@ def _cell(value: Any) -> Any:
 
 
 class _Report:
-    """A report's header and its rows (an async iterator of lists), ready to stream."""
+    """A report's header and its rows (an async iterator of lists), or CSV written already (the
+    booking lines, by PostgreSQL), ready to stream."""
 
-    def __init__(self, header: list[str], rows: AsyncIterator[list[Any]]) -> None:
-        self.header, self.rows = header, rows
+    def __init__(self, header: list[str], rows: AsyncIterator[list[Any]] | None,
+                 written: AsyncIterator[bytes] | None = None) -> None:
+        self.header, self.rows, self.written = header, rows, written
 
 
 async def _listed(rows: Iterable[list[Any]]) -> AsyncIterator[list[Any]]:
@@ -119,21 +121,16 @@ async def _revenue(request: Request, services: Any, caller: Caller) -> _Report:
 
 
 async def _bookings(request: Request, services: Any, caller: Caller) -> _Report:
-    lines = reports.booking_lines(services, caller, _date(request, "from"), _date(request, "to"),
-                                  _id(request, "hotelId", "Hotel"))
-    first = await anext(lines, None)  # the arguments checked and the query running before any byte
-    header = ["reference", "booking_id", "agency", "hotel", "room_type", "check_in", "check_out", "rooms", "status",
-              "total_amount", *(["net_amount"] if caller.is_staff else []), "currency", "sale_order", "guest_name",
-              "created_at"]
+    chunks = reports.booking_lines_csv(services, caller, _date(request, "from"), _date(request, "to"),
+                                       _id(request, "hotelId", "Hotel"))
+    first = await anext(chunks)  # the arguments checked and the query running before any byte
+    return _Report([], None, _prepended(first, chunks))
 
-    async def rows() -> AsyncIterator[list[Any]]:
-        if first is None:
-            return
-        yield [first[name] for name in header]
-        async for line in lines:
-            yield [line[name] for name in header]
 
-    return _Report(header, rows())
+async def _prepended(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 REPORTS: dict[str, Callable[[Request, Any, Caller], Any]] = {
@@ -150,8 +147,19 @@ def _encode(rows: Iterable[list[Any]]) -> str:
 
 
 async def _stream(report: _Report) -> AsyncIterator[bytes]:
+    if report.written is not None:
+        sent = 0
+        try:
+            async for chunk in report.written:
+                sent += len(chunk)
+                yield chunk
+        except Exception as error:  # after the first byte: say so in the body, never end it as if complete
+            log.exception("CSV export failed after %s bytes", sent)
+            yield f"\r\n# error: the export failed ({type(error).__name__}); this file is incomplete\r\n".encode()
+        return
     yield _encode([report.header]).encode()
     count, chunk = 0, []
+    assert report.rows is not None
     try:
         async for row in report.rows:
             chunk.append(row)

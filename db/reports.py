@@ -120,10 +120,14 @@ async def revenue(session: AsyncSession, group_by: str, start: date, end: date, 
     ]
 
 
-# One line per booking (an item of a group), for the CSV export: streamed with a server-side cursor.
-BOOKING_LINES = text("""
+# One line per booking (an item of a group), for the CSV export: PostgreSQL writes the CSV itself
+# (COPY ... TO STDOUT, quoting and all) and the server passes the bytes on as they come. No ORDER
+# BY: a sort would hold the first byte back until every row is read. Agents' lines have no net.
+def booking_lines_copy(staff: bool) -> str:
+    net = "b.net_amount, " if staff else ""
+    return f"""
 SELECT g.reference, b.id AS booking_id, a.code AS agency, h.code AS hotel, rt.code AS room_type, b.check_in,
-       b.check_out, b.rooms, b.status, b.total_amount, b.net_amount, b.currency, o.number AS sale_order,
+       b.check_out, b.rooms, b.status, b.total_amount, {net}b.currency, o.number AS sale_order,
        g.guest_name, g.created_at
 FROM booking AS b
 JOIN booking_group AS g ON g.id = b.group_id
@@ -131,8 +135,6 @@ JOIN agency AS a ON a.id = b.agency_id
 JOIN hotel AS h ON h.id = b.hotel_id
 JOIN room_type AS rt ON rt.id = b.room_type_id
 LEFT JOIN sale_order AS o ON o.group_id = g.id
-WHERE b.check_in < :to AND b.check_out > :from
-  AND (CAST(:hotel_id AS integer) IS NULL OR b.hotel_id = :hotel_id)
-  AND (CAST(:agency_id AS integer) IS NULL OR b.agency_id = :agency_id)
-ORDER BY b.id
-""")
+WHERE b.check_in < $2 AND b.check_out > $1
+  AND ($3::integer IS NULL OR b.hotel_id = $3) AND ($4::integer IS NULL OR b.agency_id = $4)
+"""

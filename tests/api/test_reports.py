@@ -213,3 +213,22 @@ async def test_csv_exports_match_graphql_and_refuse_bad_requests(gql, client):
                                                                           "groupBy": "AGENCY"})).status_code == 401
     assert (await get("secrets", **{"from": d(0), "to": d(5)})).status_code == 404
     assert (await get("utilisation", hotelId="not-an-id", groupBy="DAY", **{"from": d(0), "to": d(5)})).status_code == 400
+
+
+async def test_a_csv_that_fails_mid_stream_says_so_at_its_end(gql, client, monkeypatch):
+    """Rows already sent cannot be taken back: the body then ends with an error line, never as if
+    it were complete."""
+    from db import reports as report_sql
+
+    def failing(staff: bool) -> str:  # rows stream out, then the 100,000th divides by zero
+        return ("SELECT g AS n, 1 / (g - 100000) AS x FROM generate_series(1, 200000) AS g "
+                "WHERE $1::date IS NOT NULL AND $2::date IS NOT NULL AND ($3::integer IS NULL OR true) "
+                "AND ($4::integer IS NULL OR true)")
+
+    monkeypatch.setattr(report_sql, "booking_lines_copy", failing)
+    response = await client.get("/reports/bookings.csv", params={"from": d(0), "to": d(5)},
+                                headers={"Authorization": f"Bearer {token('admin')}"})
+    assert response.status_code == 200
+    lines = response.text.splitlines()
+    assert lines[0] == "n,x" and len(lines) > 1000
+    assert lines[-1].startswith("# error: the export failed") and "incomplete" in lines[-1]
