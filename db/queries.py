@@ -76,14 +76,9 @@ async def sale_order_by_group(session: AsyncSession, group_ids: Sequence[int]) -
     return {key: rows[0] for key, rows in (await rows_grouped_by(session, SaleOrder.group_id, group_ids, SaleOrder.id)).items()}
 
 
-async def agency_ids_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, int]:
-    result = await session.execute(select(Agency.code, Agency.id).where(Agency.code.in_(list(set(codes)))))
-    return {code: pk for code, pk in result}
-
-
-async def agency_tiers_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, tuple[int, str | None]]:
-    """(id, tier) per agency code: what pricing needs of the caller's agency, in two columns (an
-    ORM row costs a subscription's every event several times the query)."""
+async def agencies_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, tuple[int, str | None]]:
+    """(id, tier) per agency code: who the caller's agency is and what pricing needs of it, in two
+    columns (an ORM row costs a subscription's every event several times the query)."""
     result = await session.execute(select(Agency.code, Agency.id, Agency.tier).where(Agency.code.in_(list(set(codes)))))
     return {code: (pk, tier) for code, pk, tier in result}
 

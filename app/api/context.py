@@ -84,8 +84,8 @@ class Context:
             return False
         if principal.is_staff:
             return True
-        own = await self.loaders.agency_id_by_code.load(principal.agency_code)
-        return own == agency_id
+        found = await self.loaders.agency_by_code.load(principal.agency_code)
+        return found is not None and found[0] == agency_id
 
     async def buyer(self) -> Buyer | None:
         """Whose sell prices the caller sees: None for staff (they see net), else the agent's
@@ -93,7 +93,7 @@ class Context:
         principal = self.principal
         if principal is None or principal.is_staff:
             return None
-        found = await self.loaders.agency_tier_by_code.load(principal.agency_code)
+        found = await self.loaders.agency_by_code.load(principal.agency_code)
         return Buyer(-1, None) if found is None else Buyer(*found)
 
     def answer_unavailable(self) -> None:

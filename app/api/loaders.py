@@ -35,8 +35,7 @@ class Loaders:
     def __init__(self, sessions: Sessions) -> None:
         by_id = queries.BY_ID
         self.agency = _loader(sessions, by_id["agency"])
-        self.agency_id_by_code = _loader(sessions, queries.agency_ids_by_code)
-        self.agency_tier_by_code = _loader(sessions, queries.agency_tiers_by_code)
+        self.agency_by_code = _loader(sessions, queries.agencies_by_code)  # (id, tier)
         self.hotel = _loader(sessions, by_id["hotel"])
         self.room_type = _loader(sessions, by_id["room_type"])
         self.room_types_by_hotel = _loader(sessions, queries.room_types_by_hotel, missing=())

@@ -271,8 +271,8 @@ async def _own_agency(context: Context, principal: Principal) -> int | None:
     """None for staff (they see every agency); an agent's agency id (-1 when it does not exist)."""
     if principal.is_staff:
         return None
-    own = await context.loaders.agency_id_by_code.load(principal.agency_code)
-    return -1 if own is None else own
+    found = await context.loaders.agency_by_code.load(principal.agency_code)
+    return -1 if found is None else found[0]
 
 
 @dataclass(frozen=True)

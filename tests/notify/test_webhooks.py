@@ -310,10 +310,9 @@ async def test_production_mode_refuses_a_private_endpoint_through_the_use_case(s
     from app.services.context import Services, raw_pool
     production = settings.model_copy(update={"app_env": "production", "webhook_allow_private": None})
     services = Services(production, sessions, OutboxRelay(sessions, None), raw_pool(production))  # type: ignore[arg-type]
-    caller = Caller.system() if hasattr(Caller, "system") else None
     try:
         with pytest.raises(InvalidInput) as refused:
-            await endpoints.create_endpoint(services, caller or _admin(), endpoints.EndpointSpec(
+            await endpoints.create_endpoint(services, _admin(), endpoints.EndpointSpec(
                 url="https://127.0.0.1:8443/hooks", events=["booking_group.held"]))
         assert refused.value.field == "url" and "loopback" in refused.value.message
     finally:
