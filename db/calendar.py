@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select, text
+from sqlalchemy import Integer, case, cast, func, select, text
 from sqlalchemy.orm import defer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,7 +48,9 @@ class InventorySnapshot:
     events: list[AllotmentEvent]
     hardblocks: list[models.Hardblock]
     hardblock_terms: list[HardblockTerms]
-    bookings: list[models.Booking]
+    # The counting bookings as rows, parallel to booking_lines; None when read summed per stay
+    # (load_inventory's default: the numbers need rooms per night, not who booked).
+    bookings: list[models.Booking] | None
     booking_lines: list[BookingLine] = field(default_factory=list)
     # Manual night releases as recorded, per block: night -> released_at (hardblock_terms holds
     # the ones still standing after amendments; reverting an amendment recomputes from these).
@@ -111,17 +113,30 @@ _VERSION_ZONE_AND_PLANS = text(
 )
 
 
+# A HELD booking's expiry is part of its stay's key, so that every booking summed into a line
+# lapses at the line's own expires_at; a CONFIRMED one's (left from its hold) is not.
+_HELD_EXPIRY = case((models.Booking.status == BookingStatus.HELD.value, models.Booking.expires_at))
+_STAY_KEY = (models.Booking.room_type_id, models.Booking.hardblock_id, models.Booking.check_in,
+             models.Booking.check_out, models.Booking.status, _HELD_EXPIRY)
+
+
 async def load_inventory(
     session: AsyncSession,
     hotel_id: int,
     start: date,
     end: date,
     room_type_ids: Sequence[int] | None = None,
+    *,
+    booking_rows: bool = False,
 ) -> InventorySnapshot:
     """Seven statements whatever the range, the room types or the number of events.
 
     A hardblock's stored [start_date, end_date) always spans every night it holds (amendments
     that extend it widen it), so overlap on that span finds every block touching the range.
+
+    Bookings come summed per stay (room type, block, nights, status and, for holds, expiry): a
+    busy hotel-year holds hundreds of thousands of them and the numbers need rooms per night. With
+    `booking_rows`, they come as rows instead (for a caller showing who booked), one line each.
     """
     room_type_query = select(models.RoomType).where(models.RoomType.hotel_id == hotel_id)
     if room_type_ids is not None:
@@ -154,14 +169,26 @@ async def load_inventory(
     )
     for block_id, night, released_at in rows:
         releases.setdefault(block_id, {})[night] = released_at
-    bookings = list((await session.execute(
-        overlapping(models.Booking, models.Booking.check_in, models.Booking.check_out)
-        .where(models.Booking.status.in_(COUNTING_STATUSES))
-        .order_by(models.Booking.id)
-        # The frozen price breakdown is not inventory: left in the database (Booking.nights reads
-        # it when asked), so a busy year does not load every booking's JSON.
-        .options(defer(models.Booking.nights))
-    )).scalars())
+    counting = (models.Booking.room_type_id.in_(ids), models.Booking.check_in < end, models.Booking.check_out > start,
+                models.Booking.status.in_(COUNTING_STATUSES))
+    bookings: list[models.Booking] | None = None
+    if booking_rows:
+        bookings = list((await session.execute(
+            select(models.Booking).where(*counting).order_by(models.Booking.id)
+            # The frozen price breakdown is not inventory: left in the database (Booking.nights
+            # reads it when asked), so a busy year does not load every booking's JSON.
+            .options(defer(models.Booking.nights))
+        )).scalars())
+        booking_lines = [booking_line(row) for row in bookings]
+    else:
+        booking_lines = [
+            BookingLine(id=pk, group_id=0, agency_id=0, room_type_id=room_type_id, check_in=check_in,
+                        check_out=check_out, rooms=rooms, status=BookingStatus(status), expires_at=expires_at,
+                        hardblock_id=hardblock_id)
+            for pk, room_type_id, hardblock_id, check_in, check_out, status, expires_at, rooms in await session.execute(
+                select(func.min(models.Booking.id), *_STAY_KEY, cast(func.sum(models.Booking.rooms), Integer))
+                .where(*counting).group_by(*_STAY_KEY).order_by(func.min(models.Booking.id)))
+        ]
     event_list = [event_terms(row) for row in events]
     # The version, the hotel's zone and its plans in one statement (the count stays seven).
     version, time_zone, plans = (await session.execute(_VERSION_ZONE_AND_PLANS, {"hotel_id": hotel_id})).one()
@@ -177,7 +204,7 @@ async def load_inventory(
             for b in hardblocks
         ],
         bookings=bookings,
-        booking_lines=[booking_line(row) for row in bookings],
+        booking_lines=booking_lines,
         releases=releases,
         time_zone=time_zone,
         plans=tuple(plan_ref(p) for p in plans),  # type: ignore[misc]

@@ -268,7 +268,7 @@ class HardblockSlot:
     )
     hardblock_id: strawberry.Private[int]
     agency_id: strawberry.Private[int]
-    booking_rows: strawberry.Private[tuple[Any, ...]] = ()
+    booking_rows: strawberry.Private[tuple[Any, ...] | None] = ()
 
     @classmethod
     def of(cls, view: BlockSlot, rate: DomainMoney | None) -> HardblockSlot:
@@ -288,6 +288,8 @@ class HardblockSlot:
         # Synchronous (an async resolver sends every slot of a grid down graphql-core's awaitable
         # path): a block's bookings are its agency's, and a slot only reaches callers who may see
         # its block (Hardblock.grid, CalendarCell.hardblocks).
+        if self.booking_rows is None:
+            raise LookupError("this slot's calendar was read with its bookings summed")
         return [Booking.from_row(row) for row in self.booking_rows]
 
 

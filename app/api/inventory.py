@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from aiodataloader import DataLoader
 from strawberry import relay
+from strawberry.types.nodes import SelectedField
 
 from app.api.bookings import Booking
 from app.api.catalog import Agency, RoomType, load_agency, load_room_type
@@ -69,10 +70,17 @@ def inventory_cache(context: Context) -> InventoryCache:
     return cache
 
 
+def selects(selections: list[Any], name: str) -> bool:
+    """Whether a field called `name` is selected anywhere below (through fragments, whatever their
+    directives: reading too much is only slower, never wrong)."""
+    return any((isinstance(s, SelectedField) and s.name == name) or selects(s.selections, name) for s in selections)
+
+
 async def read_calendar(
-    context: Context, hotel_id: int, start: date, end: date, room_type_ids: list[int] | None
+    context: Context, hotel_id: int, start: date, end: date, room_type_ids: list[int] | None, *,
+    booking_rows: bool = True,
 ) -> LoadedInventory:
-    loaded = await load_calendar(context.sessions, hotel_id, start, end, room_type_ids)
+    loaded = await load_calendar(context.sessions, hotel_id, start, end, room_type_ids, booking_rows=booking_rows)
     inventory_cache(context).loaded.append(loaded)
     return loaded
 
@@ -299,7 +307,9 @@ class Calendar:
             ids = None if room_type_ids is None else [decode_id(i, "RoomType", "roomTypeIds") for i in room_type_ids]
         except InvalidInputFailure as error:
             raise bad_input(error.message) from None
-        loaded = await read_calendar(info.context, hotel_id, start, end, ids)
+        # Bookings as rows only when some cell shows them: the numbers read them summed per stay.
+        loaded = await read_calendar(info.context, hotel_id, start, end, ids,
+                                     booking_rows=selects(info.selected_fields, "bookings"))
         room_types = {rt.id: RoomType.from_row(rt) for rt in loaded.snapshot.room_types}
         if ids is not None and set(ids) - set(room_types):
             raise bad_input("roomTypeIds must be room types of this hotel")

@@ -33,7 +33,7 @@ from app.api.catalog import Hotel, RoomType
 from app.api.context import Context
 from app.api.hardblocks import Hardblock
 from app.api.ids import decode_id
-from app.api.inventory import MAX_CALENDAR_NIGHTS, CalendarCell, inventory_cache, row_cells
+from app.api.inventory import MAX_CALENDAR_NIGHTS, CalendarCell, inventory_cache, row_cells, selects
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.plain import PlainListExecutor
 from app.api.types import bad_input, check_room_type_ids
@@ -78,6 +78,7 @@ class _Watch:
     start: date
     end: date
     room_type_ids: frozenset[int] | None
+    booking_rows: bool = True  # whether the subscriber's cells show bookings (else read summed)
 
     def touched(self, message: dict) -> tuple[list[int], date, date] | None:
         """The part of a change that falls on the watched cells, or None."""
@@ -108,8 +109,9 @@ class _SharedRead:
 
 
 async def _shared_read(context: Context, hotel_id: int, ids: list[int] | None, start: date, end: date,
-                       ) -> _SharedRead:
-    return _SharedRead(await load_calendar(context.sessions, hotel_id, start, end, ids), changes={}, cells={})
+                       booking_rows: bool) -> _SharedRead:
+    return _SharedRead(await load_calendar(context.sessions, hotel_id, start, end, ids, booking_rows=booking_rows),
+                       changes={}, cells={})
 
 
 async def _read_change(
@@ -121,17 +123,19 @@ async def _read_change(
     buyer = await context.buyer()  # whose prices and restrictions the cells show (None: staff's view)
     own = None if buyer is None else buyer.agency_id
     if version is None or event is None:  # a resync: read now, for this subscriber
-        loaded = await load_calendar(context.sessions, watch.hotel_id, start, end, ids)
+        loaded = await load_calendar(context.sessions, watch.hotel_id, start, end, ids,
+                                     booking_rows=watch.booking_rows)
         inventory_cache(context).loaded.append(loaded)  # for the cells' bookings and hardblocks
         return AvailabilityChange(hotel=hotel, version=loaded.snapshot.version if version is None else version,
                                   cells=_cells(loaded, staff, own, buyer), resync=version is None)
     # The subscribers of this worker that process this message read its cells once (a thousand
     # sockets watching a hotel would otherwise run a thousand identical snapshot reads per change);
     # the read is kept on the message itself, so it never outlives it, and is taken after the change.
-    key = ("availability", tuple(ids or ()), start, end)
+    key = ("availability", tuple(ids or ()), start, end, watch.booking_rows)
     task = event.memo.get(key)
     if task is None or (task.done() and task.exception() is not None):
-        task = event.memo[key] = asyncio.ensure_future(_shared_read(context, watch.hotel_id, ids, start, end))
+        task = event.memo[key] = asyncio.ensure_future(
+            _shared_read(context, watch.hotel_id, ids, start, end, watch.booking_rows))
     # Shielded: one subscriber going away must not cancel the read the others wait for.
     read = task.result() if task.done() else await asyncio.shield(task)
     inventory_cache(context).loaded.append(read.loaded)  # for the cells' bookings and hardblocks
@@ -249,7 +253,8 @@ async def _start_availability(info: Info, hotel_id: strawberry.ID, start: date, 
         own = {row.id for row in await loaders.room_types_by_hotel.load(pk)}
         if set(ids) - own:
             raise bad_input("roomTypeIds must be room types of this hotel")
-    return _Watch(pk, start, end, None if ids is None else frozenset(ids)), Hotel.from_row(hotel)
+    return (_Watch(pk, start, end, None if ids is None else frozenset(ids), selects(info.selected_fields, "bookings")),
+            Hotel.from_row(hotel))
 
 
 def _resync_required(what: str) -> StrawberryGraphQLError:

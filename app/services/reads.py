@@ -23,8 +23,10 @@ from db.hardblocks import BlockGridData, load_block_grids
 from db.inventory import current_version
 from domain import (
     AllotmentEvent,
+    BookingLine,
     CalendarRow,
     HardblockSlot,
+    HardblockTerms,
     Money,
     RestrictionRow,
     UnavailableReason,
@@ -46,7 +48,8 @@ class BlockSlot:
     slot: HardblockSlot
     rate: Money | None
     agency_id: int
-    bookings: tuple[models.Booking, ...] = ()
+    # None: read from a calendar whose bookings were summed (LoadedInventory.slots), so not at hand.
+    bookings: tuple[models.Booking, ...] | None = ()
     proposed_size: int | None = None
 
 
@@ -64,6 +67,7 @@ class LoadedInventory:
     now: datetime
     _bookings: dict[tuple[int, date], list[models.Booking]] | None = None
     _slots: dict[tuple[int, date], list[BlockSlot]] | None = None
+    _block_lines: dict[int | None, list[BookingLine]] | None = None
     _rates: dict[tuple[int, Buyer], tuple[Money | None, ...]] = dataclasses.field(default_factory=dict)
 
     def rates(self, room_type_id: int, buyer: Buyer | None) -> tuple[Money | None, ...]:
@@ -95,6 +99,8 @@ class LoadedInventory:
         return room_type_id in self.rows and self.start <= night < self.end
 
     def bookings(self, key: tuple[int, date]) -> list[models.Booking]:
+        if self.snapshot.bookings is None:
+            raise LookupError("this calendar was read with its bookings summed: load_calendar(booking_rows=True)")
         if self._bookings is None:
             index: dict[tuple[int, date], list[models.Booking]] = defaultdict(list)
             for row, line in zip(self.snapshot.bookings, self.snapshot.booking_lines, strict=True):
@@ -104,31 +110,43 @@ class LoadedInventory:
             self._bookings = index
         return self._bookings.get(key, [])
 
+    def block_slots(self, block: models.Hardblock, terms: HardblockTerms) -> list[HardblockSlot]:
+        """The block's slots over the calendar's nights, from its own booking lines (indexed once:
+        a hotel-year holds hundreds of blocks and hundreds of thousands of lines)."""
+        first, last = max(block.start_date, self.start), min(block.end_date, self.end)
+        if first >= last:
+            return []
+        if self._block_lines is None:
+            self._block_lines = defaultdict(list)
+            for line in self.snapshot.booking_lines:
+                self._block_lines[line.hardblock_id].append(line)
+        return compute_hardblock_slots(terms, self.snapshot.events, self._block_lines.get(block.id, []), first, last,
+                                       self.now)
+
     def slots(self, key: tuple[int, date]) -> list[BlockSlot]:
         if self._slots is None:
             index: dict[tuple[int, date], list[BlockSlot]] = defaultdict(list)
             snapshot = self.snapshot
             for block, terms in zip(snapshot.hardblocks, snapshot.hardblock_terms):
-                first, last = max(block.start_date, self.start), min(block.end_date, self.end)
-                if first >= last:
-                    continue
                 row = self.rows[block.room_type_id]
-                for slot in compute_hardblock_slots(terms, snapshot.events, snapshot.booking_lines, first, last,
-                                                    self.now):
-                    index[(block.room_type_id, slot.date)].append(BlockSlot(
+                for slot in self.block_slots(block, terms):
+                    key = (block.room_type_id, slot.date)
+                    index[key].append(BlockSlot(
                         slot, row.rate[row.index(slot.date)], block.agency_id,
-                        tuple(b for b in self.bookings((block.room_type_id, slot.date)) if b.hardblock_id == block.id),
+                        None if snapshot.bookings is None
+                        else tuple(b for b in self.bookings(key) if b.hardblock_id == block.id),
                     ))
             self._slots = index
         return self._slots.get(key, [])
 
 
 async def load_calendar(sessions: Sessions, hotel_id: int, start: date, end: date,
-                        room_type_ids: Sequence[int] | None) -> LoadedInventory:
-    """One consistent snapshot (REPEATABLE READ), so `version` matches the numbers exactly."""
+                        room_type_ids: Sequence[int] | None, *, booking_rows: bool = False) -> LoadedInventory:
+    """One consistent snapshot (REPEATABLE READ), so `version` matches the numbers exactly.
+    `booking_rows`: for a caller that shows the cells' bookings (load_inventory)."""
     async with transaction(sessions) as session:
         await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-        snapshot = await load_inventory(session, hotel_id, start, end, room_type_ids)
+        snapshot = await load_inventory(session, hotel_id, start, end, room_type_ids, booking_rows=booking_rows)
     now = models.utcnow()
     return LoadedInventory(snapshot, snapshot.calendar(start, end, now), start, end, now)
 

@@ -22,7 +22,6 @@ from app.services.reads import LoadedInventory, load_calendar
 from app.services.scope import own_agency_id
 from db import models, reports
 from db.engine import transaction
-from domain import compute_hardblock_slots
 from domain.reports import Period, PickupRow, UtilisationRow, pickup, released_by_night, utilisation
 
 MAX_REPORT_NIGHTS = 2 * 366  # pickup and utilisation run the calendar over the range
@@ -51,14 +50,6 @@ class Pickup:
     block: models.Hardblock
 
 
-def _block_slots(loaded: LoadedInventory, block: models.Hardblock, terms: Any) -> list[Any]:
-    first, last = max(block.start_date, loaded.start), min(block.end_date, loaded.end)
-    if first >= last:
-        return []
-    snapshot = loaded.snapshot
-    return compute_hardblock_slots(terms, snapshot.events, snapshot.booking_lines, first, last, loaded.now)
-
-
 async def pickup_report(services: Services, caller: Caller, hotel_id: int | None, agency_id: int | None,
                         start: date, end: date) -> list[Pickup]:
     """Per hardblock overlapping [start, end) (of the hotel, of the agency: an agent's own always),
@@ -82,7 +73,7 @@ async def pickup_report(services: Services, caller: Caller, hotel_id: int | None
         for block, terms in sorted(zip(snapshot.hardblocks, snapshot.hardblock_terms), key=lambda bt: bt[0].reference):
             if agency_id is not None and block.agency_id != agency_id:
                 continue
-            slots = _block_slots(loaded, block, terms)
+            slots = loaded.block_slots(block, terms)
             if slots:
                 out.append(Pickup(pickup(block.id, slots), block))
     return out
@@ -103,7 +94,7 @@ async def utilisation_report(services: Services, caller: Caller, hotel_id: int, 
     released = released_by_night(
         (block.room_type_id, slot)
         for block, terms in zip(snapshot.hardblocks, snapshot.hardblock_terms)
-        for slot in _block_slots(loaded, block, terms))
+        for slot in loaded.block_slots(block, terms))
     return (utilisation(loaded.rows, released, start, end, period),
             {rt.id: rt for rt in snapshot.room_types})  # type: ignore[misc]
 

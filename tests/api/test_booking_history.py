@@ -1,5 +1,6 @@
-"""BookingGroup.auditTrail, createBooking's idempotency after a SoldOut, and the write path's
-one-statement inventory read against `load_inventory`."""
+"""BookingGroup.auditTrail, createBooking's idempotency after a SoldOut, the write path's
+one-statement inventory read against `load_inventory`, and that read's bookings summed per stay
+against its rows."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
-from app.api.ids import decode_id
+from app.api.ids import decode_id, to_global_id
 from db import models
 from db.calendar import load_inventory, load_stay_inventory
+from domain import compute_hardblock_slots
 from tests.api.test_bookings import book, cancel, confirm, count, item, setup
 from tests.api.test_calendar import START, insert_booking, insert_hardblock, record
 from tests.support import captured_statements, data
@@ -177,3 +179,78 @@ async def test_a_request_already_sold_out_does_not_queue_on_the_lock(gql):
         late = await book(gql, agencies["BLUEWAVE"], item(ids["STD"]))
     assert late["__typename"] == "SoldOut"
     assert len(queries) == 1 and not any("pg_advisory_xact_lock" in q for q in queries)  # the context read only
+
+
+async def test_bookings_summed_per_stay_give_the_calendar_of_the_rows(gql, sessions):
+    """load_inventory's default read (bookings summed per stay in SQL) against reading every row:
+    the same calendar and block slots at every instant, holds lapsing one by one included."""
+    # given: several bookings per stay, some from a block, and holds of one stay lapsing at
+    # different instants (the sum must not merge a lapsed hold with a live one)
+    hotel, ids, agencies = await setup(gql, room_types=("STD", "SUP"))
+    std, sup = (decode_id(ids[code], "RoomType", "id") for code in ("STD", "SUP"))
+    sun = decode_id(agencies["SUNTRAVEL"], "Agency", "id")
+    block = await insert_hardblock(sessions, hotel, std, sun, rooms=4, nights=4)
+    expiries = (timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=20))
+    for rt, status, extra in (*((std, "CONFIRMED", {}),) * 3, (std, "CONFIRMED", {"nights": 3}), (sup, "CONFIRMED", {}),
+                              *((std, "HELD", {"expires_in": e}) for e in expiries),
+                              (std, "HELD", {"expires_in": expiries[0]}), (std, "CANCELLED", {}),
+                              *((std, "CONFIRMED", {"hardblock_id": block}),) * 2,
+                              (std, "HELD", {"hardblock_id": block, "expires_in": expiries[1]})):
+        await insert_booking(sessions, hotel, rt, rooms=1, status=status, agency_id=sun, **extra)
+
+    # when
+    hotel_id = decode_id(hotel["id"], "Hotel", "id")
+    start, end = START - timedelta(days=1), START + timedelta(days=5)
+    async with sessions() as session:
+        summed = await load_inventory(session, hotel_id, start, end)
+        rows = await load_inventory(session, hotel_id, start, end, booking_rows=True)
+
+    # then: fewer lines, no rows, and the same numbers before, between and after the expiries
+    assert summed.bookings is None and len(rows.bookings) == len(rows.booking_lines) == 12
+    # STD's 2- and 3-night stays, SUP, four holds (each its own expiry), the block's confirmed and held
+    assert len(summed.booking_lines) == 9
+    now = datetime.now(timezone.utc)
+    for instant in (now, now + timedelta(minutes=7), now + timedelta(minutes=15), now + timedelta(minutes=30)):
+        assert summed.calendar(start, end, instant) == rows.calendar(start, end, instant)
+        for terms in summed.hardblock_terms:
+            assert (compute_hardblock_slots(terms, summed.events, summed.booking_lines, start, end, instant)
+                    == compute_hardblock_slots(terms, rows.events, rows.booking_lines, start, end, instant))
+
+
+SUMMED_OR_ROWS = """
+query($id: ID!, $from: Date!, $to: Date!) {
+  node(id: $id) { ... on Hotel { calendar(from: $from, to: $to) {
+    rows { cells { date held sold hardblocks { booked ...Who } } } } } }
+}
+fragment Who on HardblockSlot { bookings { id } }
+"""
+
+
+async def test_a_calendar_reads_booking_rows_only_when_some_cell_shows_bookings(gql, sessions):
+    # given: a block with a booking and a pool booking
+    hotel, ids, agencies = await setup(gql, room_types=("STD",))
+    std = decode_id(ids["STD"], "RoomType", "id")
+    sun = decode_id(agencies["SUNTRAVEL"], "Agency", "id")
+    block = await insert_hardblock(sessions, hotel, std, sun, rooms=2, nights=2)
+    from_block = await insert_booking(sessions, hotel, std, rooms=1, status="CONFIRMED", agency_id=sun,
+                                      hardblock_id=block)
+    await insert_booking(sessions, hotel, std, rooms=1, status="CONFIRMED", agency_id=sun)
+    variables = {"id": hotel["id"], "from": START.isoformat(), "to": (START + timedelta(days=1)).isoformat()}
+    engine = gql.http._transport.app.state.runtime.engine
+
+    # when: the slots' bookings asked for through a fragment, then the numbers alone
+    with captured_statements(engine) as with_rows:
+        deep = data(await gql(SUMMED_OR_ROWS, variables))
+    with captured_statements(engine) as summed:
+        flat = data(await gql(SUMMED_OR_ROWS.replace(" ...Who", "").replace(
+            "fragment Who on HardblockSlot { bookings { id } }", ""), variables))
+
+    # then: the same numbers; rows (with the booking's group_id) read only for the first
+    cell = deep["node"]["calendar"]["rows"][0]["cells"][0]
+    assert (cell["sold"], cell["hardblocks"][0]["booked"]) == (1, 1)
+    assert [b["id"] for b in cell["hardblocks"][0]["bookings"]] == [to_global_id("Booking", from_block)]
+    assert flat["node"]["calendar"]["rows"][0]["cells"][0] == {k: v for k, v in cell.items()} | {
+        "hardblocks": [{"booked": 1}]}
+    assert any("booking.group_id" in s for s in with_rows)
+    assert not any("booking.group_id" in s for s in summed) and any("sum(booking.rooms)" in s for s in summed)
+    assert len(with_rows) == len(summed)
