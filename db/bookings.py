@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,7 @@ from db.outbox import (
     changes_written,
 )
 from db.models import BookingGroup, IdempotencyKey, SaleOrder
+from domain import AgencyTerms, LedgerEntry, LedgerKind, Money, PaymentTerms
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +292,9 @@ def expiry_snapshot(group: BookingGroup | dict) -> dict:
 
 # --- confirm, cancel and a lapsed hold's expiry, on asyncpg (the same round trips as the hold) ----
 
-_SaleOrderRecord, _SALE_ORDER_ROW = row_record(models.SaleOrder)
+# jsonb does not decode inside a record (asyncpg hands its binary form to the text codec): the
+# frozen policy is read on its own, as text (LockedGroup.sale_rules).
+_SaleOrderRecord, _SALE_ORDER_ROW = row_record(models.SaleOrder, "cancellation_rules")
 SaleOrderRow = plain_row(_SaleOrderRecord, "SaleOrderRow")
 
 _CHANGE = (
@@ -307,23 +311,46 @@ _GROUP_CONTEXT = Statement(
     "   FROM booking AS b WHERE b.group_id = CAST(:id AS integer) HAVING count(*) > 0) AS footprint, "
     "(SELECT a.id FROM agency AS a WHERE a.code = CAST(:agency_code AS varchar)) AS own"
 )
-# Under the room types' locks: the group as of now (FOR UPDATE: expiry may have won), the
-# database's clock, the bookings' frozen prices and the group's sale order.
+# Ledger sums per (kind, currency) of the entries `where` selects: domain.payments adds them up.
+def _ledger_sums(where: str) -> str:
+    return f"ARRAY(SELECT ROW(l.kind, l.currency, sum(l.amount)) FROM ledger_entry AS l WHERE {where} GROUP BY l.kind, l.currency)"
+
+
+# Under the room types' locks (and the agency's credit lock, for a confirmation): the group as of
+# now (FOR UPDATE: expiry may have won), the database's clock, the bookings' frozen prices, the
+# group's sale order, and what the payment rules need: the agency's terms and ledger, the group's
+# ledger, the stay's first night and hotel zone, and the cancellation policy of its rate plan (or
+# its hotel's).
 _LOCK_GROUP = Statement(
     f"SELECT {_GROUP_ROW} AS grp, statement_timestamp() AS now, "
     "ARRAY(SELECT ROW(b.total_amount, b.currency) FROM booking AS b WHERE b.group_id = x.id ORDER BY b.id) AS prices, "
-    f"(SELECT {_SALE_ORDER_ROW.replace('x.', 'o.')} FROM sale_order AS o WHERE o.group_id = x.id) AS sale_order "
+    f"(SELECT {_SALE_ORDER_ROW.replace('x.', 'o.')} FROM sale_order AS o WHERE o.group_id = x.id) AS sale_order, "
+    "(SELECT ROW(a.payment_terms, a.credit_limit, a.credit_currency, a.deposit_percent, a.balance_due_days)"
+    "   FROM agency AS a WHERE a.id = x.agency_id) AS terms, "
+    f"{_ledger_sums('l.agency_id = x.agency_id')} AS agency_ledger, "
+    f"{_ledger_sums('l.group_id = x.id')} AS group_ledger, "
+    "(SELECT CAST(o.cancellation_rules AS text) FROM sale_order AS o WHERE o.group_id = x.id) AS sale_rules, "
+    "(SELECT ROW(s.check_in, h.time_zone, CAST(COALESCE(p.cancellation_rules, h.cancellation_rules) AS text))"
+    "   FROM (SELECT min(b.check_in) AS check_in, min(b.hotel_id) AS hotel_id, min(b.rate_plan_id) AS plan_id"
+    "         FROM booking AS b WHERE b.group_id = x.id) AS s"
+    "   JOIN hotel AS h ON h.id = s.hotel_id LEFT JOIN rate_plan AS p ON p.id = s.plan_id) AS stay "
     "FROM booking_group AS x WHERE x.id = CAST(:id AS integer) FOR UPDATE OF x"
 )
 _CONFIRM = Statement(
     "WITH g AS (UPDATE booking_group SET status = 'CONFIRMED', confirmed_at = CAST(:now AS timestamptz)"
     "           WHERE id = CAST(:id AS integer)), "
     "b AS (UPDATE booking SET status = 'CONFIRMED' WHERE group_id = CAST(:id AS integer)), "
-    "o AS (INSERT INTO sale_order (number, group_id, agency_id, status, total_amount, currency, confirmed_at)"
+    "o AS (INSERT INTO sale_order (number, group_id, agency_id, status, total_amount, currency, confirmed_at,"
+    "                              cancellation_rules, balance_due_on)"
     "      SELECT 'SO-' || CAST(:year AS text) || '-' || lpad(CAST(n AS text), greatest(6, length(CAST(n AS text))), '0'),"
     "             CAST(:id AS integer), CAST(:agency_id AS integer), 'CONFIRMED', CAST(:total AS numeric),"
-    "             CAST(:currency AS varchar), CAST(:now AS timestamptz)"
+    "             CAST(:currency AS varchar), CAST(:now AS timestamptz), CAST(:cancellation_rules AS jsonb),"
+    "             CAST(:balance_due_on AS date)"
     "      FROM (SELECT nextval('sale_order_number_seq') AS n) AS seq RETURNING *), "
+    # The sale on the agency's ledger, in the same statement: what it owes is never behind its sales.
+    "l AS (INSERT INTO ledger_entry (agency_id, kind, amount, currency, group_id, sale_order_id, created_by)"
+    "      SELECT o.agency_id, 'SALE', o.total_amount, o.currency, o.group_id, o.id, CAST(:actor_uid AS varchar)"
+    "      FROM o), "
     f"a AS ({AUDIT_ENTRIES} UNION ALL"
     "      SELECT CAST(:now AS timestamptz), CAST(:actor_uid AS varchar), CAST(:actor_role AS varchar),"
     "             CAST(:actor_agency AS varchar), 'sale_order.created', 'SaleOrder', o.id, NULL,"
@@ -377,13 +404,38 @@ class LockedGroup:
     now: datetime  # the database's
     prices: list[tuple[Decimal, str]]  # each booking's frozen total and currency
     sale_order: SaleOrder | None
+    terms: AgencyTerms  # how the group's agency pays
+    agency_ledger: list[LedgerEntry]  # the agency's ledger, one entry per kind and currency (summed)
+    group_ledger: list[LedgerEntry]  # the group's, likewise
+    check_in: date  # the stay's first night
+    time_zone: str  # its hotel's
+    cancellation_rules: list[dict[str, Any]] | None  # its rate plan's policy, else its hotel's (None: free)
+    sale_rules: list[dict[str, Any]] | None  # the policy frozen on its sale order (None: free, or no sale)
+
+
+def ledger_entries(sums: Sequence[Any]) -> list[LedgerEntry]:
+    """Rows of (kind, currency, amount), as ledger sums are read, as domain entries."""
+    return [LedgerEntry(LedgerKind(kind), Money(amount, currency)) for kind, currency, amount in sums]
+
+
+def agency_terms(row: Any) -> AgencyTerms:
+    """An agency's (payment_terms, credit_limit, credit_currency, deposit_percent, balance_due_days)."""
+    terms, limit, currency, deposit_percent, balance_due_days = row
+    return AgencyTerms(PaymentTerms(terms), None if limit is None else Money(limit, currency), deposit_percent,
+                       balance_due_days)
 
 
 async def lock_group_raw(connection: asyncpg.Connection, group_id: int) -> LockedGroup:
     row = await _LOCK_GROUP.fetchrow(connection, id=group_id)
     order = None if row["sale_order"] is None else SaleOrderRow(*row["sale_order"])
-    return LockedGroup(GroupRow(*row["grp"]), row["now"],
-                       [tuple(p) for p in row["prices"]], order)
+    check_in, time_zone, rules = row["stay"]
+    return LockedGroup(GroupRow(*row["grp"]), row["now"], [tuple(p) for p in row["prices"]], order,
+                       agency_terms(row["terms"]), ledger_entries(row["agency_ledger"]),
+                       ledger_entries(row["group_ledger"]), check_in, time_zone, _json(rules), _json(row["sale_rules"]))
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
 
 
 def _write_values(actor: audit.Actor, now: datetime, entries: Sequence[Audited], group: BookingGroup,
@@ -395,12 +447,15 @@ def _write_values(actor: audit.Actor, now: datetime, entries: Sequence[Audited],
 
 async def confirm_group(connection: asyncpg.Connection, group: BookingGroup, now: datetime, total: tuple[Decimal, str],
                         total_snapshot: dict, entries: Sequence[Audited], actor: audit.Actor,
-                        footprint: Footprint) -> tuple[SaleOrder, int, int]:
-    """CONFIRMED with its sale order (numbered from the sequence), audited, versioned, in the
-    outbox: one statement. Returns the sale order, the new version and the outbox row's id."""
+                        footprint: Footprint, cancellation_rules: list[dict[str, Any]] | None = None,
+                        balance_due_on: date | None = None) -> tuple[SaleOrder, int, int]:
+    """CONFIRMED with its sale order (numbered from the sequence; the cancellation policy and the
+    balance's due date frozen on it) and the sale on the agency's ledger, audited, versioned, in
+    the outbox: one statement. Returns the sale order, the new version and the outbox row's id."""
     row = await _CONFIRM.fetchrow(connection, **_write_values(actor, now, entries, group, footprint),
                                   year=str(now.year), agency_id=group.agency_id, total=total[0], currency=total[1],
-                                  reference=group.reference, total_snapshot=total_snapshot)
+                                  reference=group.reference, total_snapshot=total_snapshot,
+                                  cancellation_rules=cancellation_rules, balance_due_on=balance_due_on)
     return SaleOrderRow(*row["sale_order"]), int(row["version"]), int(row["change_id"])
 
 

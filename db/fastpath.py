@@ -23,7 +23,7 @@ import orjson
 
 import db.inventory
 from db.engine import plain_url
-from db.inventory import LockTimeout, room_type_lock_key
+from db.inventory import LockTimeout, agency_credit_lock_key, room_type_lock_key
 
 # `:name` parameters (not `::type` casts) in SQL written for SQLAlchemy's text(), so that one text
 # serves both drivers.
@@ -58,6 +58,10 @@ def _dumps(value: Any) -> str:
 async def _init(connection: asyncpg.Connection) -> None:
     # jsonb as Python values, as SQLAlchemy's JSONB type gives them.
     await connection.set_type_codec("jsonb", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+    # An integer[] inside an anonymous record (a group's footprint, an event's agencies) decodes
+    # only once the connection has met integer[] as a column or a parameter (asyncpg issue 360): a
+    # fresh connection whose first statement is a confirmation would fail otherwise.
+    await connection.fetchval("SELECT CAST('{}' AS integer[])")
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -140,16 +144,19 @@ class RawPool:
 
 @asynccontextmanager
 async def locked_transaction(connection: asyncpg.Connection, room_type_ids: Iterable[int],
-                             lock_timeout_ms: int) -> AsyncIterator[None]:
-    """BEGIN, `lock_timeout` and the room types' advisory locks (sorted) in one round trip; COMMIT
-    when the block ends, ROLLBACK when it raises. LockTimeout when a lock (or a row lock later in
-    the transaction) is not granted within the timeout."""
+                             lock_timeout_ms: int, agency_id: int | None = None) -> AsyncIterator[None]:
+    """BEGIN, `lock_timeout` and the room types' advisory locks (sorted), then the agency's credit
+    lock if `agency_id` is given, in one round trip; COMMIT when the block ends, ROLLBACK when it
+    raises. LockTimeout when a lock (or a row lock later in the transaction) is not granted within
+    the timeout."""
     ids = sorted(set(room_type_ids))
     # Simple query protocol: several statements, one message. Only integers are inlined.
     script = f"BEGIN; SELECT set_config('lock_timeout', '{int(lock_timeout_ms)}', true)"
     if ids and db.inventory.locking_enabled:
         keys = ",".join(str(room_type_lock_key(i)) for i in ids)
         script += f"; SELECT pg_advisory_xact_lock(k) FROM unnest(ARRAY[{keys}]::bigint[]) AS k ORDER BY k"
+    if agency_id is not None and db.inventory.locking_enabled:
+        script += f"; SELECT pg_advisory_xact_lock({agency_credit_lock_key(int(agency_id))})"
     try:
         await connection.execute(script)
         yield

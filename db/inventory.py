@@ -23,6 +23,9 @@ CONTRACT_KEYSPACE = 2  # by the supplier's contract id (a hash of it): creating 
 SUPPLIER_KEYSPACE = 3  # a supplier's sync run: session-scoped, held for the whole run
 RATE_PLAN_KEYSPACE = 4  # by hotel: its plan saves, one at a time (no two plans for the same agencies)
 NIGHT_AUDIT_KEYSPACE = 5  # by (hotel, business date): one worker closes a day, the others wait and read it
+# By agency: what it owes is read and a sale added to it by one confirmation at a time (the credit
+# limit's check). Always taken after the room types' locks.
+AGENCY_CREDIT_KEYSPACE = 6
 
 
 def supplier_lock_key(supplier_id: int) -> int:
@@ -51,6 +54,10 @@ def is_lock_timeout(error: DBAPIError) -> bool:
 
 def room_type_lock_key(room_type_id: int) -> int:
     return (room_type_id << 8) | ROOM_TYPE_KEYSPACE
+
+
+def agency_credit_lock_key(agency_id: int) -> int:
+    return (agency_id << 8) | AGENCY_CREDIT_KEYSPACE
 
 
 async def lock_room_types(session: AsyncSession, room_type_ids: Iterable[int], timeout_ms: int) -> None:

@@ -37,6 +37,10 @@ SQLModel.metadata.naming_convention = {
 }
 
 BOOKING_STATUSES = ("HELD", "CONFIRMED", "CANCELLED", "EXPIRED")
+PAYMENT_TERMS = ("PREPAY", "DEPOSIT", "CREDIT")
+PAYMENT_STATES = ("PENDING", "REQUIRES_ACTION", "SUCCEEDED", "FAILED", "CANCELED")
+PAYMENT_METHODS = ("CARD", "OFFLINE")
+LEDGER_KINDS = ("SALE", "PAYMENT", "REFUND", "FEE", "CREDIT_NOTE", "OFFLINE_PAYMENT")
 EVENT_KINDS = (
     "INCREASE_ALLOTMENT",
     "REDUCE_ALLOTMENT",
@@ -113,6 +117,12 @@ class Agency(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("code ~ '^[A-Z0-9_-]{2,32}$'", name="code_format"),
         CheckConstraint("tier ~ '^[A-Z0-9_-]{1,32}$'", name="tier_format"),
+        CheckConstraint(_in("payment_terms", PAYMENT_TERMS), name="payment_terms_known"),
+        CheckConstraint("(credit_limit IS NULL) = (credit_currency IS NULL) AND credit_limit >= 0",
+                        name="credit_limit_valid"),
+        CheckConstraint("(payment_terms = 'DEPOSIT') = (deposit_percent IS NOT NULL AND balance_due_days IS NOT NULL)"
+                        " AND deposit_percent BETWEEN 1 AND 99 AND balance_due_days BETWEEN 0 AND 365",
+                        name="deposit_terms_valid"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -122,6 +132,13 @@ class Agency(SQLModel, table=True):
     tier: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     # Where the agency's emails go (confirmations, release alerts...); null: none are sent.
     contact_email: str | None = Field(default=None, sa_column=Column(String(254), nullable=True))
+    # How it pays (domain.payments.AgencyTerms): CREDIT without a limit is what every agency had
+    # before payments existed, so it is the default.
+    payment_terms: str = Field(default="CREDIT", sa_column=Column(String(8), nullable=False, server_default="CREDIT"))
+    credit_limit: Decimal | None = Field(default=None, sa_column=Column(Numeric(), nullable=True))
+    credit_currency: str | None = Field(default=None, sa_column=Column(String(3), nullable=True))
+    deposit_percent: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    balance_due_days: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     created_at: datetime = _created_at()
 
 
@@ -134,6 +151,9 @@ class Hotel(SQLModel, table=True):
     name: str = Field(sa_column=Column(String(200), nullable=False))
     # IANA zone: the hotel's nights, "today" and release cut-offs are its local calendar's.
     time_zone: str = Field(default="UTC", sa_column=Column(String(64), nullable=False, server_default="UTC"))
+    # The default cancellation policy of its sales ([{days_before_arrival, fee_percent}]; null:
+    # free cancellation); a rate plan's own policy wins over it.
+    cancellation_rules: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     created_at: datetime = _created_at()
 
 
@@ -343,6 +363,8 @@ class RatePlan(SQLModel, table=True):
     rules: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
         JSONB, nullable=False, server_default="[]"))
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    # The plan's own cancellation policy (as Hotel.cancellation_rules); null: the hotel's.
+    cancellation_rules: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     created_at: datetime = _created_at()
     updated_at: datetime = _created_at()
 
@@ -364,6 +386,8 @@ class BookingGroup(SQLModel, table=True):
     created_at: datetime = _created_at()
     confirmed_at: datetime | None = _timestamp()
     cancelled_at: datetime | None = _timestamp()
+    # Set when a card payment started while the group was held: the hold is extended once.
+    hold_extended_at: datetime | None = _timestamp()
 
 
 class Booking(SQLModel, table=True):
@@ -430,6 +454,11 @@ class SaleOrder(SQLModel, table=True):
     currency: str = _currency()
     confirmed_at: datetime = _created_at()
     cancelled_at: datetime | None = _timestamp()
+    # Frozen at confirmation, as the prices are: the cancellation policy the sale was made under
+    # (null: free cancellation), and for DEPOSIT terms the date the balance is due.
+    cancellation_rules: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    balance_due_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    cancellation_fee: Decimal | None = Field(default=None, sa_column=Column(Numeric(), nullable=True))
 
 
 class IdempotencyKey(SQLModel, table=True):
@@ -757,3 +786,74 @@ class HoldExpiryNotice(SQLModel, table=True):
                                            primary_key=True))
     event_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = _created_at()
+
+
+class Payment(SQLModel, table=True):
+    """Money received for a booking group: a card payment (a Stripe PaymentIntent, `provider_id`)
+    or an offline one recorded by staff (a bank transfer, `reference`). What it brought in and what
+    was refunded of it are ledger entries (`LedgerEntry.payment_id`), not columns here."""
+
+    __tablename__ = "payment"
+    __table_args__ = (
+        CheckConstraint(_in("state", PAYMENT_STATES), name="state_known"),
+        CheckConstraint(_in("method", PAYMENT_METHODS), name="method_known"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        # One card attempt per number per group: the attempt is in Stripe's idempotency key.
+        UniqueConstraint("group_id", "attempt", name="uq_payment_group_attempt"),
+        Index("ix_payment_in_flight", "updated_at",
+              postgresql_where=text("method = 'CARD' AND state IN ('PENDING', 'REQUIRES_ACTION')")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = _fk("booking_group.id")
+    agency_id: int = _fk("agency.id")
+    method: str = Field(sa_column=Column(String(8), nullable=False))
+    state: str = Field(default="PENDING", sa_column=Column(String(16), nullable=False))
+    amount: Decimal = _priced_money()
+    currency: str = _currency()
+    attempt: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    provider_id: str | None = Field(default=None, sa_column=Column(String(255), nullable=True, unique=True))
+    client_secret: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    reference: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    failure: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_by: str = Field(sa_column=Column(String(128), nullable=False))
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One money movement of an agency (domain.payments.LedgerEntry): append-only (a trigger
+    refuses UPDATE, DELETE and TRUNCATE). Balances are sums over these rows, never counters."""
+
+    __tablename__ = "ledger_entry"
+    __table_args__ = (
+        CheckConstraint(_in("kind", LEDGER_KINDS), name="kind_known"),
+        CheckConstraint("amount >= 0", name="amount_nonnegative"),
+        # A sale is posted once per sale order, whatever retries or races do.
+        Index("uq_ledger_entry_sale", "sale_order_id", unique=True, postgresql_where=text("kind = 'SALE'")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = _fk("agency.id")
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    amount: Decimal = _priced_money()
+    currency: str = _currency()
+    # The group it belongs to (its sale order's, once confirmed; a card payment comes before the
+    # sale order exists): SaleOrder.paid sums a group's entries. Null: the agency's own account.
+    group_id: int | None = _fk("booking_group.id", nullable=True)
+    sale_order_id: int | None = _fk("sale_order.id", nullable=True)
+    payment_id: int | None = _fk("payment.id", nullable=True)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_by: str = Field(sa_column=Column(String(128), nullable=False))
+    created_at: datetime = _created_at()
+
+
+class StripeEvent(SQLModel, table=True):
+    """A Stripe webhook event applied: its id is the dedupe key (Stripe delivers at least once)."""
+
+    __tablename__ = "stripe_event"
+
+    id: str = Field(sa_column=Column(String(255), primary_key=True))
+    type: str = Field(sa_column=Column(String(128), nullable=False))
+    payment_id: int | None = _fk("payment.id", nullable=True)
+    received_at: datetime = _created_at()

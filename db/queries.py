@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
@@ -20,7 +21,9 @@ from db.models import (
     Hardblock,
     HardblockAmendment,
     Hotel,
+    LedgerEntry,
     NightAudit,
+    Payment,
     RatePlan,
     RoomType,
     SaleOrder,
@@ -76,6 +79,37 @@ async def sale_order_by_group(session: AsyncSession, group_ids: Sequence[int]) -
     return {key: rows[0] for key, rows in (await rows_grouped_by(session, SaleOrder.group_id, group_ids, SaleOrder.id)).items()}
 
 
+async def payments_by_group(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, list[Payment]]:
+    return await rows_grouped_by(session, Payment.group_id, group_ids, Payment.id)
+
+
+# (kind, currency, sum of amounts): a ledger read summed per kind (db.bookings.ledger_entries turns
+# them into domain entries).
+LedgerEntrySum = tuple[str, str, Decimal]
+
+
+async def _ledger_sums(session: AsyncSession, column: Any, keys: Sequence[int]) -> dict[int, list[LedgerEntrySum]]:
+    rows = await session.execute(
+        select(column, LedgerEntry.kind, LedgerEntry.currency, func.sum(LedgerEntry.amount))
+        .where(column.in_(list(keys))).group_by(column, LedgerEntry.kind, LedgerEntry.currency))
+    out: dict[int, list[LedgerEntrySum]] = {}
+    for key, kind, currency, amount in rows:
+        out.setdefault(key, []).append((kind, currency, amount))
+    return out
+
+
+async def ledger_by_agency(session: AsyncSession, agency_ids: Sequence[int]) -> dict[int, list[LedgerEntrySum]]:
+    return await _ledger_sums(session, LedgerEntry.agency_id, agency_ids)
+
+
+async def ledger_by_group(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, list[LedgerEntrySum]]:
+    return await _ledger_sums(session, LedgerEntry.group_id, group_ids)
+
+
+async def ledger_by_payment(session: AsyncSession, payment_ids: Sequence[int]) -> dict[int, list[LedgerEntrySum]]:
+    return await _ledger_sums(session, LedgerEntry.payment_id, payment_ids)
+
+
 async def agencies_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, tuple[int, str | None]]:
     """(id, tier) per agency code: who the caller's agency is and what pricing needs of it, in two
     columns (an ORM row costs a subscription's every event several times the query)."""
@@ -103,5 +137,5 @@ BY_ID = {
     model.__tablename__: _by_id(model)  # type: ignore[attr-defined]
     for model in (Agency, Hotel, RoomType, Booking, BookingGroup, SaleOrder, Hardblock, HardblockAmendment,
                   AllotmentEvent, Contract, AuditEntry, Supplier, SyncRun, RatePlan, WebhookEndpoint,
-                  WebhookDelivery, NightAudit)
+                  WebhookDelivery, NightAudit, Payment)
 }

@@ -100,8 +100,13 @@ class CreditLimitExceeded(DomainError):
     """A credit sale of `amount` would take what the agency owes, `outstanding`, past `limit`."""
 
     def __init__(self, limit: Money, outstanding: Money, amount: Money) -> None:
-        super().__init__(f"a sale of {_text(amount)} on top of {_text(outstanding)} outstanding exceeds the credit "
-                         f"limit of {_text(limit)}")
+        if limit.currency != amount.currency:
+            message = (f"the credit limit of {_text(limit)} bounds {limit.currency} sales only: a sale of "
+                       f"{_text(amount)} cannot go on credit")
+        else:
+            message = (f"a sale of {_text(amount)} on top of {_text(outstanding)} outstanding exceeds the credit "
+                       f"limit of {_text(limit)}")
+        super().__init__(message)
         self.limit = limit
         self.outstanding = outstanding
         self.amount = amount

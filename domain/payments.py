@@ -26,7 +26,7 @@ from datetime import date, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
 from enum import StrEnum
 
-from domain.errors import CreditLimitExceeded, CurrencyMismatch, InvalidInput
+from domain.errors import CreditLimitExceeded, CurrencyMismatch, InvalidInput, PaymentRequired
 from domain.money import Money, check_money, format_amount, minor_unit, quantum, round_money, zero
 
 # What the database keeps of an amount: below 10^10 (the same bound as prices and sale totals).
@@ -224,6 +224,29 @@ def credit_decision(limit: Money | None, outstanding: Money, amount: Money) -> C
     if limit is None or _EXACT.add(outstanding.amount, amount.amount) <= limit.amount:
         return None
     return CreditLimitExceeded(limit, outstanding, amount)
+
+
+def confirmation_decision(terms: AgencyTerms, total: Money, paid: Money, owed: Money, check_in: date,
+                          today: date) -> PaymentRequired | CreditLimitExceeded | None:
+    """Whether a sale of `total` may be confirmed now, for an agency on `terms` that has `paid`
+    towards it (see `paid`) and owes `owed` in all (see `outstanding`, in the sale's currency),
+    for a stay arriving `check_in`, on the hotel-local `today`: PaymentRequired while money is
+    due (`amount_due_now`), CreditLimitExceeded when a CREDIT sale would pass the limit
+    (`credit_decision`; the sale counts what is still unpaid of it), else None.
+
+    A CREDIT limit in another currency than the sale's refuses it too (with `outstanding` zero in
+    the limit's currency): a limit bounds one currency, and a sale it cannot measure is not let
+    through unmeasured.
+    """
+    due = amount_due_now(terms, total, paid, check_in=check_in, today=today)
+    if due.amount > 0:
+        return PaymentRequired(due)
+    if terms.terms is not PaymentTerms.CREDIT or terms.credit_limit is None:
+        return None
+    unpaid = _at_least_zero(_minus(total, paid))
+    if terms.credit_limit.currency != total.currency:
+        return CreditLimitExceeded(terms.credit_limit, zero(terms.credit_limit.currency), unpaid)
+    return credit_decision(terms.credit_limit, owed, unpaid)
 
 
 # --- cancellation fees ---------------------------------------------------------------------

@@ -14,11 +14,13 @@ from app.api.audit import AuditEntry, audit_trail
 from app.api.catalog import Agency, Hotel, RoomType, load_agency, load_hotel, load_room_type
 from app.api.errors import (
     BookingExpired,
+    CreditLimitExceeded,
     IdempotencyConflict,
     InvalidInput,
     InvalidTransition,
     LockTimeout,
     NotFound,
+    PaymentRequired,
     RestrictionViolated,
     SoldOut,
 )
@@ -199,7 +201,7 @@ CreateBookingResult = Annotated[
     strawberry.union("CreateBookingResult"),
 ]
 ConfirmBookingResult = Annotated[
-    SaleOrder | BookingExpired | InvalidTransition | NotFound | LockTimeout,
+    SaleOrder | BookingExpired | InvalidTransition | NotFound | LockTimeout | PaymentRequired | CreditLimitExceeded,
     strawberry.union("ConfirmBookingResult"),
 ]
 CancelBookingResult = Annotated[

@@ -13,9 +13,20 @@ from app.api.errors import InvalidInput, LockTimeout, NotFound
 from app.api.ids import decode_id, filter_pk
 from app.api.pagination import connection
 from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info, require_principal
-from app.api.types import LoadedNode, Money, MoneyInput, Role, related, schema_type, staff_only
+from app.api.types import LoadedNode, Money, MoneyInput, Role, money, related, schema_type, staff_only
 from app.services import catalog, inventory, rateplans
 from app.services.notify import endpoints
+from app.services.payments import ledger
+from app.services.payments.terms import KEEP, TermsChange
+from domain import Money as DomainMoney
+from domain import PaymentTerms as DomainPaymentTerms
+from domain.money import zero
+
+# The currency of an agency's balance before it has any ledger entry or credit limit.
+DEFAULT_CURRENCY = "EUR"
+
+PaymentTerms = strawberry.enum(DomainPaymentTerms, name="PaymentTerms",
+                               description="PREPAY, DEPOSIT or CREDIT (see Agency.paymentTerms).")
 
 if TYPE_CHECKING:
     from db.models import Agency as AgencyRow
@@ -41,12 +52,38 @@ class Agency(LoadedNode, relay.Node):
     contact_email: str | None = strawberry.field(description="Where its emails go (confirmations, release alerts, "
                                                  "holds about to expire); null: none are sent.")
 
+    payment_terms: PaymentTerms = strawberry.field(description="How it pays: PREPAY (all by card before "
+                                                   "confirmation), DEPOSIT (depositPercent before, the balance "
+                                                   "balanceDueDays before arrival) or CREDIT (within creditLimit).")
+    credit_limit: Money | None = strawberry.field(description="CREDIT: what it may owe at most; null: no limit.")
+    deposit_percent: int | None = strawberry.field(description="DEPOSIT: the share paid before confirmation.")
+    balance_due_days: int | None = strawberry.field(description="DEPOSIT: the balance is due this many days "
+                                                    "before arrival.")
+
     loader = "agency"
     visible = _own_agency_only
 
     @staticmethod
     def from_row(row: AgencyRow) -> Agency:
-        return Agency(id=row.id, code=row.code, name=row.name, tier=row.tier, contact_email=row.contact_email)
+        return Agency(id=row.id, code=row.code, name=row.name, tier=row.tier, contact_email=row.contact_email,
+                      payment_terms=PaymentTerms(row.payment_terms),
+                      credit_limit=None if row.credit_limit is None else Money.of(row.credit_limit, row.credit_currency),
+                      deposit_percent=row.deposit_percent, balance_due_days=row.balance_due_days)
+
+    @strawberry.field(description="What it owes (positive) or has paid ahead (negative), summed over its ledger: "
+                      "sales, fees and refunds less payments and credit notes; in its credit limit's currency, "
+                      "else its ledger's (see balances).")
+    async def outstanding(self, info: Info) -> Money:
+        balances = await self._balances(info)
+        currency = self.credit_limit.currency if self.credit_limit else next(iter(balances), DEFAULT_CURRENCY)
+        return money(balances.get(currency, zero(currency)))  # type: ignore[return-value]
+
+    @strawberry.field(description="What it owes per currency it has dealt in (outstanding, one Money each).")
+    async def balances(self, info: Info) -> list[Money]:
+        return [money(value) for value in (await self._balances(info)).values()]  # type: ignore[misc]
+
+    async def _balances(self, info: Info) -> dict[str, DomainMoney]:
+        return ledger.balances(await info.context.loaders.ledger_by_agency.load(self.id))
 
     @strawberry.field(description="Its webhook endpoints.")
     async def webhook_endpoints(self, info: Info) -> list[Annotated[WebhookEndpoint, strawberry.lazy("app.api.notify")]]:  # noqa: F821
@@ -187,14 +224,38 @@ class CreateAgencyInput:
     name: str
     tier: str | None = strawberry.field(default=None, description="E.g. GOLD: rate plans' rules may ask for it.")
     contact_email: str | None = strawberry.field(default=None, description="Where its emails go.")
+    payment_terms: PaymentTerms | None = strawberry.field(default=None, description="Default CREDIT.")
+    credit_limit: MoneyInput | None = strawberry.field(default=None, description="CREDIT only; left out: no limit.")
+    deposit_percent: int | None = strawberry.field(default=None, description="DEPOSIT only (1 to 99), required.")
+    balance_due_days: int | None = strawberry.field(default=None, description="DEPOSIT only (0 to 365), required.")
+
+    def terms(self) -> TermsChange:
+        return TermsChange(None if self.payment_terms is None else self.payment_terms.value,
+                           _limit(self.credit_limit), self.deposit_percent, self.balance_due_days)
 
 
-@strawberry.input(description="Fields left out (null) stay as they are.")
+@strawberry.input(description="Fields left out stay as they are. When paymentTerms changes, the terms' fields "
+                  "left out are cleared (a DEPOSIT's percent means nothing on CREDIT).")
 class UpdateAgencyInput:
     id: strawberry.ID
     name: str | None = None
     tier: str | None = strawberry.field(default=None, description="A tier code; \"\" removes the tier.")
     contact_email: str | None = strawberry.field(default=None, description="An email address; \"\" removes it.")
+    payment_terms: PaymentTerms | None = None
+    credit_limit: MoneyInput | None = strawberry.field(default=strawberry.UNSET, description="null: no limit.")
+    deposit_percent: int | None = strawberry.UNSET
+    balance_due_days: int | None = strawberry.UNSET
+
+    def terms(self) -> TermsChange:
+        def kept(value: Any, convert: Any = lambda v: v) -> Any:
+            return KEEP if value is strawberry.UNSET else convert(value)
+
+        return TermsChange(None if self.payment_terms is None else self.payment_terms.value,
+                           kept(self.credit_limit, _limit), kept(self.deposit_percent), kept(self.balance_due_days))
+
+
+def _limit(value: MoneyInput | None) -> tuple[str, str] | None:
+    return None if value is None else (value.amount, value.currency)
 
 
 @strawberry.input
@@ -265,14 +326,14 @@ class CatalogMutation:
     @strawberry.mutation(permission_classes=ADMIN)
     async def create_agency(self, info: Info, input: CreateAgencyInput) -> CreateAgencyResult:
         row = await catalog.create_agency(info.context.services, info.context.caller, input.code, input.name,
-                                          input.tier, input.contact_email)
+                                          input.tier, input.contact_email, input.terms())
         return Agency.from_row(row)
 
     @strawberry.mutation(permission_classes=ADMIN)
     async def update_agency(self, info: Info, input: UpdateAgencyInput) -> CreateAgencyResult:
         row = await catalog.update_agency(info.context.services, info.context.caller,
                                           decode_id(input.id, "Agency", "id"), input.name, input.tier,
-                                          input.contact_email)
+                                          input.contact_email, input.terms())
         return Agency.from_row(row)
 
     @strawberry.mutation(permission_classes=ADMIN)

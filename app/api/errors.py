@@ -13,7 +13,7 @@ from typing import Annotated, Any, get_args
 import strawberry
 
 from app.api.permissions import Info
-from app.api.types import related
+from app.api.types import Money, money, related
 from app.services import errors as failures
 
 
@@ -126,6 +126,19 @@ class BookingExpired(UserError):
     expired_at: datetime | None
 
 
+@strawberry.type(description="Money is due before the group can be confirmed (PREPAY, or a DEPOSIT's deposit): "
+                 "startPayment takes it by card.")
+class PaymentRequired(UserError):
+    amount_due: Money
+
+
+@strawberry.type(description="A sale on credit would take what the agency owes past its credit limit.")
+class CreditLimitExceeded(UserError):
+    limit: Money
+    outstanding: Money
+    amount: Money
+
+
 async def _running_run(root: SyncAlreadyRunning, info: Info) -> Annotated[SyncRun, strawberry.lazy("app.api.supply")] | None:  # noqa: F821
     return await related(info, "SyncRun", root.run_id)
 
@@ -192,6 +205,18 @@ class _BookingExpiredHandler(strawberry.ExceptionHandler[failures.BookingExpired
         return BookingExpired(message=exception.message, code="BOOKING_EXPIRED", expired_at=exception.expires_at)
 
 
+class _PaymentRequiredHandler(strawberry.ExceptionHandler[failures.PaymentRequired, PaymentRequired]):
+    def handle(self, exception: failures.PaymentRequired, **_: Any) -> PaymentRequired:
+        return PaymentRequired(message=exception.message, code="PAYMENT_REQUIRED", amount_due=money(exception.amount_due))
+
+
+class _CreditLimitExceededHandler(strawberry.ExceptionHandler[failures.CreditLimitExceeded, CreditLimitExceeded]):
+    def handle(self, exception: failures.CreditLimitExceeded, **_: Any) -> CreditLimitExceeded:
+        return CreditLimitExceeded(message=exception.message, code="CREDIT_LIMIT_EXCEEDED",
+                                   limit=money(exception.limit), outstanding=money(exception.outstanding),
+                                   amount=money(exception.amount))
+
+
 class _SyncAlreadyRunningHandler(strawberry.ExceptionHandler[failures.SyncAlreadyRunning, SyncAlreadyRunning]):
     def handle(self, exception: failures.SyncAlreadyRunning, **_: Any) -> SyncAlreadyRunning:
         return SyncAlreadyRunning(message=exception.message, code="SYNC_ALREADY_RUNNING", run_id=exception.run_id)
@@ -200,7 +225,7 @@ class _SyncAlreadyRunningHandler(strawberry.ExceptionHandler[failures.SyncAlread
 HANDLERS = (
     _InvalidInputHandler(), _NotFoundHandler(), _InvalidTransitionHandler(), _LockTimeoutHandler(),
     _SoldOutHandler(), _RestrictionViolatedHandler(), _IdempotencyConflictHandler(), _BlockUnderflowHandler(), _BookingExpiredHandler(),
-    _SyncAlreadyRunningHandler(),
+    _SyncAlreadyRunningHandler(), _PaymentRequiredHandler(), _CreditLimitExceededHandler(),
 )
 
 _HANDLED = [(get_args(type(handler).__orig_bases__[0])[0], handler) for handler in HANDLERS]  # type: ignore[attr-defined]

@@ -57,5 +57,11 @@ class Loaders:
         self.rate_plan = _loader(sessions, by_id["rate_plan"])
         self.webhook_endpoint = _loader(sessions, by_id["webhook_endpoint"])
         self.webhook_delivery = _loader(sessions, by_id["webhook_delivery"])
+        self.payment = _loader(sessions, by_id["payment"])
+        self.payments_by_group = _loader(sessions, queries.payments_by_group, missing=())
+        # Ledger sums per (kind, currency): balances are sums over the ledger, never counters.
+        self.ledger_by_agency = _loader(sessions, queries.ledger_by_agency, missing=())
+        self.ledger_by_group = _loader(sessions, queries.ledger_by_group, missing=())
+        self.ledger_by_payment = _loader(sessions, queries.ledger_by_payment, missing=())
         # (hotel id, block id, start, end) -> the BlockGridData of every block asked for in the batch
         self.block_grid = _loader(sessions, block_grids)

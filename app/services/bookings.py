@@ -22,11 +22,13 @@ from app.services.changes import Change, Touched
 from app.services.context import Caller, Services
 from app.services.errors import (
     BookingExpired,
+    CreditLimitExceeded,
     IdempotencyConflict,
     InvalidInput,
     InvalidTransition,
     LockTimeout,
     NotFound,
+    PaymentRequired,
     RestrictionViolated,
     Shortfall,
     SoldOut,
@@ -45,6 +47,7 @@ from db.bookings import (
     HoldContext,
     HoldItem,
     KeyTaken,
+    LockedGroup,
     RoomTypeRecord,
     Footprint,
     confirm_group,
@@ -64,10 +67,17 @@ from db.calendar import StayInventory
 from db.rateplans import PlanRef
 from db.fastpath import locked_transaction
 from domain import BookingExpired as DomainBookingExpired
+from domain import CreditLimitExceeded as DomainCreditLimitExceeded
+from domain import PaymentRequired as DomainPaymentRequired
 from domain import BookingStatus, CurrencyMismatch, HardblockSlot, Money, NoRate, PricedItem, PriceOutOfRange
 from domain import InvalidTransition as DomainInvalidTransition
 from domain import (
+    balance_due_date,
     block_shortfalls,
+    confirmation_decision,
+    hotel_today,
+    outstanding,
+    paid,
     cancel_status,
     compute_hardblock_slots,
     confirm_status,
@@ -449,8 +459,11 @@ async def confirm_booking(services: Services, caller: Caller, group_id: int | No
     recorded EXPIRED (committed) and answers BookingExpired. `id` is how the caller named the
     group, for NotFound. Five round trips on asyncpg, like the hold."""
     async with services.raw.connection() as connection:
-        _, footprint = await _visible_group(connection, caller, group_id, id)
-        async with locked_transaction(connection, footprint[1], services.settings.lock_timeout_ms):
+        visible, footprint = await _visible_group(connection, caller, group_id, id)
+        # The agency's credit lock too: what it owes is read and the sale added by one confirmation
+        # at a time, or two could each fit under the limit that both together pass.
+        async with locked_transaction(connection, footprint[1], services.settings.lock_timeout_ms,
+                                      agency_id=visible.agency_id):
             locked = await lock_group_raw(connection, group_id)  # as of the lock: expiry may have won
             group, now = locked.group, locked.now
             try:
@@ -472,19 +485,50 @@ async def confirm_booking(services: Services, caller: Caller, group_id: int | No
                 if group.status == "CONFIRMED":
                     assert locked.sale_order is not None, "a confirmed group has its sale order"
                     return locked.sale_order
-                before = _group_snapshot(group)
-                group.status, group.confirmed_at = "CONFIRMED", now
-                total = money_sum([Money(amount, currency) for amount, currency in locked.prices],
-                                  locked.prices[0][1])
-                order, *written = await confirm_group(
-                    connection, group, now, (total.amount, total.currency), _money_snapshot(total),
-                    [("booking_group.confirmed", "BookingGroup", group.id, before, _group_snapshot(group))],
-                    caller.actor, footprint)
+                order, *written = await confirm_locked(connection, locked, caller.actor, footprint)
                 expired = None
     await _published(services, footprint, group, *written)
     if expired is not None:
         raise expired  # after the commit: the expiry it found is recorded
     return order
+
+
+def group_total(locked: LockedGroup) -> Money:
+    """The sale's total: the bookings' frozen prices added up."""
+    return money_sum([Money(amount, currency) for amount, currency in locked.prices], locked.prices[0][1])
+
+
+def payment_failure(locked: LockedGroup, total: Money) -> PaymentRequired | CreditLimitExceeded | None:
+    """Whether the agency's payment terms let the group be confirmed now (domain.payments
+    `confirmation_decision`, on the ledgers read under the locks), as the failure to raise."""
+    currency = total.currency
+    decision = confirmation_decision(
+        locked.terms, total, paid((e for e in locked.group_ledger if e.amount.currency == currency), currency),
+        outstanding((e for e in locked.agency_ledger if e.amount.currency == currency), currency),
+        locked.check_in, hotel_today(locked.now, locked.time_zone))
+    if isinstance(decision, DomainPaymentRequired):
+        return PaymentRequired(str(decision), decision.amount_due)
+    if isinstance(decision, DomainCreditLimitExceeded):
+        return CreditLimitExceeded(str(decision), decision.limit, decision.outstanding, decision.amount)
+    return None
+
+
+async def confirm_locked(connection: Any, locked: LockedGroup, actor: Any,
+                         footprint: Footprint) -> tuple[models.SaleOrder, int, int]:
+    """Confirm a group locked by `lock_group_raw` (under its room types' and its agency's locks),
+    if its agency's payment terms allow: its sale order, with the cancellation policy and the
+    balance's due date frozen on it, and the sale on the ledger. Raises PaymentRequired or
+    CreditLimitExceeded (nothing written). Returns the sale order, the version and the change id."""
+    group, now = locked.group, locked.now
+    total = group_total(locked)
+    if failure := payment_failure(locked, total):
+        raise failure
+    before = _group_snapshot(group)
+    group.status, group.confirmed_at = "CONFIRMED", now
+    return await confirm_group(
+        connection, group, now, (total.amount, total.currency), _money_snapshot(total),
+        [("booking_group.confirmed", "BookingGroup", group.id, before, _group_snapshot(group))],
+        actor, footprint, locked.cancellation_rules, balance_due_date(locked.terms, locked.check_in))
 
 
 async def cancel_booking(services: Services, caller: Caller, group_id: int | None, reason: str | None = None,

@@ -12,9 +12,10 @@ from sqlalchemy import select
 from app.services.changes import write
 from app.services.context import Caller, Services
 from app.services.errors import InvalidInput
+from app.services.payments.terms import TermsChange, changed_terms, current_terms, store_terms
 from db import audit, models
 from db.inventory import lock_room_types
-from domain import DEFAULT_TIME_ZONE, check_time_zone, utc_today
+from domain import DEFAULT_TIME_ZONE, AgencyTerms, PaymentTerms, check_time_zone, utc_today
 from domain.contracts import MAX_RELEASE_DAYS
 
 CODE = re.compile(r"^[A-Z0-9_-]{2,32}$")
@@ -76,20 +77,25 @@ def email_address(value: str | None) -> str | None:
 
 
 async def create_agency(services: Services, caller: Caller, agency_code: str, agency_name: str,
-                        agency_tier: str | None = None, contact_email: str | None = None) -> models.Agency:
-    """Create an agency; a retry with the same code, name, tier and contact returns it unchanged."""
+                        agency_tier: str | None = None, contact_email: str | None = None,
+                        terms: TermsChange = TermsChange()) -> models.Agency:
+    """Create an agency (payment terms CREDIT without a limit unless `terms` say otherwise); a
+    retry with the same fields returns it unchanged."""
     agency_code, agency_name, agency_tier = code(agency_code, "code"), name(agency_name), tier(agency_tier)
     contact_email = email_address(contact_email)
+    payment = changed_terms(AgencyTerms(PaymentTerms.CREDIT), terms)
     async with write(services) as unit:
         session = unit.session
         existing = (await session.execute(
             select(models.Agency).where(models.Agency.code == agency_code))).scalar_one_or_none()
         if existing is not None:
-            if (existing.name, existing.tier, existing.contact_email) != (agency_name, agency_tier, contact_email):
+            if ((existing.name, existing.tier, existing.contact_email, current_terms(existing))
+                    != (agency_name, agency_tier, contact_email, payment)):
                 raise InvalidInput("code", f"agency {agency_code} already exists (as {existing.name!r}): "
                                    "updateAgency changes it")
             return existing  # a retry: nothing to do
         agency = models.Agency(code=agency_code, name=agency_name, tier=agency_tier, contact_email=contact_email)
+        store_terms(agency, payment)
         session.add(agency)
         await session.flush()
         audit.record(session, caller.actor, "agency.created", "Agency", agency.id,
@@ -97,13 +103,16 @@ async def create_agency(services: Services, caller: Caller, agency_code: str, ag
     return agency
 
 
-_AGENCY_FIELDS = ("code", "name", "tier", "contact_email")
+_AGENCY_FIELDS = ("code", "name", "tier", "contact_email", "payment_terms", "credit_limit", "credit_currency",
+                  "deposit_percent", "balance_due_days")
 
 
 async def update_agency(services: Services, caller: Caller, agency_id: int, agency_name: str | None,
-                        agency_tier: str | None, contact_email: str | None = None) -> models.Agency:
-    """Rename an agency, change its tier or its contact address (None leaves a field as it is; ""
-    removes a tier or an address). Prices decided after it commits use the new tier."""
+                        agency_tier: str | None, contact_email: str | None = None,
+                        terms: TermsChange = TermsChange()) -> models.Agency:
+    """Rename an agency, change its tier, its contact address or its payment terms (None leaves a
+    field as it is; "" removes a tier or an address; see TermsChange). Prices and confirmations
+    decided after it commits use the new values."""
     new_name = None if agency_name is None else name(agency_name)
     new_email = None if contact_email is None else email_address(contact_email)
     async with write(services) as unit:
@@ -118,6 +127,7 @@ async def update_agency(services: Services, caller: Caller, agency_id: int, agen
             agency.tier = tier(agency_tier)
         if contact_email is not None:
             agency.contact_email = new_email
+        store_terms(agency, changed_terms(current_terms(agency), terms))
         after = audit.snapshot(agency, *_AGENCY_FIELDS)
         if after != before:
             await session.flush()

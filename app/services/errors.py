@@ -12,11 +12,11 @@ from datetime import date, datetime
 
 from db.engine import database_unavailable  # a lost database or exhausted pool: retry the same request
 from db.inventory import LockTimeout  # a failure like these: retryable, and it changed nothing
-from domain import Violation
+from domain import Money, Violation
 
 __all__ = [
-    "BlockUnderflow", "BookingExpired", "Failure", "Forbidden", "IdempotencyConflict", "InvalidInput",
-    "InvalidTransition", "LockTimeout", "NotFound", "RestrictionViolated", "Shortfall", "SlotDiff", "SoldOut", "SyncAlreadyRunning", "database_unavailable",
+    "BlockUnderflow", "BookingExpired", "CreditLimitExceeded", "Failure", "Forbidden", "IdempotencyConflict", "InvalidInput",
+    "InvalidTransition", "LockTimeout", "NotFound", "PaymentRequired", "RestrictionViolated", "Shortfall", "SlotDiff", "SoldOut", "SyncAlreadyRunning", "database_unavailable",
 ]
 
 
@@ -72,6 +72,22 @@ class BookingExpired(Failure):
     def __init__(self, message: str, expires_at: datetime | None) -> None:
         super().__init__(message)
         self.expires_at = expires_at
+
+
+class PaymentRequired(Failure):
+    """The group cannot be confirmed before `amount_due` is paid (PREPAY, or a DEPOSIT's deposit)."""
+
+    def __init__(self, message: str, amount_due: Money) -> None:
+        super().__init__(message)
+        self.amount_due = amount_due
+
+
+class CreditLimitExceeded(Failure):
+    """A credit sale of `amount` would take what the agency owes, `outstanding`, past `limit`."""
+
+    def __init__(self, message: str, limit: Money, outstanding: Money, amount: Money) -> None:
+        super().__init__(message)
+        self.limit, self.outstanding, self.amount = limit, outstanding, amount
 
 
 @dataclass(frozen=True, slots=True)

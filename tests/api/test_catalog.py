@@ -81,7 +81,9 @@ async def test_create_agency_normalises_audits_and_is_idempotent(gql):
     assert [e["node"]["action"] for e in entries] == ["agency.created"]
     entry = entries[0]["node"]
     assert entry["actorUid"] == "dev-admin" and entry["actorRole"] == "admin"
-    assert entry["after"] == {"code": "SUNTRAVEL", "name": "Sun Travel", "tier": None, "contact_email": None} and entry["before"] is None
+    assert entry["after"] == {"code": "SUNTRAVEL", "name": "Sun Travel", "tier": None, "contact_email": None,
+                              "payment_terms": "CREDIT", "credit_limit": None, "credit_currency": None,
+                              "deposit_percent": None, "balance_due_days": None} and entry["before"] is None
     assert entry["entityId"] == created["id"] and entry["requestId"]
 
 

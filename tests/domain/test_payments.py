@@ -20,6 +20,7 @@ from domain import (
     check_policy,
     check_refund,
     check_terms,
+    confirmation_decision,
     credit_decision,
     from_minor,
     outstanding,
@@ -421,3 +422,46 @@ def test_free_cancellation_posts_only_the_credit_note():
     assert cancellation_entries(3, eur("80"), eur("0.00")) == (LedgerEntry(LedgerKind.CREDIT_NOTE, eur("80"), 3),)
     with pytest.raises(CurrencyMismatch):
         cancellation_entries(3, eur("80"), M(Decimal(0), "USD"))
+
+
+# --- confirmation ------------------------------------------------------------------------------
+
+ARRIVAL = date(2027, 6, 10)
+
+
+@pytest.mark.parametrize(("terms", "paid_", "owed", "today", "expected"), [
+    # PREPAY: the whole total first, then nothing stands in the way
+    (AgencyTerms(PaymentTerms.PREPAY), "0", "0", date(2027, 1, 1), ("due", "300.00")),
+    (AgencyTerms(PaymentTerms.PREPAY), "100.00", "0", date(2027, 1, 1), ("due", "200.00")),
+    (AgencyTerms(PaymentTerms.PREPAY), "300.00", "0", date(2027, 1, 1), None),
+    # DEPOSIT 30 %, balance 14 days before arrival: the deposit, or the whole once the balance is due
+    (AgencyTerms(PaymentTerms.DEPOSIT, deposit_percent=30, balance_due_days=14), "0", "0", date(2027, 1, 1),
+     ("due", "90.00")),
+    (AgencyTerms(PaymentTerms.DEPOSIT, deposit_percent=30, balance_due_days=14), "90.00", "0", date(2027, 1, 1), None),
+    (AgencyTerms(PaymentTerms.DEPOSIT, deposit_percent=30, balance_due_days=14), "90.00", "0", date(2027, 5, 27),
+     ("due", "210.00")),
+    # CREDIT: no limit, under it, exactly at it, over it; what is paid already does not count
+    (AgencyTerms(PaymentTerms.CREDIT), "0", "1000000", date(2027, 1, 1), None),
+    (AgencyTerms(PaymentTerms.CREDIT, credit_limit=eur("1000.00")), "0", "699.99", date(2027, 1, 1), None),
+    (AgencyTerms(PaymentTerms.CREDIT, credit_limit=eur("1000.00")), "0", "700.00", date(2027, 1, 1), None),
+    (AgencyTerms(PaymentTerms.CREDIT, credit_limit=eur("1000.00")), "0", "700.01", date(2027, 1, 1),
+     ("credit", "300.00")),
+    (AgencyTerms(PaymentTerms.CREDIT, credit_limit=eur("1000.00")), "100.00", "800.00", date(2027, 1, 1), None),
+])
+def test_confirmation_needs_the_money_due_or_room_under_the_limit(terms, paid_, owed, today, expected):
+    decision = confirmation_decision(terms, eur("300.00"), eur(paid_), eur(owed), ARRIVAL, today)
+    if expected is None:
+        assert decision is None
+    elif expected[0] == "due":
+        assert isinstance(decision, PaymentRequired) and decision.amount_due == eur(expected[1])
+    else:
+        assert isinstance(decision, CreditLimitExceeded) and decision.amount == eur(expected[1])
+        assert decision.outstanding == eur(owed) and "exceeds the credit limit of 1000.00 EUR" in str(decision)
+
+
+def test_a_credit_limit_in_another_currency_refuses_the_sale():
+    terms = AgencyTerms(PaymentTerms.CREDIT, credit_limit=M(Decimal("5000"), "USD"))
+    decision = confirmation_decision(terms, eur("300.00"), eur("0"), eur("0"), ARRIVAL, date(2027, 1, 1))
+    assert isinstance(decision, CreditLimitExceeded)
+    assert decision.outstanding == M(Decimal("0"), "USD") and decision.amount == eur("300.00")
+    assert str(decision) == "the credit limit of 5000 USD bounds USD sales only: a sale of 300.00 EUR cannot go on credit"
