@@ -341,11 +341,11 @@ _CONFIRM = Statement(
     "           WHERE id = CAST(:id AS integer)), "
     "b AS (UPDATE booking SET status = 'CONFIRMED' WHERE group_id = CAST(:id AS integer)), "
     "o AS (INSERT INTO sale_order (number, group_id, agency_id, status, total_amount, currency, confirmed_at,"
-    "                              cancellation_rules, balance_due_on)"
+    "                              cancellation_rules, balance_due_at)"
     "      SELECT 'SO-' || CAST(:year AS text) || '-' || lpad(CAST(n AS text), greatest(6, length(CAST(n AS text))), '0'),"
     "             CAST(:id AS integer), CAST(:agency_id AS integer), 'CONFIRMED', CAST(:total AS numeric),"
     "             CAST(:currency AS varchar), CAST(:now AS timestamptz), CAST(:cancellation_rules AS jsonb),"
-    "             CAST(:balance_due_on AS date)"
+    "             CAST(:balance_due_at AS timestamptz)"
     "      FROM (SELECT nextval('sale_order_number_seq') AS n) AS seq RETURNING *), "
     # The sale on the agency's ledger, in the same statement: what it owes is never behind its sales.
     "l AS (INSERT INTO ledger_entry (agency_id, kind, amount, currency, group_id, sale_order_id, created_by)"
@@ -448,14 +448,14 @@ def _write_values(actor: audit.Actor, now: datetime, entries: Sequence[Audited],
 async def confirm_group(connection: asyncpg.Connection, group: BookingGroup, now: datetime, total: tuple[Decimal, str],
                         total_snapshot: dict, entries: Sequence[Audited], actor: audit.Actor,
                         footprint: Footprint, cancellation_rules: list[dict[str, Any]] | None = None,
-                        balance_due_on: date | None = None) -> tuple[SaleOrder, int, int]:
+                        balance_due_at: datetime | None = None) -> tuple[SaleOrder, int, int]:
     """CONFIRMED with its sale order (numbered from the sequence; the cancellation policy and the
     balance's due date frozen on it) and the sale on the agency's ledger, audited, versioned, in
     the outbox: one statement. Returns the sale order, the new version and the outbox row's id."""
     row = await _CONFIRM.fetchrow(connection, **_write_values(actor, now, entries, group, footprint),
                                   year=str(now.year), agency_id=group.agency_id, total=total[0], currency=total[1],
                                   reference=group.reference, total_snapshot=total_snapshot,
-                                  cancellation_rules=cancellation_rules, balance_due_on=balance_due_on)
+                                  cancellation_rules=cancellation_rules, balance_due_at=balance_due_at)
     return SaleOrderRow(*row["sale_order"]), int(row["version"]), int(row["change_id"])
 
 

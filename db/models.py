@@ -457,7 +457,7 @@ class SaleOrder(SQLModel, table=True):
     # Frozen at confirmation, as the prices are: the cancellation policy the sale was made under
     # (null: free cancellation), and for DEPOSIT terms the date the balance is due.
     cancellation_rules: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
-    balance_due_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    balance_due_at: datetime | None = _timestamp()
     cancellation_fee: Decimal | None = Field(default=None, sa_column=Column(Numeric(), nullable=True))
 
 

@@ -3,6 +3,7 @@ confirmBooking and cancelBooking over the use cases of app.services.bookings."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,10 +27,13 @@ from app.api.errors import (
 )
 from app.api.ids import decode_id, decode_optional, target_pk
 from app.api.pagination import connection
+from app.api.payments import Payment, PaymentStatus, payments_of
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.types import BookingStatus, LoadedNode, Money, agency_scoped, related, schema_type
 from app.services import bookings, rateplans
+from app.services.payments import figures
 from app.services.reads import is_loaded
+from domain import Money as DomainMoney
 from domain import effective_status
 
 if TYPE_CHECKING:
@@ -130,6 +134,24 @@ class BookingGroup(LoadedNode, relay.Node):
         row = await info.context.loaders.sale_order_by_group.load(self.id)
         return SaleOrder.from_row(row) if row else None
 
+    @strawberry.field(description="What must be paid before the group can be confirmed (PREPAY: the total; "
+                      "DEPOSIT: the deposit, or the whole once the balance is due), less what was paid; zero for "
+                      "CREDIT agencies and for groups no longer held or confirmed.")
+    async def amount_due_now(self, info: Info) -> Money:
+        loaders = info.context.loaders
+        bookings = await loaders.bookings_by_group.load(self.id)
+        if self.status not in (BookingStatus.HELD, BookingStatus.CONFIRMED):
+            return Money.of(Decimal(0), bookings[0].currency if bookings else "EUR")
+        agency, hotel, ledger = await asyncio.gather(
+            loaders.agency.load(self.row.agency_id), loaders.hotel.load(bookings[0].hotel_id),
+            loaders.ledger_by_group.load(self.id))
+        due = figures.due_now(agency, bookings, ledger, hotel.time_zone, datetime.now(UTC))
+        return Money.of(due.amount, due.currency)
+
+    @strawberry.field(description="Its payments, oldest first.")
+    async def payments(self, info: Info) -> list[Payment]:
+        return await payments_of(info, self.id)
+
     @strawberry.field(description="What happened to the group and its sale order (created, confirmed, "
                       "cancelled, expired), oldest first.")
     async def audit_trail(self, info: Info) -> list[AuditEntry]:
@@ -168,6 +190,39 @@ class SaleOrder(LoadedNode, relay.Node):
     @strawberry.field
     async def agency(self, info: Info) -> Agency:
         return await load_agency(info, self.row.agency_id)
+
+    async def _figures(self, info: Info) -> figures.SaleFigures:
+        ledger = await info.context.loaders.ledger_by_group.load(self.row.group_id)
+        return figures.sale_figures(DomainMoney(self.row.total_amount, self.row.currency), ledger)
+
+    @strawberry.field
+    async def payment_status(self, info: Info) -> PaymentStatus:
+        return (await self._figures(info)).status
+
+    @strawberry.field(description="Payments received less refunds, summed over the ledger.")
+    async def paid(self, info: Info) -> Money:
+        paid = (await self._figures(info)).paid
+        return Money.of(paid.amount, paid.currency)
+
+    @strawberry.field(description="What the agency still owes on this sale, summed over the ledger (the sale, fees "
+                      "and refunds less payments and credit notes); negative: a refund is due to it.")
+    async def balance_due(self, info: Info) -> Money:
+        due = (await self._figures(info)).balance_due
+        return Money.of(due.amount, due.currency)
+
+    @strawberry.field(description="DEPOSIT terms: when the balance is due (the hotel-local midnight, balanceDueDays "
+                      "before arrival), frozen at confirmation; null for other terms.")
+    def balance_due_at(self) -> datetime | None:
+        return self.row.balance_due_at
+
+    @strawberry.field(description="What cancelling cost, under the policy frozen at confirmation; null while the "
+                      "sale stands.")
+    def cancellation_fee(self) -> Money | None:
+        return None if self.row.cancellation_fee is None else Money.of(self.row.cancellation_fee, self.row.currency)
+
+    @strawberry.field(description="The group's payments, oldest first.")
+    async def payments(self, info: Info) -> list[Payment]:
+        return await payments_of(info, self.row.group_id)
 
 
 # --- inputs and results --------------------------------------------------------------------------

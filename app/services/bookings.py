@@ -76,6 +76,7 @@ from domain import (
     block_shortfalls,
     confirmation_decision,
     hotel_today,
+    local_midnight,
     outstanding,
     paid,
     cancel_status,
@@ -525,10 +526,11 @@ async def confirm_locked(connection: Any, locked: LockedGroup, actor: Any,
         raise failure
     before = _group_snapshot(group)
     group.status, group.confirmed_at = "CONFIRMED", now
+    due_on = balance_due_date(locked.terms, locked.check_in)  # DEPOSIT: the balance's, at the hotel's midnight
     return await confirm_group(
         connection, group, now, (total.amount, total.currency), _money_snapshot(total),
         [("booking_group.confirmed", "BookingGroup", group.id, before, _group_snapshot(group))],
-        actor, footprint, locked.cancellation_rules, balance_due_date(locked.terms, locked.check_in))
+        actor, footprint, locked.cancellation_rules, None if due_on is None else local_midnight(due_on, locked.time_zone))
 
 
 async def cancel_booking(services: Services, caller: Caller, group_id: int | None, reason: str | None = None,

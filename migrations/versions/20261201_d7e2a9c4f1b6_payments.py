@@ -35,7 +35,7 @@ def upgrade() -> None:
     op.add_column('rate_plan', sa.Column('cancellation_rules', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     op.add_column('booking_group', sa.Column('hold_extended_at', sa.DateTime(timezone=True), nullable=True))
     op.add_column('sale_order', sa.Column('cancellation_rules', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
-    op.add_column('sale_order', sa.Column('balance_due_on', sa.Date(), nullable=True))
+    op.add_column('sale_order', sa.Column('balance_due_at', sa.DateTime(timezone=True), nullable=True))
     op.add_column('sale_order', sa.Column('cancellation_fee', sa.Numeric(), nullable=True))
     op.create_table(
         'payment',
@@ -146,7 +146,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_payment_group_id'), table_name='payment')
     op.drop_table('payment')
     op.drop_column('sale_order', 'cancellation_fee')
-    op.drop_column('sale_order', 'balance_due_on')
+    op.drop_column('sale_order', 'balance_due_at')
     op.drop_column('sale_order', 'cancellation_rules')
     op.drop_column('booking_group', 'hold_extended_at')
     op.drop_column('rate_plan', 'cancellation_rules')

@@ -133,9 +133,13 @@ async def test_prepay_and_deposit_agencies_cannot_confirm_while_money_is_due(gql
     assert due["__typename"] == "PaymentRequired"
     assert Decimal(due["amountDue"]["amount"]) == (total * Decimal("0.30")).quantize(Decimal("0.01"))
 
-    # nothing written: still held, no sale order, nothing on the ledger
-    groups = data(await gql("{ bookingGroups { edges { node { status saleOrder { number } } } } }"))
-    assert {(g["node"]["status"], g["node"]["saleOrder"]) for g in groups["bookingGroups"]["edges"]} == {("HELD", None)}
+    # nothing written: still held, no sale order, nothing on the ledger; the groups say what is due
+    groups = data(await gql("{ bookingGroups { edges { node { id status saleOrder { number } "
+                            "amountDueNow { amount currency } payments { id } } } } }"))["bookingGroups"]["edges"]
+    assert {(g["node"]["status"], g["node"]["saleOrder"]) for g in groups} == {("HELD", None)}
+    due_now = {g["node"]["id"]: g["node"]["amountDueNow"] for g in groups}
+    assert due_now == {prepaid["id"]: prepaid["total"], deposit["id"]: due["amountDue"]}
+    assert all(g["node"]["payments"] == [] for g in groups)
     assert await ledger_rows(sessions) == []
 
 
@@ -156,6 +160,13 @@ async def test_a_credit_sale_goes_on_the_ledger_and_the_limit_refuses_the_next(g
     assert refused["amount"] == second["total"] and Decimal(refused["limit"]["amount"]) == total + Decimal("0.01")
 
     assert await ledger_rows(sessions) == [("SALE", total)]
+    sale = data(await gql('query($id: ID!) { node(id: $id) { ... on BookingGroup { amountDueNow { amount } saleOrder {'
+                          ' paymentStatus paid { amount } balanceDue { amount } balanceDueAt cancellationFee { amount }'
+                          ' payments { id } } } } }', {"id": first["id"]}))["node"]
+    assert sale["amountDueNow"]["amount"] == "0.00"
+    assert sale["saleOrder"] == {"paymentStatus": "UNPAID", "paid": {"amount": "0.00"},
+                                 "balanceDue": {"amount": first["total"]["amount"]}, "balanceDueAt": None,
+                                 "cancellationFee": None, "payments": []}
     agency = (await update_agency(gql, sun))
     assert Decimal(agency["outstanding"]["amount"]) == total
     # a confirmation again is idempotent: the same sale order, no second sale on the ledger
