@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -83,6 +85,20 @@ class Settings(BaseSettings):
     # Run the webhook and email dispatchers in the web workers. Off: run `staysync notify` (one or
     # more processes, anywhere) instead, so deliveries never take CPU from requests.
     notify_in_workers: bool = True
+
+    # Card payments through Stripe (app/services/payments). STRIPE_API_BASE: another server than
+    # Stripe's (localstripe in development and tests; refused on loopback in production). Unset
+    # STRIPE_API_KEY in development: `staysync serve` starts localstripe on LOCALSTRIPE_PORT and
+    # registers this app's webhook with it.
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None
+    stripe_webhook_secret: str | None = None
+    localstripe_port: int = Field(default=8420, ge=1, le=65535)
+    # While a card payment is in flight, a hold is extended once by at most this much.
+    payment_hold_extension_minutes: int = Field(default=10, ge=0, le=60)
+    # Card payments in flight this long without a webhook are asked for (lost webhooks).
+    payment_poll_after_s: float = Field(default=60, gt=0)
+    payment_poll_interval_s: float = Field(default=15, gt=0)
 
     firebase_project_id: str = "staysync-local"
     firebase_auth_emulator_host: str | None = None
@@ -178,6 +194,11 @@ class Settings(BaseSettings):
                 "APP_ENV=production refuses UNSAFE_DISABLE_INVENTORY_LOCKS: without the inventory "
                 "locks bookings can overbook. It exists for tests and benchmarks only."
             )
+        if self.production and self.stripe_api_base and _is_loopback(self.stripe_api_base):
+            raise ValueError(
+                "APP_ENV=production refuses a loopback STRIPE_API_BASE: that is a fake Stripe (localstripe), "
+                "and no card would be charged. Unset it to use Stripe."
+            )
         return self
 
     def export_firebase_env(self) -> None:
@@ -186,6 +207,16 @@ class Settings(BaseSettings):
             os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = self.firebase_auth_emulator_host
         else:
             os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache
