@@ -41,7 +41,20 @@ def database_url() -> Any:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
+def stripe_base() -> Any:
+    """localstripe on loopback for the whole run: the Stripe the card payments are made against."""
+    from app import localstripe
+
+    child, base = localstripe.start(localstripe.free_port())
+    yield base
+    child.terminate()
+    child.wait(10)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, stripe_base: str) -> Settings:
+    from app import localstripe
+
     os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = EMULATOR_HOST
     return Settings(
         app_env="test",
@@ -49,6 +62,9 @@ def settings(database_url: str) -> Settings:
         firebase_project_id=PROJECT_ID,
         firebase_auth_emulator_host=EMULATOR_HOST,
         seed_demo=False,
+        stripe_api_key=localstripe.DEV_SECRET_KEY,
+        stripe_api_base=stripe_base,
+        stripe_webhook_secret=localstripe.DEV_WEBHOOK_SECRET,
     )
 
 
