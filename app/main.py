@@ -54,10 +54,12 @@ from app.services.jobs import (
     run_expiry_sweeper,
     run_mail_dispatcher,
     run_night_audit_job,
+    run_payment_poller,
     run_release_job,
     run_webhook_dispatcher,
     supplier_jobs,
 )
+from app.stripe_webhooks import stripe_webhook
 from app.supplier_webhooks import supplier_webhook
 from app.reports_csv import report_csv
 from app.settings import Settings, get_settings
@@ -472,11 +474,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.app_env != "test":  # a test process builds many apps; it keeps its own GC
             _tune_gc()
         # The background writers: the outbox relay, the expiry sweeper, the hardblock release job,
-        # the partner notifications' dispatchers and alert job, and the night audit. Tests run them themselves (a background writer would make them nondeterministic).
+        # the partner notifications' dispatchers and alert job, the night audit and the payment poller.
+        # Tests run them themselves (a background writer would make them nondeterministic).
         jobs = [] if settings.app_env == "test" else [
             asyncio.create_task(services.relay.run()),
             *(asyncio.create_task(job(services)) for job in (run_expiry_sweeper, run_release_job, run_alert_job,
-                                                              run_night_audit_job)),
+                                                              run_night_audit_job, run_payment_poller)),
             *(asyncio.create_task(job(services)) for job in (run_webhook_dispatcher, run_mail_dispatcher)
               if settings.notify_in_workers),
             *(asyncio.create_task(job) for job in supplier_jobs(services)),
@@ -508,6 +511,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/health", health),
             Route("/health/ready", ready),
             Route("/webhooks/suppliers/{code}", supplier_webhook, methods=["POST"]),
+            Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
             Route("/reports/{name}.csv", report_csv, methods=["GET"]),
             Route("/dashboard", dashboard, methods=["GET"]),
         ]

@@ -24,6 +24,7 @@ class Actor:
 
 
 SYSTEM = Actor(uid="system", role="system")
+STRIPE = Actor(uid="stripe", role="system")  # what Stripe reported (a webhook, or the polling job's read)
 
 
 def _jsonable(value: Any) -> Any:

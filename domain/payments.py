@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
 from enum import StrEnum
 
@@ -198,6 +198,18 @@ def amount_due_now(terms: AgencyTerms, total: Money, paid: Money, *, check_in: d
     if terms.terms is PaymentTerms.DEPOSIT and not _balance_is_due(terms, check_in, today):
         assert terms.deposit_percent is not None
         return _at_least_zero(_minus(_percent_of(total, terms.deposit_percent), paid))
+    return _at_least_zero(_minus(total, paid))
+
+
+def balance_due_now(total: Money, paid: Money, balance_due_at: datetime | None, now: datetime) -> Money:
+    """What a confirmed sale of `total`, of which `paid` is paid, owes now: the balance (never below
+    zero) once `balance_due_at` has come, zero before it and when there is none. `balance_due_at`
+    is frozen on the sale at confirmation (DEPOSIT terms; PREPAY sales are paid in full before,
+    CREDIT sales are settled against the limit). Raises CurrencyMismatch for `paid` in another
+    currency than `total`."""
+    _same(total.currency, paid)
+    if balance_due_at is None or now < balance_due_at:
+        return zero(total.currency)
     return _at_least_zero(_minus(total, paid))
 
 

@@ -134,18 +134,20 @@ class BookingGroup(LoadedNode, relay.Node):
         row = await info.context.loaders.sale_order_by_group.load(self.id)
         return SaleOrder.from_row(row) if row else None
 
-    @strawberry.field(description="What must be paid before the group can be confirmed (PREPAY: the total; "
-                      "DEPOSIT: the deposit, or the whole once the balance is due), less what was paid; zero for "
-                      "CREDIT agencies and for groups no longer held or confirmed.")
+    @strawberry.field(description="What must be paid now, less what was paid: while held, before the group can be "
+                      "confirmed (PREPAY: the total; DEPOSIT: the deposit, or the whole once the balance is due); once "
+                      "confirmed, the balance from its sale order's balanceDueAt on. Zero for CREDIT agencies and for "
+                      "groups no longer held or confirmed.")
     async def amount_due_now(self, info: Info) -> Money:
         loaders = info.context.loaders
         bookings = await loaders.bookings_by_group.load(self.id)
         if self.status not in (BookingStatus.HELD, BookingStatus.CONFIRMED):
             return Money.of(Decimal(0), bookings[0].currency if bookings else "EUR")
-        agency, hotel, ledger = await asyncio.gather(
+        agency, hotel, ledger, sale_order = await asyncio.gather(
             loaders.agency.load(self.row.agency_id), loaders.hotel.load(bookings[0].hotel_id),
-            loaders.ledger_by_group.load(self.id))
-        due = figures.due_now(agency, bookings, ledger, hotel.time_zone, datetime.now(UTC))
+            loaders.ledger_by_group.load(self.id), loaders.sale_order_by_group.load(self.id))
+        due = figures.due_now(agency, bookings, ledger, hotel.time_zone, datetime.now(UTC),
+                              sale_order if self.status is BookingStatus.CONFIRMED else None)
         return Money.of(due.amount, due.currency)
 
     @strawberry.field(description="Its payments, oldest first.")

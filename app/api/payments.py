@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
 
-from app.api.permissions import Info
+from app.api.errors import InvalidTransition, NotFound
+from app.api.ids import target_pk
+from app.api.permissions import AUTHENTICATED, Info
 from app.api.types import LoadedNode, Money, agency_scoped
+from app.services.payments import cards
 from app.services.payments.ledger import received_and_refunded
 from domain import PaymentStatus as DomainPaymentStatus
 
@@ -81,3 +84,19 @@ class Payment(LoadedNode, relay.Node):
 
 async def payments_of(info: Info, group_id: int) -> list[Payment]:
     return [Payment.from_row(row) for row in await info.context.loaders.payments_by_group.load(group_id)]
+
+
+StartPaymentResult = Annotated[Payment | InvalidTransition | NotFound, strawberry.union("StartPaymentResult")]
+
+
+@strawberry.type
+class PaymentMutation:
+    @strawberry.mutation(permission_classes=AUTHENTICATED, description=(
+        "Pay what the group owes now by card: a Stripe PaymentIntent for the amount due (PREPAY: the total; DEPOSIT: "
+        "the deposit, or the balance once due), or the open one. Its clientSecret (to the payer only) confirms it "
+        "with Stripe.js, which runs 3-D Secure when the card needs it; the group is confirmed when Stripe reports "
+        "success. While it is in flight the hold is extended once (PAYMENT_HOLD_EXTENSION_MINUTES)."))
+    async def start_payment(self, info: Info, group_id: strawberry.ID) -> StartPaymentResult:
+        row = await cards.start_payment(info.context.services, info.context.caller,
+                                        target_pk(group_id, "BookingGroup"), group_id)
+        return Payment.from_row(row)

@@ -28,6 +28,7 @@ from app.api.errors import HANDLERS
 from app.api.hardblocks import HardblockMutation, HardblockQuery
 from app.api.inventory import InventoryMutation
 from app.api.notify import NotifyMutation, NotifyQuery
+from app.api.payments import PaymentMutation
 from app.api.pricing import PricingMutation, PricingQuery
 from app.api.reports import ReportQuery
 from app.api.permissions import AUTHENTICATED, Info
@@ -63,7 +64,7 @@ class CoreQuery:
 Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery, SupplyQuery,
                              PricingQuery, NotifyQuery, ReportQuery, AuditReportQuery))
 Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation, HardblockMutation,
-                                    SupplyMutation, PricingMutation, NotifyMutation, AuditReportMutation))
+                                    SupplyMutation, PricingMutation, NotifyMutation, AuditReportMutation, PaymentMutation))
 Subscription = merge_types("Subscription", (CoreSubscription, SupplySubscription))
 
 

@@ -34,12 +34,13 @@ from app.api.context import Context
 from app.api.hardblocks import Hardblock
 from app.api.ids import decode_id
 from app.api.inventory import MAX_CALENDAR_NIGHTS, CalendarCell, inventory_cache, row_cells, selects
+from app.api.payments import Payment
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.plain import PlainListExecutor
 from app.api.types import bad_input, check_room_type_ids
 from app.auth import Principal
 from app.broadcast import Event
-from app.services.changes import BOOKING_GROUPS_CHANNEL, HARDBLOCKS_CHANNEL, inventory_channel
+from app.services.changes import BOOKING_GROUPS_CHANNEL, HARDBLOCKS_CHANNEL, PAYMENTS_CHANNEL, inventory_channel
 from app.services.errors import InvalidInput
 from app.services.reads import LoadedInventory, inventory_version, load_calendar
 from app.services.rateplans import Buyer
@@ -291,6 +292,9 @@ class _EntityFeed:
     what: str  # "booking group": in errors and the description
     noun: str  # "group": in the description
     from_row: Callable[[Any], Any]
+    # The entity's id in a message, when `key` names another one it is filtered by (a payment's
+    # feed is keyed by its group); None: `key` itself.
+    target: str | None = None
 
     @property
     def description(self) -> str:
@@ -303,6 +307,10 @@ class _EntityFeed:
 _BOOKING_GROUP_FEED = _EntityFeed(
     channel=BOOKING_GROUPS_CHANNEL, type_name="BookingGroup", key="groupId", loader_name="booking_group",
     what="booking group", noun="group", from_row=BookingGroup.from_row,
+)
+_PAYMENT_FEED = _EntityFeed(
+    channel=PAYMENTS_CHANNEL, type_name="BookingGroup", key="groupId", loader_name="payment",
+    what="payment", noun="payment", from_row=Payment.from_row, target="paymentId",
 )
 _HARDBLOCK_FEED = _EntityFeed(
     channel=HARDBLOCKS_CHANNEL, type_name="Hardblock", key="hardblockId", loader_name="hardblock",
@@ -320,7 +328,7 @@ async def _entity_changes(info: Info, feed: _EntityFeed, entity_id: strawberry.I
     async with context.broadcast.subscribe(feed.channel) as subscriber:
         async for event in subscriber:
             if event.resync:
-                if pk is None:
+                if pk is None or feed.target is not None:
                     raise _resync_required(feed.what)
                 target = pk  # one entity: its current state is the resync
             else:
@@ -329,7 +337,7 @@ async def _entity_changes(info: Info, feed: _EntityFeed, entity_id: strawberry.I
                     continue
                 if own is not None and message.get("agencyId") != own:
                     continue  # another agency's: not even read
-                target = message.get(feed.key)
+                target = message.get(feed.target or feed.key)
             context.fresh_loaders()
             row = await getattr(context.loaders, feed.loader_name).load(target)
             if row is None or (own is not None and row.agency_id != own):
@@ -414,6 +422,16 @@ class Subscription:
         async with aclosing(changes):  # unsubscribes even when closed at our own `yield`
             async for group in changes:
                 yield group
+
+    @strawberry.subscription(permission_classes=AUTHENTICATED, description=(
+        "A payment, re-read, each time it changes (started, its state after Stripe's word, refunded); with `groupId`, "
+        "the payments of that group only. Agents receive only their agency's payments. A subscriber that may have "
+        "missed changes gets an error with code RESYNC and the stream ends."))
+    async def payment_changed(self, info: Info, group_id: strawberry.ID | None = None) -> AsyncGenerator[Payment, None]:
+        changes = _entity_changes(info, _PAYMENT_FEED, group_id)
+        async with aclosing(changes):  # as above
+            async for payment in changes:
+                yield payment
 
     @strawberry.subscription(permission_classes=AUTHENTICATED, description=_HARDBLOCK_FEED.description)
     async def hardblock_changed(

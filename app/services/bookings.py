@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -63,7 +64,8 @@ from db.bookings import (
     read_locked,
     set_group_status,
 )
-from db.calendar import StayInventory
+from db.calendar import StayInventory, load_stay_inventory
+from db.payments import items as group_items
 from db.rateplans import PlanRef
 from db.fastpath import locked_transaction
 from domain import BookingExpired as DomainBookingExpired
@@ -446,11 +448,30 @@ async def _visible_group(connection: Any, caller: Caller, pk: int | None,
     return context.group, context.footprint
 
 
+def published_change(footprint: Footprint, group: models.BookingGroup, version: int) -> Change:
+    """The change a write of `group` committed (its cells, its version), to publish."""
+    hotel_id, room_type_ids, start, end = footprint
+    return Change(hotel_id, version, tuple(room_type_ids), start, end, ((group.id, group.agency_id),))
+
+
 def _published(services: Services, footprint: Footprint, group: models.BookingGroup, version: int,
                change_id: int) -> Any:
+    return services.relay.deliver([published_change(footprint, group, version)], [change_id])
+
+
+async def group_shortfalls(connection: Any, locked: LockedGroup, footprint: Footprint) -> list[Shortfall]:
+    """Under the group's room-type locks: the nights its bookings could not be held again now (the
+    pool or its blocks sold meanwhile). For a hold that lapsed, whose rooms no longer count."""
     hotel_id, room_type_ids, start, end = footprint
-    return services.relay.deliver(
-        [Change(hotel_id, version, tuple(room_type_ids), start, end, ((group.id, group.agency_id),))], [change_id])
+    inventory = await load_stay_inventory(connection, hotel_id, room_type_ids, start, end)
+    items = [_Item(SimpleNamespace(id=row["room_type_id"], code=row["code"]), row["check_in"], row["check_out"],
+                   row["rooms"], None if row["hardblock_id"] is None else SimpleNamespace(
+                       id=row["hardblock_id"], room_type_id=row["room_type_id"], release_days=row["release_days"]))
+             for row in await group_items(connection, locked.group.id)]
+    return _shortfalls(inventory, inventory.calendar(start, end, inventory.now), items, inventory.now)
+
+
+visible_group = _visible_group
 
 
 async def confirm_booking(services: Services, caller: Caller, group_id: int | None,

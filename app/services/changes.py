@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 BOOKING_GROUPS_CHANNEL = "booking_groups"
 HARDBLOCKS_CHANNEL = "hardblocks"
 SYNC_RUNS_CHANNEL = "sync_runs"
+PAYMENTS_CHANNEL = "payments"
 
 Publish = Callable[[str, str], Awaitable[None]]
 
@@ -64,6 +65,8 @@ def is_valid_message(channel: str, message: Any) -> bool:
         return _are_ids(message, "hardblockId", "agencyId")
     if channel == SYNC_RUNS_CHANNEL:
         return _are_ids(message, "syncRunId", "supplierId")
+    if channel == PAYMENTS_CHANNEL:
+        return _are_ids(message, "paymentId", "groupId", "agencyId")
     if not _are_ids(message, "hotelId", "version") or channel != inventory_channel(message["hotelId"]):
         return False
     room_type_ids = message.get("roomTypeIds")

@@ -13,6 +13,7 @@ from app.services.bookings import sweep_expired_holds
 from app.services.context import Services
 from app.services.hardblocks import record_releases
 from app.services.night_audit import catch_up
+from app.services.payments.cards import poll as poll_payments
 from app.services.notify.alerts import announce_expiring_holds, announce_releases
 from app.services.notify.deliveries import deliver_due, new_client
 from app.services.notify.events import fan_out
@@ -92,6 +93,18 @@ async def run_night_audit_job(services: Services, interval_s: float = NIGHT_AUDI
         return False
 
     await _forever("night audit job", step, interval_s)
+
+
+async def run_payment_poller(services: Services, interval_s: float | None = None, *, batch: int = 100) -> None:
+    """Ask Stripe about card payments whose webhook has not come (PAYMENT_POLL_AFTER_S), and refund
+    money kept for groups that hold no rooms. Off without STRIPE_API_KEY (no card payments)."""
+    if not services.settings.stripe_api_key:
+        return
+
+    async def step() -> bool:
+        return await poll_payments(services, limit=batch) >= batch
+
+    await _forever("payment poller", step, interval_s or services.settings.payment_poll_interval_s)
 
 
 def supplier_jobs(services: Services) -> list[Coroutine[Any, Any, None]]:

@@ -1,4 +1,4 @@
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 
 import pytest
@@ -15,6 +15,7 @@ from domain import (
     PaymentTerms,
     amount_due_now,
     balance_due_date,
+    balance_due_now,
     cancellation_entries,
     cancellation_fee,
     check_policy,
@@ -465,3 +466,14 @@ def test_a_credit_limit_in_another_currency_refuses_the_sale():
     assert isinstance(decision, CreditLimitExceeded)
     assert decision.outstanding == M(Decimal("0"), "USD") and decision.amount == eur("300.00")
     assert str(decision) == "the credit limit of 5000 USD bounds USD sales only: a sale of 300.00 EUR cannot go on credit"
+
+
+def test_a_confirmed_sale_owes_its_balance_once_it_is_due():
+    due_at = datetime(2027, 5, 27, 22, 0, tzinfo=timezone.utc)
+    before, after = due_at - timedelta(seconds=1), due_at
+    assert balance_due_now(eur("300.00"), eur("90.00"), due_at, before) == eur("0")
+    assert balance_due_now(eur("300.00"), eur("90.00"), due_at, after) == eur("210.00")
+    assert balance_due_now(eur("300.00"), eur("310.00"), due_at, after) == eur("0")  # overpaid: a refund, not due
+    assert balance_due_now(eur("300.00"), eur("0"), None, after) == eur("0")  # no balance date: nothing due
+    with pytest.raises(CurrencyMismatch):
+        balance_due_now(eur("300.00"), M(Decimal("1"), "USD"), due_at, after)
