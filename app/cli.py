@@ -65,11 +65,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.should_seed_demo and not args.no_migrate:
         asyncio.run(seed_demo(url))
     settings.export_firebase_env()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if not settings.stripe_api_key and not settings.production:
+        _start_localstripe(settings, port)
     if settings.demo_supplier_sim if settings.demo_supplier_sim is not None else (
             settings.should_seed_demo and not settings.production):
         _start_demo_supplier_sim(settings)
-    host = args.host or settings.host
-    port = args.port or settings.port
     workers = args.workers or settings.web_concurrency
     print(f"StaySync on http://{host}:{port}/graphql ({workers} worker{'s' * (workers > 1)})", flush=True)
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit (instead
@@ -86,6 +88,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         **uvicorn_options(settings),
     )
     return 0
+
+
+def _start_localstripe(settings: Settings, port: int) -> None:
+    """Development without STRIPE_API_KEY: localstripe (a fake Stripe) on loopback as a child
+    process, this app's webhook registered with it, and the Stripe settings exported for the workers."""
+    import atexit
+
+    from app import localstripe
+
+    child, base = localstripe.start(settings.localstripe_port)
+    atexit.register(child.terminate)
+    localstripe.register_webhook(base, f"http://127.0.0.1:{port}/webhooks/stripe", localstripe.DEV_WEBHOOK_SECRET)
+    values = {"STRIPE_API_KEY": localstripe.DEV_SECRET_KEY, "STRIPE_API_BASE": base,
+              "STRIPE_WEBHOOK_SECRET": localstripe.DEV_WEBHOOK_SECRET}
+    os.environ.update(values)
+    settings.stripe_api_key, settings.stripe_api_base, settings.stripe_webhook_secret = values.values()
+    print(f"Card payments: localstripe (a fake Stripe) on {base}, secret key {localstripe.DEV_SECRET_KEY}, "
+          f"publishable key {localstripe.DEV_PUBLISHABLE_KEY}", flush=True)
 
 
 def _start_demo_supplier_sim(settings: Settings) -> None:

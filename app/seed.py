@@ -29,9 +29,20 @@ SEED_UID = "seed"  # the admin principal the activity is written as
 # Demo holds stay HELD this long (the API's default is 15 minutes), so GraphiQL shows them.
 DEMO_HOLD_MINUTES = 30 * 24 * 60
 
-AGENCIES = [("SUNTRAVEL", "Sun Travel Partners"), ("BLUEWAVE", "Blue Wave Tours"), ("NORDIC", "Nordic Getaways")]
+AGENCIES = [("SUNTRAVEL", "Sun Travel Partners"), ("BLUEWAVE", "Blue Wave Tours"), ("NORDIC", "Nordic Getaways"),
+            ("CITYBREAK", "City Break Direct"), ("ATLAS", "Atlas Journeys")]
 # The agency at a better tier: the demo plans give GOLD agencies 8 % off.
 AGENCY_TIERS = {"NORDIC": "GOLD"}
+# Payment terms other than CREDIT without a limit (the default): an agency that pays by card
+# before confirmation, one that pays a deposit, and a credit limit.
+AGENCY_TERMS: dict[str, dict[str, Any]] = {
+    "CITYBREAK": {"payment_terms": "PREPAY"},
+    "ATLAS": {"payment_terms": "DEPOSIT", "deposit_percent": 30, "balance_due_days": 14},
+    "NORDIC": {"credit_limit": Decimal("50000.00"), "credit_currency": "EUR"},
+}
+# The demo hotels' default cancellation policy: free until 15 days before arrival, then 25 %, and
+# the whole stay from 2 days before.
+CANCELLATION_RULES = [{"days_before_arrival": 14, "fee_percent": 25}, {"days_before_arrival": 2, "fee_percent": 100}]
 
 # (code, name, [(room type code, name, allotment, low-season rate, release days)], currency)
 HOTELS = [
@@ -136,15 +147,21 @@ async def _seed_catalogue(session: AsyncSession, today: date) -> bool:
         agency = await _create_if_code_is_new(session, models.Agency, code, name)
         if agency is not None:
             created = True
-            if code in AGENCY_TIERS:
-                agency.tier = AGENCY_TIERS[code]
+            changes = {**({"tier": AGENCY_TIERS[code]} if code in AGENCY_TIERS else {}), **AGENCY_TERMS.get(code, {})}
+            if changes:
+                before = audit.snapshot(agency, *changes)
+                for field, value in changes.items():
+                    setattr(agency, field, value)
                 audit.record(session, SEED_ACTOR, "agency.updated", "Agency", agency.id,
-                             before={"tier": None}, after={"tier": agency.tier})
+                             before=before, after=audit.snapshot(agency, *changes))
     for hotel_code, hotel_name, room_types, currency in HOTELS:
         hotel = await _create_if_code_is_new(session, models.Hotel, hotel_code, hotel_name)
         if hotel is None:
             continue
         created = True
+        hotel.cancellation_rules = CANCELLATION_RULES
+        audit.record(session, SEED_ACTOR, "hotel.cancellation_policy_set", "Hotel", hotel.id,
+                     before=None, after={"rules": CANCELLATION_RULES})
         for rt_code, rt_name, allotment, rate, release_days in room_types:
             room_type = models.RoomType(hotel_id=hotel.id, code=rt_code, name=rt_name)
             session.add(room_type)
