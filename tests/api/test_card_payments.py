@@ -364,3 +364,26 @@ async def test_credit_agencies_owe_nothing_up_front(gql, http):
     refused = await call(http, START_PAYMENT, {"id": created["createBooking"]["id"]})
     assert refused["startPayment"]["__typename"] == "InvalidTransition"
     assert refused["startPayment"]["message"].startswith("nothing is due on group")
+
+
+# --- paymentChanged ------------------------------------------------------------------------------
+
+
+async def test_payment_changed_streams_a_group_s_payments_to_its_agency_only(gql, http, stripe_client, server):
+    from tests.api.test_subscriptions import next_data, nothing_within, subscribe
+
+    group, _ = await prepay_group(gql, http)
+    query = "subscription($g: ID) { paymentChanged(groupId: $g) { id state amount { amount } } }"
+    mine = await subscribe(server, query, {"g": group["id"]}, role="agent", agency="PAYER")
+    other = await subscribe(server, query, {"g": None}, role="agent", agency="SUNTRAVEL")
+    try:
+        payment = await start(http, group["id"])
+        states = [(await next_data(mine))["paymentChanged"]["state"] for _ in range(2)]
+        assert states == ["PENDING", "PENDING"]  # begun, then its PaymentIntent made
+        assert await pay_with(stripe_client, payment["providerId"], PLAIN_CARD) == "succeeded"
+        succeeded = (await asyncio.wait_for(next_data(mine), 8))["paymentChanged"]
+        assert succeeded == {"id": payment["id"], "state": "SUCCEEDED", "amount": {"amount": group["total"]["amount"]}}
+        await nothing_within(other, 0.5)  # another agency hears nothing of it
+    finally:
+        await mine.close()
+        await other.close()
