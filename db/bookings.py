@@ -327,7 +327,8 @@ _LOCK_GROUP = Statement(
     f"(SELECT {_SALE_ORDER_ROW.replace('x.', 'o.')} FROM sale_order AS o WHERE o.group_id = x.id) AS sale_order, "
     "(SELECT ROW(a.payment_terms, a.credit_limit, a.credit_currency, a.deposit_percent, a.balance_due_days)"
     "   FROM agency AS a WHERE a.id = x.agency_id) AS terms, "
-    f"{_ledger_sums('l.agency_id = x.agency_id')} AS agency_ledger, "
+    # What the agency owes matters only against a credit limit: without one it is not summed.
+    f"{_ledger_sums('l.agency_id = x.agency_id AND EXISTS (SELECT 1 FROM agency AS c WHERE c.id = x.agency_id AND c.credit_limit IS NOT NULL)')} AS agency_ledger, "
     f"{_ledger_sums('l.group_id = x.id')} AS group_ledger, "
     "(SELECT CAST(o.cancellation_rules AS text) FROM sale_order AS o WHERE o.group_id = x.id) AS sale_rules, "
     "(SELECT ROW(s.check_in, h.time_zone, CAST(COALESCE(p.cancellation_rules, h.cancellation_rules) AS text))"
@@ -405,7 +406,8 @@ class LockedGroup:
     prices: list[tuple[Decimal, str]]  # each booking's frozen total and currency
     sale_order: SaleOrder | None
     terms: AgencyTerms  # how the group's agency pays
-    agency_ledger: list[LedgerEntry]  # the agency's ledger, one entry per kind and currency (summed)
+    agency_ledger: list[LedgerEntry]  # the agency's ledger, one entry per kind and currency (summed; empty
+    # without a credit limit, which is all it is read for)
     group_ledger: list[LedgerEntry]  # the group's, likewise
     check_in: date  # the stay's first night
     time_zone: str  # its hotel's
