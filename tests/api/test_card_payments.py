@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -128,6 +129,23 @@ async def confirmed(http, group_id) -> bool:
     return (await group_state(http, group_id))["status"] == "CONFIRMED"
 
 
+@contextmanager
+def webhook_lost(settings, server: LiveServer) -> Iterator[None]:
+    """localstripe's webhook sent nowhere inside the block (as a lost delivery), then to `server` again."""
+    localstripe.register_webhook(settings.stripe_api_base, "http://127.0.0.1:9/lost", settings.stripe_webhook_secret)
+    try:
+        yield
+    finally:
+        localstripe.register_webhook(settings.stripe_api_base, f"{server.http_url}/webhooks/stripe",
+                                     settings.stripe_webhook_secret)
+
+
+async def poll_on(server: LiveServer) -> int:
+    """One round of the polling job, in the server's own loop (its pools live there)."""
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+        cards.poll(server.app.state.runtime.services), server.loop))
+
+
 async def ledger(sessions) -> list[tuple[str, Decimal]]:
     async with sessions() as session:
         return [(kind, amount) for kind, amount in await session.execute(
@@ -182,8 +200,7 @@ async def test_a_failed_authentication_leaves_the_group_held_and_a_new_payment_c
     await authenticate(settings, payment, success=False)
     # localstripe sends no event for a failed authentication: the polling job finds it out
     await asyncio.sleep(0.6)
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-        cards.poll(server.app.state.runtime.services), server.loop))
+    await poll_on(server)
     state = await group_state(http, group["id"])
     assert state["status"] == "HELD" and state["payments"][0]["state"] == "FAILED"
     retry = await start(http, group["id"])
@@ -219,17 +236,12 @@ def succeeded_event(intent: Any, event_id: str = "evt_test_1") -> bytes:
                          "created": int(time.time()), "data": {"object": intent.to_dict()}})
 
 
-async def test_forged_and_replayed_webhooks_change_nothing_more(gql, http, stripe_client, settings, sessions):
+async def test_forged_and_replayed_webhooks_change_nothing_more(gql, http, stripe_client, settings, sessions, server):
     group, _ = await prepay_group(gql, http)
     payment = await start(http, group["id"])
-    # the money is taken, but localstripe's own webhook is sent nowhere for this test
-    localstripe.register_webhook(settings.stripe_api_base, "http://127.0.0.1:9/nowhere", settings.stripe_webhook_secret)
-    try:
+    with webhook_lost(settings, server):  # the money is taken; the test sends the events itself
         assert await pay_with(stripe_client, payment["providerId"], PLAIN_CARD) == "succeeded"
         intent = await stripe_client.v1.payment_intents.retrieve_async(payment["providerId"])
-    finally:
-        localstripe.register_webhook(settings.stripe_api_base, f"{http.base_url}/webhooks/stripe",
-                                     settings.stripe_webhook_secret)
     body = succeeded_event(intent)
 
     forged = await http.post("/webhooks/stripe", content=body, headers=signed(body, "whsec_someone_else"))
@@ -254,16 +266,11 @@ async def test_forged_and_replayed_webhooks_change_nothing_more(gql, http, strip
 async def test_a_lost_webhook_is_made_up_for_by_the_polling_job(gql, http, stripe_client, settings, server):
     group, _ = await prepay_group(gql, http)
     payment = await start(http, group["id"])
-    localstripe.register_webhook(settings.stripe_api_base, "http://127.0.0.1:9/lost", settings.stripe_webhook_secret)
-    try:
+    with webhook_lost(settings, server):
         assert await pay_with(stripe_client, payment["providerId"], PLAIN_CARD) == "succeeded"
         await asyncio.sleep(1.5)  # the webhook went nowhere
         assert (await group_state(http, group["id"]))["status"] == "HELD"
-        looked_at = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-            cards.poll(server.app.state.runtime.services), server.loop))
-    finally:
-        localstripe.register_webhook(settings.stripe_api_base, f"{server.http_url}/webhooks/stripe",
-                                     settings.stripe_webhook_secret)
+        looked_at = await poll_on(server)
     assert looked_at == 1 and await confirmed(http, group["id"])
 
 
