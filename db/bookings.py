@@ -23,6 +23,7 @@ from db import audit, models
 from db.audit import AUDIT_ENTRIES, Audited, audit_values
 from db.calendar import StayInventory, plain_row, row_record, stay_inventory, stay_inventory_columns
 from db.fastpath import Statement
+from db.ledger import checkpoint_columns, combined
 from db.outbox import (
     BUMP_VERSION,
     CHANGE_TOPIC,
@@ -327,8 +328,10 @@ _LOCK_GROUP = Statement(
     f"(SELECT {_SALE_ORDER_ROW.replace('x.', 'o.')} FROM sale_order AS o WHERE o.group_id = x.id) AS sale_order, "
     "(SELECT ROW(a.payment_terms, a.credit_limit, a.credit_currency, a.deposit_percent, a.balance_due_days)"
     "   FROM agency AS a WHERE a.id = x.agency_id) AS terms, "
-    # What the agency owes matters only against a credit limit: without one it is not summed.
-    f"{_ledger_sums('l.agency_id = x.agency_id AND EXISTS (SELECT 1 FROM agency AS c WHERE c.id = x.agency_id AND c.credit_limit IS NOT NULL)')} AS agency_ledger, "
+    # What the agency owes (its checkpoint and the entries after it) matters only against a
+    # credit limit: without one it is not read.
+    + checkpoint_columns("x.agency_id", "EXISTS (SELECT 1 FROM agency AS c WHERE c.id = x.agency_id"
+                                        " AND c.credit_limit IS NOT NULL)") + ", "
     f"{_ledger_sums('l.group_id = x.id')} AS group_ledger, "
     "(SELECT CAST(o.cancellation_rules AS text) FROM sale_order AS o WHERE o.group_id = x.id) AS sale_rules, "
     "(SELECT ROW(s.check_in, h.time_zone, CAST(COALESCE(p.cancellation_rules, h.cancellation_rules) AS text))"
@@ -408,6 +411,7 @@ class LockedGroup:
     terms: AgencyTerms  # how the group's agency pays
     agency_ledger: list[LedgerEntry]  # the agency's ledger, one entry per kind and currency (summed; empty
     # without a credit limit, which is all it is read for)
+    ledger_read: tuple[int, int]  # entries read past the agency's checkpoint, and the last one's id
     group_ledger: list[LedgerEntry]  # the group's, likewise
     check_in: date  # the stay's first night
     time_zone: str  # its hotel's
@@ -431,8 +435,9 @@ async def lock_group_raw(connection: asyncpg.Connection, group_id: int) -> Locke
     row = await _LOCK_GROUP.fetchrow(connection, id=group_id)
     order = None if row["sale_order"] is None else SaleOrderRow(*row["sale_order"])
     check_in, time_zone, rules = row["stay"]
+    agency_sums, tail_count, last_id = combined(row["checkpoint"], row["ledger_tail"])
     return LockedGroup(GroupRow(*row["grp"]), row["now"], [tuple(p) for p in row["prices"]], order,
-                       agency_terms(row["terms"]), ledger_entries(row["agency_ledger"]),
+                       agency_terms(row["terms"]), ledger_entries(agency_sums), (tail_count, last_id),
                        ledger_entries(row["group_ledger"]), check_in, time_zone, _json(rules), _json(row["sale_rules"]))
 
 

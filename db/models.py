@@ -823,7 +823,11 @@ class Payment(SQLModel, table=True):
 
 class LedgerEntry(SQLModel, table=True):
     """One money movement of an agency (domain.payments.LedgerEntry): append-only (a trigger
-    refuses UPDATE, DELETE and TRUNCATE). Balances are sums over these rows, never counters."""
+    refuses UPDATE, DELETE and TRUNCATE). Balances are sums over these rows, never counters.
+
+    Every entry of an agency is written under the agency's ledger lock (db.inventory
+    `agency_credit_lock_key`), so its entries' ids grow in commit order: what a reader holding the
+    lock sees up to an id is final (see LedgerCheckpoint)."""
 
     __tablename__ = "ledger_entry"
     __table_args__ = (
@@ -831,10 +835,12 @@ class LedgerEntry(SQLModel, table=True):
         CheckConstraint("amount >= 0", name="amount_nonnegative"),
         # A sale is posted once per sale order, whatever retries or races do.
         Index("uq_ledger_entry_sale", "sale_order_id", unique=True, postgresql_where=text("kind = 'SALE'")),
+        # An agency's entries after its checkpoint (and the foreign key's look-ups).
+        Index("ix_ledger_entry_agency_tail", "agency_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    agency_id: int = _fk("agency.id")
+    agency_id: int = Field(sa_column=Column(Integer, ForeignKey("agency.id", ondelete="RESTRICT"), nullable=False))
     kind: str = Field(sa_column=Column(String(16), nullable=False))
     amount: Decimal = _priced_money()
     currency: str = _currency()
@@ -846,6 +852,22 @@ class LedgerEntry(SQLModel, table=True):
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_by: str = Field(sa_column=Column(String(128), nullable=False))
     created_at: datetime = _created_at()
+
+
+class LedgerCheckpoint(SQLModel, table=True):
+    """An agency's ledger summed per kind and currency up to an entry (`through_id`): written under
+    the agency's ledger lock, when every entry up to it is committed and can never change (the
+    ledger is append-only), so a balance is this plus the entries after it, and a confirmation's
+    credit check costs the same after a million sales as after ten. The night audit sums the
+    entries again and reports any difference."""
+
+    __tablename__ = "ledger_checkpoint"
+
+    agency_id: int = Field(sa_column=Column(Integer, ForeignKey("agency.id", ondelete="RESTRICT"), primary_key=True))
+    through_id: int = Field(sa_column=Column(Integer, nullable=False))
+    # [[kind, currency, amount as text], ...]
+    sums: list[list[str]] = Field(sa_column=Column(JSONB, nullable=False))
+    updated_at: datetime = _created_at()
 
 
 class StripeEvent(SQLModel, table=True):

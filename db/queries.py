@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
+from db.ledger import ledgers_by_agency
 from db.models import (
     Agency,
     AllotmentEvent,
@@ -99,7 +100,7 @@ async def _ledger_sums(session: AsyncSession, column: Any, keys: Sequence[int]) 
 
 
 async def ledger_by_agency(session: AsyncSession, agency_ids: Sequence[int]) -> dict[int, list[LedgerEntrySum]]:
-    return await _ledger_sums(session, LedgerEntry.agency_id, agency_ids)
+    return await ledgers_by_agency(session, agency_ids)  # its checkpoint and the entries after it
 
 
 async def ledger_by_group(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, list[LedgerEntrySum]]:

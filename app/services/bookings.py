@@ -65,6 +65,7 @@ from db.bookings import (
     set_group_status,
 )
 from db.calendar import StayInventory, load_stay_inventory
+from db.ledger import CHECKPOINT_EVERY, move_checkpoint
 from db.payments import items as group_items
 from db.rateplans import PlanRef
 from db.fastpath import locked_transaction
@@ -545,6 +546,10 @@ async def confirm_locked(connection: Any, locked: LockedGroup, actor: Any,
     total = group_total(locked)
     if failure := payment_failure(locked, total):
         raise failure
+    read, last_id = locked.ledger_read
+    if read >= CHECKPOINT_EVERY:  # under the agency's ledger lock: what was read is final, keep its sum
+        await move_checkpoint(connection, group.agency_id, last_id,
+                              [(e.kind.value, e.amount.currency, e.amount.amount) for e in locked.agency_ledger])
     before = _group_snapshot(group)
     group.status, group.confirmed_at = "CONFIRMED", now
     due_on = balance_due_date(locked.terms, locked.check_in)  # DEPOSIT: the balance's, at the hotel's midnight

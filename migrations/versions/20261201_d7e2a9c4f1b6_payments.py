@@ -1,5 +1,6 @@
-"""Payments: agencies' payment terms, card and offline payments, the append-only ledger, Stripe
-events applied (dedupe), cancellation policies (hotel default, rate plan) frozen on sale orders
+"""Payments: agencies' payment terms, card and offline payments, the append-only ledger and its
+checkpoints, Stripe events applied (dedupe), cancellation policies (hotel default, rate plan)
+frozen on sale orders
 
 Revision ID: d7e2a9c4f1b6
 Revises: c3f1a8d5e7b2
@@ -96,7 +97,17 @@ def upgrade() -> None:
                                 ondelete='RESTRICT'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entry')),
     )
-    op.create_index(op.f('ix_ledger_entry_agency_id'), 'ledger_entry', ['agency_id'], unique=False)
+    op.create_index('ix_ledger_entry_agency_tail', 'ledger_entry', ['agency_id', 'id'], unique=False)
+    op.create_table(
+        'ledger_checkpoint',
+        sa.Column('agency_id', sa.Integer(), nullable=False),
+        sa.Column('through_id', sa.Integer(), nullable=False),
+        sa.Column('sums', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+        sa.ForeignKeyConstraint(['agency_id'], ['agency.id'], name=op.f('fk_ledger_checkpoint_agency_id_agency'),
+                                ondelete='RESTRICT'),
+        sa.PrimaryKeyConstraint('agency_id', name=op.f('pk_ledger_checkpoint')),
+    )
     op.create_index(op.f('ix_ledger_entry_group_id'), 'ledger_entry', ['group_id'], unique=False)
     op.create_index(op.f('ix_ledger_entry_sale_order_id'), 'ledger_entry', ['sale_order_id'], unique=False)
     op.create_index(op.f('ix_ledger_entry_payment_id'), 'ledger_entry', ['payment_id'], unique=False)
@@ -138,7 +149,8 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_ledger_entry_payment_id'), table_name='ledger_entry')
     op.drop_index(op.f('ix_ledger_entry_sale_order_id'), table_name='ledger_entry')
     op.drop_index(op.f('ix_ledger_entry_group_id'), table_name='ledger_entry')
-    op.drop_index(op.f('ix_ledger_entry_agency_id'), table_name='ledger_entry')
+    op.drop_table('ledger_checkpoint')
+    op.drop_index('ix_ledger_entry_agency_tail', table_name='ledger_entry')
     op.drop_table('ledger_entry')
     op.drop_index('ix_payment_in_flight', table_name='payment',
                   postgresql_where=sa.text("method = 'CARD' AND state IN ('PENDING', 'REQUIRES_ACTION')"))
