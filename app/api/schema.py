@@ -29,6 +29,7 @@ from app.api.hardblocks import HardblockMutation, HardblockQuery
 from app.api.inventory import InventoryMutation
 from app.api.notify import NotifyMutation, NotifyQuery
 from app.api.pricing import PricingMutation, PricingQuery
+from app.api.refunds import RefundMutation
 from app.api.reports import ReportQuery
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.subscriptions import SharedResultsExecutor
@@ -63,7 +64,8 @@ class CoreQuery:
 Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery, SupplyQuery,
                              PricingQuery, NotifyQuery, ReportQuery, AuditReportQuery))
 Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation, HardblockMutation,
-                                    SupplyMutation, PricingMutation, NotifyMutation, AuditReportMutation))
+                                    SupplyMutation, PricingMutation, NotifyMutation, AuditReportMutation,
+                                    RefundMutation))
 Subscription = merge_types("Subscription", (CoreSubscription, SupplySubscription))
 
 
