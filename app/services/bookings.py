@@ -562,7 +562,10 @@ async def cancel_booking(services: Services, caller: Caller, group_id: int | Non
                 caller.actor, footprint, reason, None if fee is None else fee.amount, ledger)
     await _published(services, footprint, group, *written)
     if refund is not None:  # after the commit: the cancellation never waits on, or fails with, Stripe
-        await refund_cancelled_sale(services, caller.actor, refund)
+        try:
+            await refund_cancelled_sale(services, caller.actor, refund)
+        except Exception:  # the cancellation stands; the sale order's balance shows the refund still due
+            log.exception("refunding cancelled sale order %s failed", refund.sale_order_id)
     return group
 
 

@@ -305,3 +305,24 @@ async def test_when_stripe_fails_the_cancellation_stands_and_the_refund_is_left_
     failed = [e for e in await audit_actions(gql, order["id"]) if e["action"] == "sale_order.refund_failed"]
     assert len(failed) == 1 and Decimal(failed[0]["after"]["left_to_refund"]) == total
     assert "refundPayment" in failed[0]["after"]["action"]
+
+
+async def test_money_received_offline_is_left_to_go_back_by_bank_and_the_trail_says_so(gql, sessions, settings):
+    from tests.api.test_refunds import record
+    hotel, ids, _ = await setup(gql)
+    await create_agency(gql, "HALF", paymentTerms="DEPOSIT", depositPercent=30, balanceDueDays=7)
+    agencies = {a["code"]: a["id"] for a in data(await gql("{ agencies { id code } }"))["agencies"]}
+    group = await book(gql, agencies["HALF"], item(ids["STD"]))
+    total = Decimal(group["total"]["amount"])
+    deposit = (total * Decimal("0.3")).quantize(Decimal("0.01"))
+    await card_payment(settings, sessions, group["id"], deposit)
+    order = await confirm(gql, group["id"])
+    assert (await record(gql, order["id"], str(total - deposit)))["__typename"] == "Payment"
+
+    await cancel(gql, group["id"])  # free: everything goes back
+    shown = (await sale(gql, group["id"]))["saleOrder"]
+    card = next(p for p in shown["payments"] if p["method"] == "CARD")
+    assert Decimal(card["refunded"]["amount"]) == deposit
+    pending = [e for e in await audit_actions(gql, order["id"]) if e["action"] == "sale_order.refund_pending"]
+    assert len(pending) == 1 and Decimal(pending[0]["after"]["left_to_refund"]) == total - deposit
+    assert Decimal(shown["balanceDue"]["amount"]) == -(total - deposit)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.context import Caller, Services
 from app.services.errors import Forbidden, InvalidInput, NotFound
@@ -54,27 +55,27 @@ def _snapshot(payment: models.Payment, refunded: Money) -> dict[str, str]:
             "method": payment.method, "refunded": str(refunded.amount)}
 
 
-async def _sale_order_id(session: object, group_id: int) -> int | None:
-    return (await session.execute(  # type: ignore[attr-defined]
+async def _sale_order_id(session: AsyncSession, group_id: int) -> int | None:
+    return (await session.execute(
         select(models.SaleOrder.id).where(models.SaleOrder.group_id == group_id))).scalar_one_or_none()
 
 
-async def _refund_locked(services: Services, session: object, actor: Actor, payment: models.Payment, amount: Money,
+async def _refund_locked(services: Services, session: AsyncSession, actor: Actor, payment: models.Payment, amount: Money,
                          key: str, note: str | None) -> Money:
     """Refund `amount` of a locked payment (checked by the caller): Stripe first for a card, then
     the REFUND row and the audit entry. Returns what is refunded of it now."""
-    _, before = received_and_refunded(await payment_ledger(session, payment.id), payment.currency)  # type: ignore[arg-type]
+    assert payment.id is not None
+    _, before = received_and_refunded(await payment_ledger(session, payment.id), payment.currency)
     provider_refund = None
     if payment.method == "CARD":
         assert payment.provider_id is not None, "a succeeded card payment has its PaymentIntent"
         provider_refund = await gateway(services.settings).refund(payment.provider_id, amount, key)
-    session.add(models.LedgerEntry(  # type: ignore[attr-defined]
+    session.add(models.LedgerEntry(
         agency_id=payment.agency_id, kind="REFUND", amount=amount.amount, currency=amount.currency,
         group_id=payment.group_id, sale_order_id=await _sale_order_id(session, payment.group_id),
         payment_id=payment.id, note=note, created_by=actor.uid))
     after = Money(before.amount + amount.amount, before.currency)
-    assert payment.id is not None
-    audit.record(session, actor, "payment.refunded", "Payment", payment.id,  # type: ignore[arg-type]
+    audit.record(session, actor, "payment.refunded", "Payment", payment.id,
                  before=_snapshot(payment, before),
                  after={**_snapshot(payment, after), "refund": str(amount.amount), "reason": note,
                         "provider_refund_id": provider_refund})
@@ -192,4 +193,11 @@ async def refund_cancelled_sale(services: Services, actor: Actor, refund: Cancel
                     "payment_id": payment_id, "left_to_refund": str(missing.amount), "currency": missing.currency,
                     "error": str(error), "action": "refund it with refundPayment once Stripe answers"})
             break
+    else:
+        if done.amount < refund.due.amount:  # money received otherwise (offline): it goes back by bank
+            missing = Money(refund.due.amount - done.amount, done.currency)
+            async with transaction(services.sessions) as session:
+                audit.record(session, actor, "sale_order.refund_pending", "SaleOrder", refund.sale_order_id, after={
+                    "left_to_refund": str(missing.amount), "currency": missing.currency,
+                    "action": "pay it back by bank, then record it with refundPayment on the offline payment"})
     return done
