@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=10, gt=0, le=60)
     # Unsold hardblock nights are announced this many hours before they return to the pool.
     release_alert_hours: int = Field(default=48, ge=1, le=24 * 30)
+    # DEPOSIT sales: the agency is reminded once when the balance falls due within this many days.
+    balance_reminder_days: int = Field(default=3, ge=0, le=365)
     # The hotel-local hour after which each worker's night audit job closes the previous business day.
     night_audit_hour: int = Field(default=2, ge=0, le=23)
     # How often each worker's dispatchers look for due deliveries and emails.

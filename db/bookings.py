@@ -371,14 +371,21 @@ _SET_STATUS = Statement(
     "           cancelled_at = CASE WHEN CAST(:status AS varchar) = 'CANCELLED' THEN CAST(:now AS timestamptz)"
     "                          ELSE cancelled_at END WHERE id = CAST(:id AS integer)), "
     "b AS (UPDATE booking SET status = CAST(:status AS varchar) WHERE group_id = CAST(:id AS integer)), "
-    "o AS (UPDATE sale_order SET status = 'CANCELLED', cancelled_at = CAST(:now AS timestamptz)"
+    "o AS (UPDATE sale_order SET status = 'CANCELLED', cancelled_at = CAST(:now AS timestamptz),"
+    "             cancellation_fee = CAST(:fee AS numeric)"
     "      WHERE group_id = CAST(:id AS integer) AND status = 'CONFIRMED' AND CAST(:status AS varchar) = 'CANCELLED'"
-    "      RETURNING id, number), "
+    "      RETURNING id, number, agency_id, group_id, currency), "
+    # The cancellation on the agency's ledger, in the same statement (domain cancellation_entries:
+    # a credit note of the total, and the fee): what it owes is never behind its cancellations.
+    "l AS (INSERT INTO ledger_entry (agency_id, kind, amount, currency, group_id, sale_order_id, created_by)"
+    "      SELECT o.agency_id, e.kind, e.amount, o.currency, o.group_id, o.id, CAST(:actor_uid AS varchar)"
+    "      FROM o, unnest(CAST(:ledger_kinds AS varchar[]), CAST(:ledger_amounts AS numeric[])) AS e(kind, amount)), "
     f"a AS ({AUDIT_ENTRIES} UNION ALL"
     "      SELECT CAST(:now AS timestamptz), CAST(:actor_uid AS varchar), CAST(:actor_role AS varchar),"
     "             CAST(:actor_agency AS varchar), 'sale_order.cancelled', 'SaleOrder', o.id,"
     "             jsonb_build_object('number', o.number, 'status', 'CONFIRMED'),"
-    "             jsonb_build_object('number', o.number, 'status', 'CANCELLED', 'reason', CAST(:reason AS text)),"
+    "             jsonb_build_object('number', o.number, 'status', 'CANCELLED', 'reason', CAST(:reason AS text),"
+    "                                'cancellation_fee', CAST(:fee AS text)),"
     "             CAST(:request_id AS varchar) FROM o), "
     f"{_CHANGE} "
     "SELECT version.version, change.id AS change_id FROM version, change"
@@ -468,11 +475,15 @@ async def confirm_group(connection: asyncpg.Connection, group: BookingGroup, now
 
 async def set_group_status(connection: asyncpg.Connection, group: BookingGroup, status: str, now: datetime,
                            entries: Sequence[Audited], actor: audit.Actor, footprint: Footprint,
-                           reason: str | None = None) -> tuple[int, int]:
-    """EXPIRED or CANCELLED (a cancellation cancels a confirmed sale order too), audited,
-    versioned, in the outbox: one statement. Returns the new version and the outbox row's id."""
+                           reason: str | None = None, fee: Decimal | None = None,
+                           ledger: Sequence[LedgerEntry] = ()) -> tuple[int, int]:
+    """EXPIRED or CANCELLED (a cancellation cancels a confirmed sale order too, with its `fee`,
+    and posts `ledger`: its cancellation_entries), audited, versioned, in the outbox: one
+    statement. Returns the new version and the outbox row's id."""
     row = await _SET_STATUS.fetchrow(connection, **_write_values(actor, now, entries, group, footprint),
-                                     status=status, reason=reason)
+                                     status=status, reason=reason, fee=fee,
+                                     ledger_kinds=[entry.kind.value for entry in ledger],
+                                     ledger_amounts=[entry.amount.amount for entry in ledger])
     return int(row["version"]), int(row["change_id"])
 
 

@@ -788,6 +788,18 @@ class HoldExpiryNotice(SQLModel, table=True):
     created_at: datetime = _created_at()
 
 
+class BalanceReminder(SQLModel, table=True):
+    """That a DEPOSIT sale's agency was reminded its balance falls due: once per sale order, however
+    many workers look (the row is claimed with INSERT ... ON CONFLICT DO NOTHING)."""
+
+    __tablename__ = "balance_reminder"
+
+    sale_order_id: int = Field(sa_column=Column(Integer, ForeignKey("sale_order.id", ondelete="CASCADE"),
+                                                primary_key=True))
+    email_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: datetime = _created_at()
+
+
 class Payment(SQLModel, table=True):
     """Money received for a booking group: a card payment (a Stripe PaymentIntent, `provider_id`)
     or an offline one recorded by staff (a bank transfer, `reference`). What it brought in and what

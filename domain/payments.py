@@ -458,3 +458,39 @@ def cancellation_entries(sale_order_id: int, total: Money, fee: Money) -> tuple[
     if fee.amount == 0:
         return (note,)
     return (note, LedgerEntry(LedgerKind.FEE, fee, sale_order_id))
+
+
+def check_offline_payment(amount: Money, balance_due: Money) -> InvalidInput | None:
+    """The problem of recording an offline payment of `amount` towards a sale whose balance due is
+    `balance_due` (`outstanding` over its entries), or None. The field is the API's `amount`: a
+    positive amount in the sale's currency and minor unit, at most what the sale still owes (an
+    overpayment would be money to refund, not a payment)."""
+    if amount.currency != balance_due.currency:
+        return InvalidInput("amount.currency", f"must be {balance_due.currency}, the sale's currency")
+    if problem := _check_amount(amount, "amount"):
+        return problem
+    if amount.amount == 0:
+        return InvalidInput("amount.amount", "must be positive")
+    if amount.amount > balance_due.amount:
+        owed = _at_least_zero(balance_due)
+        return InvalidInput("amount.amount", f"must be at most {format_amount(owed.amount, owed.currency)} "
+                                             f"{owed.currency}, what the sale still owes")
+    return None
+
+
+def refund_allocation(due: Money, refundable: Sequence[tuple[int, Money]]) -> list[tuple[int, Money]]:
+    """`due` spread over payments, in the order given (newest first, say): each (payment id, what is
+    left to refund of it) gives up to what is left of it, until `due` is covered. Returns (payment
+    id, amount) for the payments that give something; their sum is `due`, or everything refundable
+    when that is less. Raises CurrencyMismatch unless all are in one currency."""
+    _same(due.currency, *(left for _, left in refundable))
+    rest = due.amount
+    spread: list[tuple[int, Money]] = []
+    for payment_id, left in refundable:
+        if rest <= 0:
+            break
+        take = min(rest, left.amount)
+        if take > 0:
+            spread.append((payment_id, Money(take, due.currency)))
+            rest = _EXACT.subtract(rest, take)
+    return spread

@@ -12,6 +12,7 @@ from strawberry import relay
 from app.api.errors import InvalidInput, LockTimeout, NotFound
 from app.api.ids import decode_id, filter_pk
 from app.api.pagination import connection
+from app.api.policies import CancellationRule, policy_of
 from app.api.permissions import ADMIN, AUTHENTICATED, STAFF, Info, require_principal
 from app.api.types import LoadedNode, Money, MoneyInput, Role, money, related, schema_type, staff_only
 from app.services import catalog, inventory, rateplans
@@ -116,6 +117,7 @@ class Hotel(LoadedNode, relay.Node):
     name: str
     time_zone: str = strawberry.field(description="The hotel's IANA time zone: its nights, release cut-offs and "
                                       "\"today\" are local to it.")
+    stored_policy: strawberry.Private[Any] = None
 
     loader = "hotel"
 
@@ -141,7 +143,13 @@ class Hotel(LoadedNode, relay.Node):
 
     @staticmethod
     def from_row(row: HotelRow) -> Hotel:
-        return Hotel(id=row.id, code=row.code, name=row.name, time_zone=row.time_zone)
+        return Hotel(id=row.id, code=row.code, name=row.name, time_zone=row.time_zone,
+                     stored_policy=row.cancellation_rules)
+
+    @strawberry.field(description="Its default cancellation policy (a rate plan's own wins over it); null: none set, "
+                      "cancellation is free. Applies to sales confirmed after it was set (setCancellationPolicy).")
+    def cancellation_policy(self) -> list[CancellationRule] | None:
+        return policy_of(self.stored_policy)
 
 
 @strawberry.type

@@ -14,6 +14,7 @@ from app.api.bookings import BookingItemInput, _item
 from app.api.catalog import Agency, Hotel, RoomType, load_agency, load_hotel, load_room_type
 from app.api.errors import InvalidInput, NotFound, RestrictionViolated, SoldOut
 from app.api.ids import decode_id, decode_optional
+from app.api.policies import CancellationRule, policy_of
 from app.api.permissions import ADMIN, AUTHENTICATED, Info
 from app.api.types import LoadedNode, Money, MoneyInput, money
 from app.services import bookings, rateplans
@@ -118,6 +119,11 @@ class RatePlan(LoadedNode, relay.Node):
     @strawberry.field
     async def hotel(self, info: Info) -> Hotel:
         return await load_hotel(info, self.row.hotel_id)
+
+    @strawberry.field(description="Its own cancellation policy; null: none of its own, the hotel's applies "
+                      "(setCancellationPolicy).")
+    def cancellation_policy(self) -> list[CancellationRule] | None:
+        return policy_of(self.row.cancellation_rules)
 
     @strawberry.field(description="The agencies it is for; empty: every agency without a plan of its own. "
                       "Agents see only their own agency here.")

@@ -30,6 +30,7 @@ from app.api.inventory import InventoryMutation
 from app.api.notify import NotifyMutation, NotifyQuery
 from app.api.payments import PaymentMutation
 from app.api.pricing import PricingMutation, PricingQuery
+from app.api.refunds import RefundMutation
 from app.api.reports import ReportQuery
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.subscriptions import SharedResultsExecutor
@@ -64,7 +65,8 @@ class CoreQuery:
 Query = merge_types("Query", (CoreQuery, CatalogQuery, AuditQuery, BookingQuery, HardblockQuery, SupplyQuery,
                              PricingQuery, NotifyQuery, ReportQuery, AuditReportQuery))
 Mutation = merge_types("Mutation", (CatalogMutation, InventoryMutation, BookingMutation, HardblockMutation,
-                                    SupplyMutation, PricingMutation, NotifyMutation, AuditReportMutation, PaymentMutation))
+                                    SupplyMutation, PricingMutation, NotifyMutation, AuditReportMutation,
+                                    PaymentMutation, RefundMutation))
 Subscription = merge_types("Subscription", (CoreSubscription, SupplySubscription))
 
 

@@ -37,6 +37,8 @@ from app.services.errors import (
 from app.services.idempotency import MAX_KEY_CHARS
 from app.services.inventory import MAX_AMOUNT
 from app.services.pages import Page, paginate
+from app.services.payments.policies import rules_of
+from app.services.payments.refunds import CancelRefund, refund_cancelled_sale
 from app.services.rateplans import compiled, nights_json
 from app.services.scope import acting, own_agency_id, scoped
 from db import audit, models
@@ -74,6 +76,7 @@ from domain import CreditLimitExceeded as DomainCreditLimitExceeded
 from domain import PaymentRequired as DomainPaymentRequired
 from domain import BookingStatus, CurrencyMismatch, HardblockSlot, Money, NoRate, PricedItem, PriceOutOfRange
 from domain import InvalidTransition as DomainInvalidTransition
+from domain import LedgerEntry, PaymentTerms, cancellation_entries, cancellation_fee, received, refund_due, refunded
 from domain import (
     balance_due_date,
     block_shortfalls,
@@ -576,14 +579,39 @@ async def cancel_booking(services: Services, caller: Caller, group_id: int | Non
             if group.status == "CANCELLED":
                 return group
             before = _group_snapshot(group)
+            fee, ledger, refund = _cancellation(locked)
             group.status, group.cancelled_at = "CANCELLED", now
             written = await set_group_status(
                 connection, group, "CANCELLED", now,
                 [("booking_group.cancelled", "BookingGroup", group.id, before,
                   {**_group_snapshot(group), "reason": reason})],
-                caller.actor, footprint, reason)
+                caller.actor, footprint, reason, None if fee is None else fee.amount, ledger)
     await _published(services, footprint, group, *written)
+    if refund is not None:  # after the commit: the cancellation never waits on, or fails with, Stripe
+        try:
+            await refund_cancelled_sale(services, caller.actor, refund)
+        except Exception:  # the cancellation stands; the sale order's balance shows the refund still due
+            log.exception("refunding cancelled sale order %s failed", refund.sale_order_id)
     return group
+
+
+def _cancellation(locked: LockedGroup) -> tuple[Money | None, tuple[LedgerEntry, ...], CancelRefund | None]:
+    """What cancelling a locked group charges and posts: for a confirmed sale, the fee of its
+    frozen policy at the hotel-local date of cancelling (none: free), its cancellation entries, and
+    what is then to refund of its card payments (what was received above the fee, less refunds;
+    nothing for a CREDIT agency, whose credit note is its refund). Nothing for a hold."""
+    order = locked.sale_order
+    if order is None or order.status != "CONFIRMED":
+        return None, (), None
+    total = Money(order.total_amount, order.currency)
+    fee = cancellation_fee(rules_of(locked.sale_rules) or (), total, locked.check_in,
+                           hotel_today(locked.now, locked.time_zone))
+    entries = cancellation_entries(order.id, total, fee)
+    if locked.terms.terms is PaymentTerms.CREDIT:
+        return fee, entries, None
+    ledger = [e for e in locked.group_ledger if e.amount.currency == order.currency]
+    due = refund_due(received(ledger, order.currency), fee, refunded(ledger, order.currency))
+    return fee, entries, (CancelRefund(order.id, order.group_id, due) if due.amount > 0 else None)
 
 
 # --- lists ---------------------------------------------------------------------------------------

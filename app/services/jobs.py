@@ -18,6 +18,7 @@ from app.services.notify.alerts import announce_expiring_holds, announce_release
 from app.services.notify.deliveries import deliver_due, new_client
 from app.services.notify.events import fan_out
 from app.services.notify.mail import send_due_emails
+from app.services.notify.reminders import remind_balances_due
 from app.services.supply.sources import run_schedule, watch_drop_folders
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,11 @@ async def run_mail_dispatcher(services: Services, interval_s: float | None = Non
 
 
 async def run_alert_job(services: Services, interval_s: float = ALERT_JOB_INTERVAL_S) -> None:
-    """Record the release alerts and expiring-hold notices that are due."""
+    """Record the release alerts, expiring-hold notices and balance-due reminders that are due."""
     async def step() -> bool:
         await announce_releases(services)
         await announce_expiring_holds(services)
+        await remind_balances_due(services)
         return False
 
     await _forever("notification alert job", step, interval_s)

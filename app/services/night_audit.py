@@ -133,6 +133,7 @@ async def _audit(services: Services, hotel_id: int, day: date, now: datetime | N
         await _check_cells(session, hotel_id, day, now, span, codes, findings)
         await _check_sale_orders(session, span, findings)
         await _check_audit_log(session, span, findings)
+        await _check_ledger(session, span, findings)
         await _check_supply(session, span, codes, findings)
     return findings, now
 
@@ -279,6 +280,82 @@ async def _check_sale_orders(session: AsyncSession, span: dict[str, Any], findin
                 f"sale order {number} of {group} totals {order_total} {order_currency}, but the group's bookings "
                 f"total {total} {currency}: one of them was changed after confirmation; check the audit trail "
                 "and correct the sale order or the bookings"), rt, day)
+
+
+# The hotel's sale orders confirmed or cancelled during the day, with what the ledger holds of each:
+# (count, sum) of its SALE, CREDIT_NOTE and FEE entries in its own currency, and entries of those
+# kinds in another currency.
+_LEDGER_OF_DAY = text(
+    "SELECT s.number, s.total_amount, s.currency, s.status, s.cancellation_fee,"
+    " s.confirmed_at >= :start AND s.confirmed_at < :end AS confirmed_today,"
+    " s.cancelled_at >= :start AND s.cancelled_at < :end AS cancelled_today,"
+    " count(l.id) FILTER (WHERE l.kind = 'SALE' AND l.currency = s.currency), sum(l.amount) FILTER (WHERE l.kind = 'SALE' AND l.currency = s.currency),"
+    " count(l.id) FILTER (WHERE l.kind = 'CREDIT_NOTE' AND l.currency = s.currency), sum(l.amount) FILTER (WHERE l.kind = 'CREDIT_NOTE' AND l.currency = s.currency),"
+    " count(l.id) FILTER (WHERE l.kind = 'FEE' AND l.currency = s.currency), sum(l.amount) FILTER (WHERE l.kind = 'FEE' AND l.currency = s.currency),"
+    " count(l.id) FILTER (WHERE l.kind IN ('SALE', 'CREDIT_NOTE', 'FEE') AND l.currency <> s.currency)"
+    " FROM sale_order AS s LEFT JOIN ledger_entry AS l ON l.sale_order_id = s.id"
+    " WHERE ((s.confirmed_at >= :start AND s.confirmed_at < :end) OR (s.cancelled_at >= :start AND s.cancelled_at < :end))"
+    "  AND EXISTS (SELECT 1 FROM booking AS b WHERE b.group_id = s.group_id AND b.hotel_id = :hotel)"
+    " GROUP BY s.id ORDER BY s.number"
+)
+# Payments of the hotel's groups whose refunds add up to more than they brought in.
+_OVER_REFUNDED = text(
+    "SELECT p.id, p.method, p.amount, p.currency, g.reference, r.refunded, r.entries FROM payment AS p"
+    " JOIN booking_group AS g ON g.id = p.group_id"
+    " JOIN (SELECT payment_id, sum(amount) AS refunded, count(*) AS entries FROM ledger_entry WHERE kind = 'REFUND'"
+    "       GROUP BY payment_id) AS r ON r.payment_id = p.id"
+    " WHERE r.refunded > p.amount"
+    "  AND EXISTS (SELECT 1 FROM booking AS b WHERE b.group_id = p.group_id AND b.hotel_id = :hotel)"
+    " ORDER BY p.id"
+)
+
+
+def _posted(count: int, amount: Decimal | None, currency: str) -> str:
+    if not count:
+        return "none"
+    return f"{count} entr{'y' if count == 1 else 'ies'} of {amount} {currency} in all"
+
+
+async def _check_ledger(session: AsyncSession, span: dict[str, Any], findings: _Findings) -> None:
+    """The ledger against the day's sales and cancellations: a sale order confirmed that day has
+    exactly one SALE entry of its total; one cancelled that day a CREDIT_NOTE of its total and a FEE
+    of its cancellation fee (none when the fee is zero); and no payment of the hotel was refunded
+    more than it brought in. The ledger is append-only: a correction is a new entry."""
+    day = span["d"]
+    for (number, total, currency, status, fee, confirmed_today, cancelled_today, sales, sold, notes, noted, fees,
+         charged, foreign) in (await session.execute(_LEDGER_OF_DAY, span)).all():
+        order = f"sale order {number} ({total} {currency})"
+        if foreign:
+            findings.found("LEDGER_MISMATCH", (
+                f"{order} has {foreign} sale, credit note or fee entr{'y' if foreign == 1 else 'ies'} in another "
+                f"currency than its own: post the reversing entries, then the right ones in {currency}"), day=day)
+        if confirmed_today and (sales != 1 or sold != total):
+            findings.found("LEDGER_MISMATCH", (
+                f"{order} was confirmed on {day.isoformat()} but the ledger holds {_posted(sales, sold, currency)} "
+                f"of kind SALE where exactly one of {total} {currency} belongs: the agency's outstanding balance is "
+                f"off by the difference; post the missing sale, or a credit note against a duplicate"), day=day)
+        if not cancelled_today or status != "CANCELLED":
+            continue
+        if notes != 1 or noted != total:
+            findings.found("LEDGER_MISMATCH", (
+                f"{order} was cancelled on {day.isoformat()} but the ledger holds {_posted(notes, noted, currency)} "
+                f"of kind CREDIT_NOTE where exactly one of {total} {currency} belongs: the agency is still charged "
+                f"for (or credited beyond) the cancelled sale; post the missing credit note, or a SALE against a "
+                f"duplicate"), day=day)
+        expected = fee or Decimal(0)
+        if (fees, charged or Decimal(0)) != ((1, expected) if expected > 0 else (0, Decimal(0))):
+            findings.found("LEDGER_MISMATCH", (
+                f"{order} was cancelled on {day.isoformat()} with a fee of {expected} {currency}, but the ledger "
+                f"holds {_posted(fees, charged, currency)} of kind FEE"
+                + (" where none belongs" if expected == 0 else f" where exactly one of {expected} {currency} belongs")
+                + ": correct the agency's balance with a credit note or the missing fee"), day=day)
+    for payment_id, method, amount, currency, reference, refunded, entries in (
+            await session.execute(_OVER_REFUNDED, span)).all():
+        findings.found("REFUND_EXCEEDS_PAYMENT", (
+            f"{method.lower()} payment {payment_id} of booking group {reference} brought in {amount} {currency}, but "
+            f"{entries} refund entr{'y' if entries == 1 else 'ies'} return {refunded} {currency}: "
+            f"{refunded - amount} {currency} too much went back. Check the payment's refunds (and Stripe's, for a "
+            "card) and recover the difference from the agency"), day=day)
 
 
 _MISSING_AUDIT = text(

@@ -154,12 +154,25 @@ def _endpoint_disabled(data: dict[str, Any]) -> tuple[str, list[str], list[str]]
     return subject, text, [_p(_greeting(data)), _p(_e(sentence)), _facts(facts), _p(_sign_off())]
 
 
+def _balance_due(data: dict[str, Any]) -> tuple[str, list[str], list[str]]:
+    balance = _money(data["balance_due"], data["currency"])
+    subject = f"Balance of {balance} due for sale order {data['sale_order_number']}"
+    sentence = (f"The balance of sale order {data['sale_order_number']} (booking {data['reference']} for "
+                f"{data['guest_name']} at {data['hotel_name']}) is due on {_when(data['due_at'])}. Please pay "
+                f"{balance} by then.")
+    facts = [("Sale order", data["sale_order_number"]), ("Total", _money(data["total"], data["currency"])),
+             ("Balance due", balance), ("Due", _when(data["due_at"]))]
+    text = [_greeting(data), "", sentence, "", *(f"{label}: {value}" for label, value in facts), "", _sign_off()]
+    return subject, text, [_p(_greeting(data)), _p(_e(sentence)), _facts(facts), _p(_sign_off())]
+
+
 _TEMPLATES: dict[str, Callable[[dict[str, Any]], tuple[str, list[str], list[str]]]] = {
     "booking_confirmed": _booking_confirmed,
     "booking_cancelled": _booking_cancelled,
     "hold_expiring": _hold_expiring,
     "release_alert": _release_alert,
     "endpoint_disabled": _endpoint_disabled,
+    "balance_due": _balance_due,
 }
 KINDS = frozenset(_TEMPLATES)
 

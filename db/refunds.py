@@ -1,0 +1,55 @@
+"""The SQL of refunds and offline payments: the row locks that serialise them, and the ledger
+reads they decide on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import LedgerEntry, Payment, SaleOrder
+
+LedgerSums = list[tuple[str, str, Any]]  # (kind, currency, sum), as db.bookings.ledger_entries reads them
+
+
+async def lock_payment(session: AsyncSession, payment_id: int) -> Payment | None:
+    """The payment, locked FOR UPDATE: refunds of one payment run one at a time, so the refunds
+    read under the lock are all there are."""
+    return (await session.execute(select(Payment).where(Payment.id == payment_id).with_for_update())
+            ).scalar_one_or_none()
+
+
+async def lock_sale_order(session: AsyncSession, sale_order_id: int) -> SaleOrder | None:
+    """The sale order, locked FOR UPDATE: payments recorded against it run one at a time."""
+    return (await session.execute(select(SaleOrder).where(SaleOrder.id == sale_order_id).with_for_update())
+            ).scalar_one_or_none()
+
+
+async def _sums(session: AsyncSession, *where: Any) -> LedgerSums:
+    rows = await session.execute(
+        select(LedgerEntry.kind, LedgerEntry.currency, func.sum(LedgerEntry.amount)).where(*where)
+        .group_by(LedgerEntry.kind, LedgerEntry.currency))
+    return [(kind, currency, amount) for kind, currency, amount in rows]
+
+
+async def payment_ledger(session: AsyncSession, payment_id: int) -> LedgerSums:
+    return await _sums(session, LedgerEntry.payment_id == payment_id)
+
+
+async def group_ledger(session: AsyncSession, group_id: int) -> LedgerSums:
+    return await _sums(session, LedgerEntry.group_id == group_id)
+
+
+async def card_payments(session: AsyncSession, group_id: int) -> Sequence[Payment]:
+    """The group's succeeded card payments, newest first (a cancellation refunds them in that order)."""
+    return list((await session.execute(
+        select(Payment).where(Payment.group_id == group_id, Payment.method == "CARD", Payment.state == "SUCCEEDED")
+        .order_by(Payment.created_at.desc(), Payment.id.desc()))).scalars())
+
+
+async def next_attempt(session: AsyncSession, group_id: int) -> int:
+    """The group's next payment number (payment.attempt is unique per group)."""
+    return int((await session.execute(
+        select(func.coalesce(func.max(Payment.attempt), 0) + 1).where(Payment.group_id == group_id))).scalar_one())

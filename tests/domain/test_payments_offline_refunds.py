@@ -1,0 +1,48 @@
+"""Offline payments against what a sale owes, and a cancellation's refund spread over payments."""
+
+from decimal import Decimal
+
+import pytest
+
+from domain import CurrencyMismatch, check_offline_payment, refund_allocation
+from domain import Money as M
+
+
+def eur(amount: str) -> M:
+    return M(Decimal(amount), "EUR")
+
+
+def problem_of(problem):
+    return (problem and problem.field, problem and problem.message)
+
+
+@pytest.mark.parametrize(("amount", "owed", "field", "message"), [
+    (eur("100"), eur("100"), None, None),  # settles it exactly
+    (eur("0.01"), eur("100"), None, None),
+    (eur("100.01"), eur("100"), "amount.amount", "must be at most 100.00 EUR, what the sale still owes"),
+    (eur("1"), eur("-20"), "amount.amount", "must be at most 0.00 EUR, what the sale still owes"),
+    (eur("0"), eur("100"), "amount.amount", "must be positive"),
+    (eur("-1"), eur("100"), "amount.amount", "must not be negative"),
+    (eur("1.001"), eur("100"), "amount.amount", "must be in EUR's minor unit (0.01)"),
+    (M(Decimal(5), "USD"), eur("100"), "amount.currency", "must be EUR, the sale's currency"),
+])
+def test_check_offline_payment(amount, owed, field, message):
+    assert problem_of(check_offline_payment(amount, owed)) == (field, message)
+
+
+@pytest.mark.parametrize(("due", "refundable", "spread"), [
+    ("150", [(3, "100"), (2, "100")], [(3, "100"), (2, "50")]),  # newest first, then the next
+    ("100", [(3, "100"), (2, "100")], [(3, "100")]),
+    ("300", [(3, "100"), (2, "100")], [(3, "100"), (2, "100")]),  # no more than was paid
+    ("50", [(3, "0"), (2, "100")], [(2, "50")]),  # a payment refunded already gives nothing
+    ("0", [(3, "100")], []),
+    ("10", [], []),
+])
+def test_refund_allocation(due, refundable, spread):
+    assert refund_allocation(eur(due), [(pk, eur(left)) for pk, left in refundable]) == \
+        [(pk, eur(amount)) for pk, amount in spread]
+
+
+def test_refund_allocation_refuses_mixed_currencies():
+    with pytest.raises(CurrencyMismatch):
+        refund_allocation(eur("1"), [(1, M(Decimal(1), "USD"))])
