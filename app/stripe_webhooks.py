@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from app.services.errors import LockTimeout
-from app.services.payments.cards import apply_intent
+from app.services.card_payments import apply_intent
 from app.services.payments.gateway import intent_of, verify_event
 
 log = logging.getLogger(__name__)

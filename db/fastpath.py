@@ -23,7 +23,7 @@ import orjson
 
 import db.inventory
 from db.engine import plain_url
-from db.inventory import LockTimeout, agency_credit_lock_key, room_type_lock_key
+from db.inventory import LockTimeout, agency_ledger_lock_key, room_type_lock_key
 
 # `:name` parameters (not `::type` casts) in SQL written for SQLAlchemy's text(), so that one text
 # serves both drivers.
@@ -156,7 +156,7 @@ async def locked_transaction(connection: asyncpg.Connection, room_type_ids: Iter
         keys = ",".join(str(room_type_lock_key(i)) for i in ids)
         script += f"; SELECT pg_advisory_xact_lock(k) FROM unnest(ARRAY[{keys}]::bigint[]) AS k ORDER BY k"
     if agency_id is not None and db.inventory.locking_enabled:
-        script += f"; SELECT pg_advisory_xact_lock({agency_credit_lock_key(int(agency_id))})"
+        script += f"; SELECT pg_advisory_xact_lock({agency_ledger_lock_key(int(agency_id))})"
     try:
         await connection.execute(script)
         yield

@@ -23,9 +23,11 @@ CONTRACT_KEYSPACE = 2  # by the supplier's contract id (a hash of it): creating 
 SUPPLIER_KEYSPACE = 3  # a supplier's sync run: session-scoped, held for the whole run
 RATE_PLAN_KEYSPACE = 4  # by hotel: its plan saves, one at a time (no two plans for the same agencies)
 NIGHT_AUDIT_KEYSPACE = 5  # by (hotel, business date): one worker closes a day, the others wait and read it
-# By agency: what it owes is read and a sale added to it by one confirmation at a time (the credit
-# limit's check). Always taken after the room types' locks.
-AGENCY_CREDIT_KEYSPACE = 6
+# By agency, its ledger lock: every entry of its ledger is written under it (so its entries' ids
+# grow in commit order, and a checkpoint is final), and what it owes is read and a sale added by one
+# confirmation at a time (the credit limit's check). Taken after the room types' locks, and before
+# any row lock of a payment or sale order.
+AGENCY_LEDGER_KEYSPACE = 6
 
 
 def supplier_lock_key(supplier_id: int) -> int:
@@ -56,8 +58,8 @@ def room_type_lock_key(room_type_id: int) -> int:
     return (room_type_id << 8) | ROOM_TYPE_KEYSPACE
 
 
-def agency_credit_lock_key(agency_id: int) -> int:
-    return (agency_id << 8) | AGENCY_CREDIT_KEYSPACE
+def agency_ledger_lock_key(agency_id: int) -> int:
+    return (agency_id << 8) | AGENCY_LEDGER_KEYSPACE
 
 
 async def lock_room_types(session: AsyncSession, room_type_ids: Iterable[int], timeout_ms: int) -> None:
@@ -96,6 +98,18 @@ async def lock_contract(session: AsyncSession, external_id: str, timeout_ms: int
     except DBAPIError as error:
         if is_lock_timeout(error):
             raise LockTimeout([], f"timed out waiting for another write of contract {external_id}") from error
+        raise
+
+
+async def lock_agency_ledger(session: AsyncSession, agency_id: int, timeout_ms: int) -> None:
+    """The agency's ledger lock, for the transaction (see AGENCY_LEDGER_KEYSPACE)."""
+    if not locking_enabled:
+        return
+    try:
+        await session.execute(_LOCK, {"timeout": str(int(timeout_ms)), "keys": [agency_ledger_lock_key(agency_id)]})
+    except DBAPIError as error:
+        if is_lock_timeout(error):
+            raise LockTimeout([], f"timed out waiting for another write of agency {agency_id}'s ledger") from error
         raise
 
 

@@ -838,7 +838,7 @@ class LedgerEntry(SQLModel, table=True):
     refuses UPDATE, DELETE and TRUNCATE). Balances are sums over these rows, never counters.
 
     Every entry of an agency is written under the agency's ledger lock (db.inventory
-    `agency_credit_lock_key`), so its entries' ids grow in commit order: what a reader holding the
+    `agency_ledger_lock_key`), so its entries' ids grow in commit order: what a reader holding the
     lock sees up to an id is final (see LedgerCheckpoint)."""
 
     __tablename__ = "ledger_entry"

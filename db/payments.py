@@ -11,7 +11,9 @@ from typing import Any
 
 import asyncpg
 
+import db.inventory
 from db import models
+from db.inventory import AGENCY_LEDGER_KEYSPACE
 from db.audit import AUDIT_ENTRIES, Actor, Audited, audit_values
 from db.calendar import plain_row, row_record
 from db.fastpath import Statement
@@ -159,6 +161,16 @@ async def by_intent(connection: asyncpg.Connection, provider_id: str) -> tuple[A
         hotel_id, room_type_ids, start_, end = row["footprint"]
         footprint = (hotel_id, sorted(room_type_ids), start_, end)
     return PaymentRow(*row["payment"]), footprint
+
+
+async def lock_ledger_of(connection: asyncpg.Connection, payment_id: int, timeout_ms: int) -> None:
+    """The ledger lock of the payment's agency (db.inventory AGENCY_LEDGER_KEYSPACE), under the
+    transaction's `lock_timeout`."""
+    if db.inventory.locking_enabled:
+        await connection.execute(
+            f"SELECT set_config('lock_timeout', '{int(timeout_ms)}', true), "
+            f"pg_advisory_xact_lock((SELECT (agency_id::bigint << 8) | {AGENCY_LEDGER_KEYSPACE} FROM payment "
+            f"WHERE id = {int(payment_id)}))")
 
 
 async def lock(connection: asyncpg.Connection, payment_id: int) -> Any:

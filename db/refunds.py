@@ -9,20 +9,32 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.inventory import lock_agency_ledger
 from db.models import LedgerEntry, Payment, SaleOrder
 
 LedgerSums = list[tuple[str, str, Any]]  # (kind, currency, sum), as db.bookings.ledger_entries reads them
 
 
-async def lock_payment(session: AsyncSession, payment_id: int) -> Payment | None:
-    """The payment, locked FOR UPDATE: refunds of one payment run one at a time, so the refunds
-    read under the lock are all there are."""
+async def _lock_ledger_of(session: AsyncSession, model: Any, pk: int, timeout_ms: int) -> None:
+    """The ledger lock of the row's agency (before the row's own lock: the order every ledger writer
+    takes them in)."""
+    agency_id = (await session.execute(select(model.agency_id).where(model.id == pk))).scalar_one_or_none()
+    if agency_id is not None:
+        await lock_agency_ledger(session, agency_id, timeout_ms)
+
+
+async def lock_payment(session: AsyncSession, payment_id: int, *, timeout_ms: int = 2000) -> Payment | None:
+    """The payment, locked FOR UPDATE after its agency's ledger lock: refunds of one payment run
+    one at a time, so the refunds read under the lock are all there are."""
+    await _lock_ledger_of(session, Payment, payment_id, timeout_ms)
     return (await session.execute(select(Payment).where(Payment.id == payment_id).with_for_update())
             ).scalar_one_or_none()
 
 
-async def lock_sale_order(session: AsyncSession, sale_order_id: int) -> SaleOrder | None:
-    """The sale order, locked FOR UPDATE: payments recorded against it run one at a time."""
+async def lock_sale_order(session: AsyncSession, sale_order_id: int, *, timeout_ms: int = 2000) -> SaleOrder | None:
+    """The sale order, locked FOR UPDATE after its agency's ledger lock: payments recorded against
+    it run one at a time."""
+    await _lock_ledger_of(session, SaleOrder, sale_order_id, timeout_ms)
     return (await session.execute(select(SaleOrder).where(SaleOrder.id == sale_order_id).with_for_update())
             ).scalar_one_or_none()
 

@@ -14,7 +14,7 @@ from app.api.errors import InvalidTransition, NotFound
 from app.api.ids import target_pk
 from app.api.permissions import AUTHENTICATED, Info
 from app.api.types import LoadedNode, Money, agency_scoped
-from app.services.payments import cards
+from app.services import card_payments as cards
 from app.services.payments.ledger import received_and_refunded
 from domain import PaymentStatus as DomainPaymentStatus
 

@@ -568,8 +568,10 @@ async def cancel_booking(services: Services, caller: Caller, group_id: int | Non
     CANCELLED group is returned as is."""
     reason = check_reason(reason)
     async with services.raw.connection() as connection:
-        _, footprint = await _visible_group(connection, caller, group_id, id)
-        async with locked_transaction(connection, footprint[1], services.settings.lock_timeout_ms):
+        visible, footprint = await _visible_group(connection, caller, group_id, id)
+        # The agency's ledger lock too: a confirmed sale's cancellation posts to its ledger.
+        async with locked_transaction(connection, footprint[1], services.settings.lock_timeout_ms,
+                                      agency_id=visible.agency_id):
             locked = await lock_group_raw(connection, group_id)
             group, now = locked.group, locked.now
             try:

@@ -13,7 +13,7 @@ from app.services.bookings import sweep_expired_holds
 from app.services.context import Services
 from app.services.hardblocks import record_releases
 from app.services.night_audit import catch_up
-from app.services.payments.cards import poll as poll_payments
+from app.services.card_payments import poll as poll_payments
 from app.services.notify.alerts import announce_expiring_holds, announce_releases
 from app.services.notify.deliveries import deliver_due, new_client
 from app.services.notify.events import fan_out

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from app import localstripe
 from app.api.ids import decode_id
-from app.services.payments import cards
+from app.services import card_payments as cards
 from db import models
 from tests.api.test_bookings import CREATE, booking_input, expire_now, item, setup
 from tests.api.test_payment_terms import CONFIRM_MONEY, create_agency

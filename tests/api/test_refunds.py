@@ -220,9 +220,9 @@ async def race_refunds(gql, http, sessions, monkeypatch, *, locking: bool) -> De
     payment = await record(gql, order["id"], "100.00")
     lock = refund_service.lock_payment
 
-    async def slow_lock(session, payment_id):
+    async def slow_lock(session, payment_id, **options):
         if locking:
-            row = await lock(session, payment_id)
+            row = await lock(session, payment_id, **options)
         else:  # the twin: the same read without FOR UPDATE
             row = await session.get(models.Payment, payment_id)
         await asyncio.sleep(0.1)

@@ -10,8 +10,9 @@ Stripe itself.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import stripe
@@ -99,17 +100,21 @@ class CardGateway:
         return refund.id
 
 
-@lru_cache(maxsize=4)
-def _gateway(api_key: str, api_base: str | None) -> CardGateway:
-    return CardGateway(api_key, api_base)
+# Per event loop: the SDK's async HTTP client (httpx) belongs to the loop it was first used in.
+_GATEWAYS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str | None], CardGateway]] = \
+    weakref.WeakKeyDictionary()
 
 
 def gateway(settings: Settings) -> CardGateway:
-    """The process's gateway for these settings. Card payments need STRIPE_API_KEY."""
+    """The running loop's gateway for these settings. Card payments need STRIPE_API_KEY."""
     if not settings.stripe_api_key:
         raise StripeUnavailable("card payments are not configured: set STRIPE_API_KEY (in development, leave it "
                                 "unset and `staysync serve` starts localstripe)")
-    return _gateway(settings.stripe_api_key, settings.stripe_api_base)
+    made = _GATEWAYS.setdefault(asyncio.get_running_loop(), {})
+    key = (settings.stripe_api_key, settings.stripe_api_base)
+    if key not in made:
+        made[key] = CardGateway(*key)
+    return made[key]
 
 
 def verify_event(payload: bytes, signature: str | None, secret: str) -> Any:

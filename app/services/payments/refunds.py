@@ -92,7 +92,8 @@ async def refund_payment(services: Services, caller: Caller, payment_id: int | N
     if note is not None and len(note) > MAX_REASON_CHARS:
         raise InvalidInput("reason", f"reason must be at most {MAX_REASON_CHARS} characters")
     async with transaction(services.sessions) as session:
-        payment = None if payment_id is None else await lock_payment(session, payment_id)
+        payment = None if payment_id is None else await lock_payment(
+            session, payment_id, timeout_ms=services.settings.lock_timeout_ms)
         if payment is None:
             raise NotFound("no payment with that id", id)
         if payment.state != "SUCCEEDED":
@@ -121,7 +122,8 @@ async def record_offline_payment(services: Services, caller: Caller, sale_order_
     if not 1 <= len(reference) <= MAX_REFERENCE_CHARS:
         raise InvalidInput("reference", f"reference must be 1 to {MAX_REFERENCE_CHARS} characters")
     async with transaction(services.sessions) as session:
-        order = None if sale_order_id is None else await lock_sale_order(session, sale_order_id)
+        order = None if sale_order_id is None else await lock_sale_order(
+            session, sale_order_id, timeout_ms=services.settings.lock_timeout_ms)
         if order is None:
             raise NotFound("no sale order with that id", id)
         if order.status != "CONFIRMED":
@@ -174,7 +176,7 @@ async def refund_cancelled_sale(services: Services, actor: Actor, refund: Cancel
     for payment_id, amount in refund_allocation(refund.due, left):
         try:
             async with transaction(services.sessions) as session:
-                payment = await lock_payment(session, payment_id)
+                payment = await lock_payment(session, payment_id, timeout_ms=services.settings.lock_timeout_ms)
                 assert payment is not None
                 _, refunded = received_and_refunded(await payment_ledger(session, payment_id), payment.currency)
                 amount = Money(min(amount.amount, payment.amount - refunded.amount), amount.currency)

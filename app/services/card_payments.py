@@ -187,6 +187,8 @@ async def refund_in_full(services: Services, payment_id: int, reason: str) -> De
     again."""
     async with services.raw.connection() as connection:
         async with connection.transaction():
+            # Its agency's ledger lock first, as every ledger writer takes them (then the row's).
+            await payments.lock_ledger_of(connection, payment_id, services.settings.lock_timeout_ms)
             payment = await payments.lock(connection, payment_id)
             left = payment.amount - await payments.refunded(connection, payment_id)
             if left <= 0 or payment.provider_id is None:
