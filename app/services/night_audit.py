@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -134,6 +135,7 @@ async def _audit(services: Services, hotel_id: int, day: date, now: datetime | N
         await _check_sale_orders(session, span, findings)
         await _check_audit_log(session, span, findings)
         await _check_ledger(session, span, findings)
+        await _check_checkpoints(session, span, findings)
         await _check_supply(session, span, codes, findings)
     return findings, now
 
@@ -356,6 +358,36 @@ async def _check_ledger(session: AsyncSession, span: dict[str, Any], findings: _
             f"{entries} refund entr{'y' if entries == 1 else 'ies'} return {refunded} {currency}: "
             f"{refunded - amount} {currency} too much went back. Check the payment's refunds (and Stripe's, for a "
             "card) and recover the difference from the agency"), day=day)
+
+
+# Checkpoints moved during the day, of agencies that sold at the hotel: their sums against the
+# entries up to them, summed again.
+_CHECKPOINTS = text(
+    "SELECT a.code, k.through_id, CAST(k.sums AS text),"
+    " ARRAY(SELECT ROW(l.kind, l.currency, CAST(sum(l.amount) AS text)) FROM ledger_entry AS l"
+    "       WHERE l.agency_id = k.agency_id AND l.id <= k.through_id GROUP BY l.kind, l.currency)"
+    " FROM ledger_checkpoint AS k JOIN agency AS a ON a.id = k.agency_id"
+    " WHERE k.updated_at >= :start AND k.updated_at < :end"
+    "  AND EXISTS (SELECT 1 FROM booking AS b WHERE b.agency_id = k.agency_id AND b.hotel_id = :hotel)"
+    " ORDER BY a.code"
+)
+
+
+async def _check_checkpoints(session: AsyncSession, span: dict[str, Any], findings: _Findings) -> None:
+    """A ledger checkpoint (an agency's sums up to an entry, which the credit check reads instead
+    of the entries) must equal those entries summed again."""
+    for code, through_id, stored, recomputed in (await session.execute(_CHECKPOINTS, span)).all():
+        kept = {(kind, currency): Decimal(amount) for kind, currency, amount in orjson.loads(stored)}
+        summed = {(kind, currency): Decimal(amount) for kind, currency, amount in recomputed}
+        if kept != summed:
+            shown = ", ".join(f"{kind} {currency} kept {kept.get((kind, currency), 0)}, summed "
+                              f"{summed.get((kind, currency), 0)}" for kind, currency in sorted(set(kept) | set(summed))
+                              if kept.get((kind, currency)) != summed.get((kind, currency)))
+            findings.found("LEDGER_CHECKPOINT_MISMATCH", (
+                f"agency {code}'s ledger checkpoint through entry {through_id} does not match its entries ({shown}): "
+                "its outstanding balance and credit checks are off by the difference; an entry was written without "
+                "the agency's ledger lock. Delete the checkpoint row: the next credit check sums the entries and "
+                "writes it again"), day=span["d"])
 
 
 _MISSING_AUDIT = text(
