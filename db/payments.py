@@ -126,6 +126,25 @@ _UNREFUNDED = Statement(
     " ORDER BY x.id LIMIT CAST(:limit AS integer)"
 )
 
+# Cancelled sales (in the last 30 days, over a minute ago: the cancel's own attempt is over) of
+# agencies that pay by card, whose card payments still hold money: what a cancellation refund may
+# have left undone (Stripe was down, the worker died after the commit).
+_CANCELLED = Statement(
+    "SELECT o.id, o.group_id, o.currency, COALESCE(o.cancellation_fee, 0) AS fee,"
+    " (SELECT COALESCE(sum(l.amount), 0) FROM ledger_entry AS l WHERE l.group_id = o.group_id"
+    "   AND l.currency = o.currency AND l.kind IN ('PAYMENT', 'OFFLINE_PAYMENT')) AS received,"
+    " (SELECT COALESCE(sum(l.amount), 0) FROM ledger_entry AS l WHERE l.group_id = o.group_id"
+    "   AND l.currency = o.currency AND l.kind = 'REFUND') AS refunded"
+    " FROM sale_order AS o JOIN agency AS a ON a.id = o.agency_id"
+    " WHERE o.status = 'CANCELLED' AND a.payment_terms <> 'CREDIT'"
+    "  AND o.cancelled_at > statement_timestamp() - interval '30 days'"
+    "  AND o.cancelled_at < statement_timestamp() - interval '1 minute'"
+    "  AND EXISTS (SELECT 1 FROM payment AS p WHERE p.group_id = o.group_id AND p.method = 'CARD'"
+    "   AND p.state = 'SUCCEEDED' AND p.amount > COALESCE((SELECT sum(r.amount) FROM ledger_entry AS r"
+    "    WHERE r.payment_id = p.id AND r.kind = 'REFUND'), 0))"
+    " ORDER BY o.id LIMIT CAST(:limit AS integer)"
+)
+
 Footprint = tuple[int, list[int], date, date]
 
 
@@ -214,3 +233,7 @@ async def stale_intents(connection: asyncpg.Connection, after_s: float, limit: i
 
 async def unrefunded(connection: asyncpg.Connection, limit: int) -> list[int]:
     return [r[0] for r in await connection.fetch(_UNREFUNDED.sql, *_UNREFUNDED.args({"limit": limit}))]
+
+
+async def cancelled_with_card_money(connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await connection.fetch(_CANCELLED.sql, *_CANCELLED.args({"limit": limit}))

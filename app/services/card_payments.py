@@ -30,10 +30,20 @@ from app.services.changes import PAYMENTS_CHANNEL, Notice
 from app.services.context import Caller, Services
 from app.services.errors import InvalidTransition
 from app.services.payments.gateway import Intent, StripeUnavailable, gateway
+from app.services.payments.refunds import CancelRefund, refund_cancelled_sale
 from db import audit, payments
 from db.bookings import lock_group_raw, set_group_status
 from db.fastpath import locked_transaction
-from domain import BookingStatus, Money, amount_due_now, balance_due_now, effective_status, hotel_today, paid
+from domain import (
+    BookingStatus,
+    Money,
+    amount_due_now,
+    balance_due_now,
+    effective_status,
+    hotel_today,
+    paid,
+    refund_due,
+)
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +223,8 @@ async def refund_in_full(services: Services, payment_id: int, reason: str) -> De
 async def poll(services: Services, *, limit: int = 100) -> int:
     """The polling job's round: card payments in flight past PAYMENT_POLL_AFTER_S are asked of
     Stripe and brought to its state (their webhook may be lost); money kept for groups that hold
-    no rooms is refunded. Returns how many payments it looked at."""
+    no rooms is refunded, and so is what a cancellation had to give back and did not (Stripe was
+    down, or the worker died after the commit). Returns how many payments and sales it looked at."""
     settings = services.settings
     async with services.raw.connection() as connection:
         stale = await payments.stale_intents(connection, settings.payment_poll_after_s, limit)
@@ -225,4 +236,11 @@ async def poll(services: Services, *, limit: int = 100) -> int:
             log.warning("polling PaymentIntent %s failed: %s", intent_id, error)
     for payment_id in unrefunded:
         await refund_in_full(services, payment_id, "the group holds no rooms: money is never kept for rooms not sold")
-    return len(stale) + len(unrefunded)
+    async with services.raw.connection() as connection:
+        cancelled = await payments.cancelled_with_card_money(connection, limit)
+    for row in cancelled:  # a cancellation's refund left undone: what was paid above the fee goes back
+        due = refund_due(Money(row["received"], row["currency"]), Money(row["fee"], row["currency"]),
+                         Money(row["refunded"], row["currency"]))
+        if due.amount > 0:
+            await refund_cancelled_sale(services, audit.STRIPE, CancelRefund(row["id"], row["group_id"], due))
+    return len(stale) + len(unrefunded) + len(cancelled)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.api.ids import decode_id
 from app.services.payments import gateway as gateway_module
@@ -305,6 +305,19 @@ async def test_when_stripe_fails_the_cancellation_stands_and_the_refund_is_left_
     failed = [e for e in await audit_actions(gql, order["id"]) if e["action"] == "sale_order.refund_failed"]
     assert len(failed) == 1 and Decimal(failed[0]["after"]["left_to_refund"]) == total
     assert "refundPayment" in failed[0]["after"]["action"]
+
+    # Stripe is back: the polling job gives back what the cancellation could not (a minute later)
+    monkeypatch.undo()
+    from app.services.card_payments import poll
+    services = gql.http._transport.app.state.runtime.services
+    assert await poll(services) == 0  # the cancel's own attempt is under a minute old: left to it
+    async with sessions() as session, session.begin():
+        await session.execute(text("UPDATE sale_order SET cancelled_at = cancelled_at - interval '2 minutes'"))
+    assert await poll(services) == 1
+    order = (await sale(gql, group["id"]))["saleOrder"]
+    assert order["payments"][0]["refunded"]["amount"] == group["total"]["amount"]
+    assert Decimal(order["balanceDue"]["amount"]) == 0 and order["paymentStatus"] == "REFUNDED"
+    assert await poll(services) == 0  # nothing left to give back
 
 
 async def test_money_received_offline_is_left_to_go_back_by_bank_and_the_trail_says_so(gql, sessions, settings):
