@@ -334,10 +334,11 @@ def test_production_refuses_the_emulator() -> None:
 
 @pytest.mark.parametrize("base", ["http://127.0.0.1:8420", "http://localhost:8420", "http://[::1]:8420"])
 def test_production_refuses_a_fake_stripe_on_loopback(base: str) -> None:
+    production = {"app_env": "production", "firebase_auth_emulator_host": None}  # whatever the environment says
     with pytest.raises(ValidationError, match="loopback STRIPE_API_BASE"):
-        Settings(app_env="production", stripe_api_key="sk_live_x", stripe_api_base=base)
+        Settings(**production, stripe_api_key="sk_live_x", stripe_api_base=base)
     assert Settings(app_env="development", stripe_api_base=base).stripe_api_base == base
-    assert Settings(app_env="production", stripe_api_base="https://stripe-proxy.internal.example").stripe_api_base
+    assert Settings(**production, stripe_api_base="https://stripe-proxy.internal.example").stripe_api_base
 
 
 # --- Signed tokens (emulator mode off) -----------------------------------------------------
