@@ -113,6 +113,18 @@ def _check_amount(value: Money, field: str) -> InvalidInput | None:
     return None
 
 
+def _check_positive(amount: Money, currency: str, whose: str) -> InvalidInput | None:
+    """The API's `amount` of a refund or a payment: in `currency` (`whose` it is), storable, and
+    above zero."""
+    if amount.currency != currency:
+        return InvalidInput("amount.currency", f"must be {currency}, {whose}")
+    if problem := _check_amount(amount, "amount"):
+        return problem
+    if amount.amount == 0:
+        return InvalidInput("amount.amount", "must be positive")
+    return None
+
+
 # --- payment terms -------------------------------------------------------------------------
 
 
@@ -327,12 +339,8 @@ def check_refund(amount: Money, paid: Money, refunded: Money) -> InvalidInput | 
     already, or None. The field is the API's `amount`: a positive amount in the payment's
     currency and minor unit, and refunds add up and never exceed what was paid
     (refunded + amount <= paid)."""
-    if amount.currency != paid.currency:
-        return InvalidInput("amount.currency", f"must be {paid.currency}, the payment's currency")
-    if problem := _check_amount(amount, "amount"):
+    if problem := _check_positive(amount, paid.currency, "the payment's currency"):
         return problem
-    if amount.amount == 0:
-        return InvalidInput("amount.amount", "must be positive")
     _same(paid.currency, refunded)
     left = _minus(paid, refunded)
     if amount.amount > left.amount:
@@ -465,12 +473,8 @@ def check_offline_payment(amount: Money, balance_due: Money) -> InvalidInput | N
     `balance_due` (`outstanding` over its entries), or None. The field is the API's `amount`: a
     positive amount in the sale's currency and minor unit, at most what the sale still owes (an
     overpayment would be money to refund, not a payment)."""
-    if amount.currency != balance_due.currency:
-        return InvalidInput("amount.currency", f"must be {balance_due.currency}, the sale's currency")
-    if problem := _check_amount(amount, "amount"):
+    if problem := _check_positive(amount, balance_due.currency, "the sale's currency"):
         return problem
-    if amount.amount == 0:
-        return InvalidInput("amount.amount", "must be positive")
     if amount.amount > balance_due.amount:
         owed = _at_least_zero(balance_due)
         return InvalidInput("amount.amount", f"must be at most {format_amount(owed.amount, owed.currency)} "
