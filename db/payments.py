@@ -13,7 +13,7 @@ import asyncpg
 
 import db.inventory
 from db import models
-from db.inventory import AGENCY_LEDGER_KEYSPACE
+from db.inventory import AGENCY_LEDGER_KEYSPACE, LockTimeout
 from db.audit import AUDIT_ENTRIES, Actor, Audited, audit_values
 from db.calendar import plain_row, row_record
 from db.fastpath import Statement
@@ -61,7 +61,10 @@ _START = Statement(
 _SET_INTENT = Statement(
     "WITH p AS (UPDATE payment SET provider_id = CAST(:provider_id AS varchar), client_secret = CAST(:client_secret AS text),"
     "           state = CAST(:state AS varchar), failure = CAST(:failure AS text), updated_at = statement_timestamp()"
-    "           WHERE id = CAST(:id AS integer) RETURNING *), "
+    # The first PaymentIntent recorded stands: a concurrent call (a double click) that made another,
+    # or failed to make one (Stripe refuses a key in use), never overwrites it.
+    "           WHERE id = CAST(:id AS integer) AND provider_id IS NULL"
+    "           RETURNING *), "
     f"{_NOTICE} "
     f"SELECT {_PAYMENT_ROW.replace('x.', 'p.')} AS payment, n.id AS notice_id FROM p, n"
 )
@@ -73,6 +76,7 @@ _BY_INTENT = Statement(
     "FROM payment AS x WHERE x.provider_id = CAST(:provider_id AS varchar)"
 )
 _LOCK = Statement(f"SELECT {_PAYMENT_ROW} AS payment FROM payment AS x WHERE x.id = CAST(:id AS integer) FOR UPDATE")
+_CURRENT = Statement(f"SELECT {_PAYMENT_ROW} AS payment FROM payment AS x WHERE x.id = CAST(:id AS integer)")
 # A payment's new state as Stripe reports it; SUCCEEDED puts the money on the ledger, in the same
 # statement (what a group has paid is never behind what Stripe took).
 _TRANSITION = Statement(
@@ -130,19 +134,32 @@ _UNREFUNDED = Statement(
 # agencies that pay by card, whose card payments still hold money: what a cancellation refund may
 # have left undone (Stripe was down, the worker died after the commit).
 _CANCELLED = Statement(
-    "SELECT o.id, o.group_id, o.currency, COALESCE(o.cancellation_fee, 0) AS fee,"
-    " (SELECT COALESCE(sum(l.amount), 0) FROM ledger_entry AS l WHERE l.group_id = o.group_id"
-    "   AND l.currency = o.currency AND l.kind IN ('PAYMENT', 'OFFLINE_PAYMENT')) AS received,"
-    " (SELECT COALESCE(sum(l.amount), 0) FROM ledger_entry AS l WHERE l.group_id = o.group_id"
-    "   AND l.currency = o.currency AND l.kind = 'REFUND') AS refunded"
+    "SELECT * FROM (SELECT o.id, o.group_id, o.currency,"
+    "  (SELECT COALESCE(sum(CASE l.kind WHEN 'REFUND' THEN -l.amount ELSE l.amount END), 0) FROM ledger_entry AS l"
+    "   WHERE l.group_id = o.group_id AND l.currency = o.currency"
+    "   AND l.kind IN ('PAYMENT', 'OFFLINE_PAYMENT', 'REFUND')) - COALESCE(o.cancellation_fee, 0) AS due"
     " FROM sale_order AS o JOIN agency AS a ON a.id = o.agency_id"
     " WHERE o.status = 'CANCELLED' AND a.payment_terms <> 'CREDIT'"
     "  AND o.cancelled_at > statement_timestamp() - interval '30 days'"
     "  AND o.cancelled_at < statement_timestamp() - interval '1 minute'"
     "  AND EXISTS (SELECT 1 FROM payment AS p WHERE p.group_id = o.group_id AND p.method = 'CARD'"
     "   AND p.state = 'SUCCEEDED' AND p.amount > COALESCE((SELECT sum(r.amount) FROM ledger_entry AS r"
-    "    WHERE r.payment_id = p.id AND r.kind = 'REFUND'), 0))"
-    " ORDER BY o.id LIMIT CAST(:limit AS integer)"
+    "    WHERE r.payment_id = p.id AND r.kind = 'REFUND'), 0))) AS c"
+    " WHERE c.due > 0 ORDER BY c.id LIMIT CAST(:limit AS integer)"
+)
+# Under the payment's locks: its group's status and sale, and the group's money in the payment's
+# currency (what refund_unowed decides on).
+_GROUP_MONEY = Statement(
+    "SELECT g.status, o.status AS order_status, o.total_amount AS total,"
+    " (SELECT COALESCE(sum(l.amount), 0) FROM ledger_entry AS l WHERE l.group_id = g.id"
+    "   AND l.currency = CAST(:currency AS varchar) AND l.kind IN ('PAYMENT', 'OFFLINE_PAYMENT')) AS received,"
+    " (SELECT COALESCE(sum(l.amount), 0) FROM ledger_entry AS l WHERE l.group_id = g.id"
+    "   AND l.currency = CAST(:currency AS varchar) AND l.kind = 'REFUND') AS refunded"
+    " FROM booking_group AS g LEFT JOIN sale_order AS o ON o.group_id = g.id WHERE g.id = CAST(:group_id AS integer)"
+)
+_POLLED = Statement(
+    "UPDATE payment SET updated_at = statement_timestamp() WHERE provider_id = CAST(:provider_id AS varchar)"
+    " AND state IN ('PENDING', 'REQUIRES_ACTION')"
 )
 
 Footprint = tuple[int, list[int], date, date]
@@ -165,10 +182,19 @@ async def start(connection: asyncpg.Connection, actor: Actor, now: datetime, gro
 
 
 async def set_intent(connection: asyncpg.Connection, payment_id: int, provider_id: str | None,
-                     client_secret: str | None, state: str, failure: str | None, channel: str) -> tuple[Any, int]:
+                     client_secret: str | None, state: str, failure: str | None, channel: str) -> tuple[Any, int | None]:
     row = await _SET_INTENT.fetchrow(connection, id=payment_id, provider_id=provider_id, client_secret=client_secret,
                                      state=state, failure=failure, channel=channel)
+    if row is None:  # the failure lost to the PaymentIntent another call made: that one stands
+        return PaymentRow(*(await _CURRENT.fetchrow(connection, id=payment_id))["payment"]), None
     return PaymentRow(*row["payment"]), int(row["notice_id"])
+
+
+async def failed_intents(connection: asyncpg.Connection, group_id: int) -> list[str]:
+    """The group's card payments that failed but whose PaymentIntent may still be paid."""
+    return [r[0] for r in await connection.fetch(
+        "SELECT provider_id FROM payment WHERE group_id = $1 AND method = 'CARD' AND state = 'FAILED'"
+        " AND provider_id IS NOT NULL ORDER BY id", group_id)]
 
 
 async def by_intent(connection: asyncpg.Connection, provider_id: str) -> tuple[Any, Footprint | None] | None:
@@ -185,11 +211,15 @@ async def by_intent(connection: asyncpg.Connection, provider_id: str) -> tuple[A
 async def lock_ledger_of(connection: asyncpg.Connection, payment_id: int, timeout_ms: int) -> None:
     """The ledger lock of the payment's agency (db.inventory AGENCY_LEDGER_KEYSPACE), under the
     transaction's `lock_timeout`."""
-    if db.inventory.locking_enabled:
+    if not db.inventory.locking_enabled:
+        return
+    try:
         await connection.execute(
             f"SELECT set_config('lock_timeout', '{int(timeout_ms)}', true), "
             f"pg_advisory_xact_lock((SELECT (agency_id::bigint << 8) | {AGENCY_LEDGER_KEYSPACE} FROM payment "
             f"WHERE id = {int(payment_id)}))")
+    except asyncpg.LockNotAvailableError as error:
+        raise LockTimeout([], f"timed out waiting for another write of payment {payment_id}'s ledger") from error
 
 
 async def lock(connection: asyncpg.Connection, payment_id: int) -> Any:
@@ -237,3 +267,12 @@ async def unrefunded(connection: asyncpg.Connection, limit: int) -> list[int]:
 
 async def cancelled_with_card_money(connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
     return await connection.fetch(_CANCELLED.sql, *_CANCELLED.args({"limit": limit}))
+
+
+async def group_money(connection: asyncpg.Connection, group_id: int, currency: str) -> asyncpg.Record:
+    return await _GROUP_MONEY.fetchrow(connection, group_id=group_id, currency=currency)
+
+
+async def polled(connection: asyncpg.Connection, provider_id: str) -> None:
+    """A payment asked of Stripe and still in flight goes to the back of the polling queue."""
+    await connection.execute(_POLLED.sql, *_POLLED.args({"provider_id": provider_id}))

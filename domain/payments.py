@@ -480,21 +480,3 @@ def check_offline_payment(amount: Money, balance_due: Money) -> InvalidInput | N
         return InvalidInput("amount.amount", f"must be at most {format_amount(owed.amount, owed.currency)} "
                                              f"{owed.currency}, what the sale still owes")
     return None
-
-
-def refund_allocation(due: Money, refundable: Sequence[tuple[int, Money]]) -> list[tuple[int, Money]]:
-    """`due` spread over payments, in the order given (newest first, say): each (payment id, what is
-    left to refund of it) gives up to what is left of it, until `due` is covered. Returns (payment
-    id, amount) for the payments that give something; their sum is `due`, or everything refundable
-    when that is less. Raises CurrencyMismatch unless all are in one currency."""
-    _same(due.currency, *(left for _, left in refundable))
-    rest = due.amount
-    spread: list[tuple[int, Money]] = []
-    for payment_id, left in refundable:
-        if rest <= 0:
-            break
-        take = min(rest, left.amount)
-        if take > 0:
-            spread.append((payment_id, Money(take, due.currency)))
-            rest = _EXACT.subtract(rest, take)
-    return spread

@@ -116,3 +116,41 @@ async def _revision(url: str) -> str | None:
         return await connection.fetchval("SELECT version_num FROM alembic_version")
     finally:
         await connection.close()
+
+
+async def _older_sales(url: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO agency (code, name) VALUES ('OLD', 'Old');"
+            "INSERT INTO booking_group (reference, agency_id, status, guest_name, created_by)"
+            " VALUES ('BG-1', 1, 'CONFIRMED', 'A', 'x'), ('BG-2', 1, 'CANCELLED', 'B', 'x');"
+            "INSERT INTO sale_order (number, group_id, agency_id, status, total_amount, currency, confirmed_at,"
+            " cancelled_at) VALUES ('SO-1', 1, 1, 'CONFIRMED', 120.00, 'EUR', now(), NULL),"
+            " ('SO-2', 2, 1, 'CANCELLED', 80.50, 'EUR', now(), now())")
+    finally:
+        await connection.close()
+
+
+async def _ledger(url: str) -> list[tuple[str, str, object]]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch("SELECT s.number, l.kind, l.amount FROM ledger_entry AS l"
+                                      " JOIN sale_order AS s ON s.id = l.sale_order_id ORDER BY s.number, l.kind")
+    finally:
+        await connection.close()
+    return [tuple(row) for row in rows]
+
+
+def test_sales_made_before_the_ledger_are_put_on_it(empty_database: str):
+    """The payments migration posts every existing sale (and the credit note of each cancelled one),
+    so that cancelling an older sale later never credits an agency for a sale its ledger never had."""
+    from decimal import Decimal
+
+    migrate.upgrade(empty_database, "c3f1a8d5e7b2")  # the revision before the payments
+    asyncio.run(_older_sales(empty_database))
+    migrate.upgrade(empty_database)
+    assert asyncio.run(_ledger(empty_database)) == [
+        ("SO-1", "SALE", Decimal("120.00")),
+        ("SO-2", "CREDIT_NOTE", Decimal("80.50")), ("SO-2", "SALE", Decimal("80.50")),
+    ]

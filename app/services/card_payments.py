@@ -28,7 +28,7 @@ from app.services.bookings import (
 )
 from app.services.changes import PAYMENTS_CHANNEL, Notice
 from app.services.context import Caller, Services
-from app.services.errors import InvalidTransition
+from app.services.errors import InvalidTransition, LockTimeout
 from app.services.payments.gateway import Intent, StripeUnavailable, gateway
 from app.services.payments.refunds import CancelRefund, refund_cancelled_sale
 from db import audit, payments
@@ -42,7 +42,6 @@ from domain import (
     effective_status,
     hotel_today,
     paid,
-    refund_due,
 )
 
 log = logging.getLogger(__name__)
@@ -70,6 +69,10 @@ async def start_payment(services: Services, caller: Caller, group_id: int | None
     settings = services.settings
     async with services.raw.connection() as connection:
         _, footprint = await visible_group(connection, caller, group_id, id)
+        failed = await payments.failed_intents(connection, group_id)
+    for intent_id in failed:  # a declined PaymentIntent can still be paid: it is cancelled before another
+        await _retire(services, intent_id)
+    async with services.raw.connection() as connection:
         async with locked_transaction(connection, footprint[1], settings.lock_timeout_ms):
             locked = await lock_group_raw(connection, group_id)
             group, now = locked.group, locked.now
@@ -115,8 +118,26 @@ async def start_payment(services: Services, caller: Caller, group_id: int | None
     async with services.raw.connection() as connection:
         async with connection.transaction():
             payment, notice_id = await payments.set_intent(connection, payment.id, *values, PAYMENTS_CHANNEL)
-    await services.relay.deliver([_notice(payment)], [notice_id])
+    if notice_id is not None:
+        await services.relay.deliver([_notice(payment)], [notice_id])
+    elif values[0] is not None and payment.provider_id != values[0]:
+        await _retire(services, values[0])  # a concurrent call's PaymentIntent stands: this one goes
     return payment
+
+
+async def _retire(services: Services, intent_id: str) -> None:
+    """Cancel a PaymentIntent at Stripe, so that it can no longer take money, and record what it
+    became: CANCELED, or SUCCEEDED if the payer paid it meanwhile (then the usual rules apply)."""
+    stripe = gateway(services.settings)
+    try:
+        intent = await stripe.cancel(intent_id)
+    except StripeUnavailable:  # already paid (or Stripe is down): what it is now decides
+        try:
+            intent = await stripe.retrieve(intent_id)
+        except StripeUnavailable as error:
+            log.warning("PaymentIntent %s could not be cancelled nor read: %s", intent_id, error)
+            return
+    await apply_intent(services, intent)
 
 
 # --- Stripe's word -----------------------------------------------------------------------------
@@ -139,7 +160,7 @@ async def apply_intent(services: Services, intent: Intent, event: tuple[str, str
         if found is None or found[1] is None:
             return Applied(None)
         payment, footprint = found
-        refund: tuple[Any, str] | None = None
+        refund: str | None = None  # why the payment goes back, if it does
         published: list[Any] = []
         async with locked_transaction(connection, footprint[1], services.settings.lock_timeout_ms,
                                       agency_id=payment.agency_id):
@@ -160,19 +181,20 @@ async def apply_intent(services: Services, intent: Intent, event: tuple[str, str
                 refund = await _settle(connection, locked, footprint, published)
     for change, outbox_id in published:
         await services.relay.deliver([change], [outbox_id])
-    if refund is not None:
-        await refund_in_full(services, payment.id, refund[1])
+    if payment.state == "SUCCEEDED":  # the rooms are gone, or the sale was paid already: it goes back
+        await refund_unowed(services, payment.id, refund or "paid beyond the sale's total (another payment "
+                                                            "succeeded too)")
     return Applied(payment)
 
 
-async def _settle(connection: Any, locked: Any, footprint: Any, published: list[Any]) -> tuple[Any, str] | None:
+async def _settle(connection: Any, locked: Any, footprint: Any, published: list[Any]) -> str | None:
     """After a success: confirm the group if it may be, or say why the payment goes back."""
     group, now = locked.group, locked.now
     status = effective_status(BookingStatus(group.status), group.expires_at, now)
     if status is BookingStatus.CONFIRMED:
-        return None  # a DEPOSIT's balance: on the ledger, nothing else to do
+        return None  # a DEPOSIT's balance: on the ledger (refund_unowed gives back any excess)
     if status is BookingStatus.CANCELLED:
-        return group, f"group {group.reference} was cancelled before the payment succeeded"
+        return f"group {group.reference} was cancelled before the payment succeeded"
     if status is BookingStatus.EXPIRED and await group_shortfalls(connection, locked, footprint):
         reason = (f"the hold of group {group.reference} lapsed at {group.expires_at.isoformat()} and its rooms were "
                   "sold meanwhile")
@@ -182,7 +204,7 @@ async def _settle(connection: Any, locked: Any, footprint: Any, published: list[
                 [("booking_group.expired", "BookingGroup", group.id, {"status": "HELD"},
                   {"status": "EXPIRED", "reason": reason})], audit.STRIPE, footprint, reason)
             published.append((published_change(footprint, group, version), change_id))
-        return group, reason
+        return reason
     if payment_failure(locked, group_total(locked)) is not None:
         return None  # more is due (a DEPOSIT paid in parts): the group stays held
     order, version, change_id = await confirm_locked(connection, locked, audit.STRIPE, footprint)
@@ -190,57 +212,84 @@ async def _settle(connection: Any, locked: Any, footprint: Any, published: list[
     return None
 
 
-async def refund_in_full(services: Services, payment_id: int, reason: str) -> Decimal:
-    """Give back what is left of a card payment, through Stripe, with the payment's row held across
-    the call (see the module's docstring); the REFUND on the ledger. Returns the amount refunded
-    (0 when nothing was left). On Stripe's failure nothing is recorded, and the polling job tries
+async def refund_unowed(services: Services, payment_id: int, reason: str) -> Decimal:
+    """Give back what of a card payment the group does not owe, decided under the agency's ledger
+    lock and the payment's row lock (held across Stripe's call, see the module's docstring): all
+    that is left of it when the group holds no rooms (expired or cancelled, without a sale), or
+    what its confirmed sale received above its total (a second payment that succeeded too). A
+    cancelled sale's refunds are the cancellation's (payments.refunds). The REFUND on the ledger;
+    returns the amount refunded. On Stripe's failure nothing is recorded, and the polling job tries
     again."""
     async with services.raw.connection() as connection:
         async with connection.transaction():
             # Its agency's ledger lock first, as every ledger writer takes them (then the row's).
             await payments.lock_ledger_of(connection, payment_id, services.settings.lock_timeout_ms)
             payment = await payments.lock(connection, payment_id)
-            left = payment.amount - await payments.refunded(connection, payment_id)
-            if left <= 0 or payment.provider_id is None:
+            refunded = await payments.refunded(connection, payment_id)
+            unowed = _unowed(payment, refunded, await payments.group_money(connection, payment.group_id, payment.currency))
+            if unowed <= 0 or payment.provider_id is None:
                 return Decimal(0)
             try:
                 refund_id = await gateway(services.settings).refund(
-                    payment.provider_id, Money(left, payment.currency), f"staysync-refund-{payment.id}-in-full")
+                    payment.provider_id, Money(unowed, payment.currency),
+                    f"staysync-payment-{payment.id}-unowed-after-{refunded}")
             except StripeUnavailable as error:
-                log.warning("payment %s: refund of %s %s failed (the polling job retries): %s", payment.id, left,
+                log.warning("payment %s: refund of %s %s failed (the polling job retries): %s", payment.id, unowed,
                             payment.currency, error)
                 return Decimal(0)
             now = await connection.fetchval("SELECT statement_timestamp()")
             notice_id = await payments.post_refund(
-                connection, payment, left, reason, audit.STRIPE, now,
+                connection, payment, unowed, reason, audit.STRIPE, now,
                 [("payment.refunded", "Payment", payment.id, None,
-                  {"amount": str(left), "currency": payment.currency, "refund": refund_id, "reason": reason})],
+                  {"amount": str(unowed), "currency": payment.currency, "refund": refund_id, "reason": reason})],
                 PAYMENTS_CHANNEL)
     await services.relay.deliver([_notice(payment)], [notice_id])
-    return left
+    return unowed
+
+
+def _unowed(payment: Any, refunded: Decimal, group: Any) -> Decimal:
+    """What of `payment` (of which `refunded` went back) its group does not owe (see refund_unowed)."""
+    if payment.state != "SUCCEEDED" or payment.method != "CARD":
+        return Decimal(0)
+    left = payment.amount - refunded
+    if group["order_status"] is None:  # no sale: nothing is owed unless the group still holds its rooms
+        return left if group["status"] in ("EXPIRED", "CANCELLED") else Decimal(0)
+    if group["order_status"] != "CONFIRMED":
+        return Decimal(0)  # cancelled: what goes back is the cancellation's to say (its fee)
+    return max(Decimal(0), min(left, group["received"] - group["refunded"] - group["total"]))
 
 
 async def poll(services: Services, *, limit: int = 100) -> int:
     """The polling job's round: card payments in flight past PAYMENT_POLL_AFTER_S are asked of
-    Stripe and brought to its state (their webhook may be lost); money kept for groups that hold
-    no rooms is refunded, and so is what a cancellation had to give back and did not (Stripe was
-    down, or the worker died after the commit). Returns how many payments and sales it looked at."""
+    Stripe and brought to its state (their webhook may be lost; each polled one goes to the back of
+    the queue); money kept that is not owed is refunded, and so is what a cancellation had to give
+    back and did not (Stripe was down, or the worker died after the commit). One failure (Stripe,
+    a busy lock) is logged and the round goes on. Returns how many payments and sales it looked at."""
     settings = services.settings
     async with services.raw.connection() as connection:
         stale = await payments.stale_intents(connection, settings.payment_poll_after_s, limit)
         unrefunded = await payments.unrefunded(connection, limit)
-    for intent_id in stale:
-        try:
-            await apply_intent(services, await gateway(settings).retrieve(intent_id))
-        except StripeUnavailable as error:
-            log.warning("polling PaymentIntent %s failed: %s", intent_id, error)
-    for payment_id in unrefunded:
-        await refund_in_full(services, payment_id, "the group holds no rooms: money is never kept for rooms not sold")
-    async with services.raw.connection() as connection:
         cancelled = await payments.cancelled_with_card_money(connection, limit)
+    for intent_id in stale:
+        await _logged(f"polling PaymentIntent {intent_id}",
+                      lambda intent_id=intent_id: _poll_intent(services, intent_id))
+    for payment_id in unrefunded:
+        await _logged(f"refunding payment {payment_id}", lambda payment_id=payment_id: refund_unowed(
+            services, payment_id, "the group holds no rooms: money is never kept for rooms not sold"))
     for row in cancelled:  # a cancellation's refund left undone: what was paid above the fee goes back
-        due = refund_due(Money(row["received"], row["currency"]), Money(row["fee"], row["currency"]),
-                         Money(row["refunded"], row["currency"]))
-        if due.amount > 0:
-            await refund_cancelled_sale(services, audit.STRIPE, CancelRefund(row["id"], row["group_id"], due))
+        await _logged(f"refunding cancelled sale order {row['id']}", lambda row=row: refund_cancelled_sale(
+            services, audit.STRIPE, CancelRefund(row["id"], row["group_id"], Money(row["due"], row["currency"]))))
     return len(stale) + len(unrefunded) + len(cancelled)
+
+
+async def _poll_intent(services: Services, intent_id: str) -> None:
+    await apply_intent(services, await gateway(services.settings).retrieve(intent_id))
+    async with services.raw.connection() as connection:
+        await payments.polled(connection, intent_id)
+
+
+async def _logged(what: str, step: Any) -> None:
+    try:
+        await step()
+    except (StripeUnavailable, LockTimeout) as error:
+        log.warning("%s failed (the next round retries): %s", what, error)

@@ -99,12 +99,15 @@ async def run_night_audit_job(services: Services, interval_s: float = NIGHT_AUDI
 
 async def run_payment_poller(services: Services, interval_s: float | None = None, *, batch: int = 100) -> None:
     """Ask Stripe about card payments whose webhook has not come (PAYMENT_POLL_AFTER_S), and refund
-    money kept for groups that hold no rooms. Off without STRIPE_API_KEY (no card payments)."""
+    money kept that is not owed. Off without STRIPE_API_KEY (no card payments)."""
     if not services.settings.stripe_api_key:
         return
 
     async def step() -> bool:
-        return await poll_payments(services, limit=batch) >= batch
+        # One round per interval: what it leaves (more than a batch in flight) waits for the next,
+        # its polled payments at the back of the queue, so none starves and Stripe is not hammered.
+        await poll_payments(services, limit=batch)
+        return False
 
     await _forever("payment poller", step, interval_s or services.settings.payment_poll_interval_s)
 

@@ -126,6 +126,16 @@ def upgrade() -> None:
                "FOR EACH ROW EXECUTE FUNCTION ledger_entry_is_append_only()")
     op.execute("CREATE TRIGGER ledger_entry_no_truncate BEFORE TRUNCATE ON ledger_entry "
                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_entry_is_append_only()")
+    # Sales made before the ledger existed go on it as they stand: a SALE for every sale order, and
+    # a CREDIT_NOTE for each already cancelled (they were free). Without them, cancelling an older
+    # sale would post a credit note against no sale, and the agency would owe less than nothing.
+    op.execute(
+        "INSERT INTO ledger_entry (agency_id, kind, amount, currency, group_id, sale_order_id, created_by, created_at)"
+        " SELECT agency_id, 'SALE', total_amount, currency, group_id, id, 'migration', confirmed_at FROM sale_order"
+        " UNION ALL"
+        " SELECT agency_id, 'CREDIT_NOTE', total_amount, currency, group_id, id, 'migration', cancelled_at"
+        " FROM sale_order WHERE status = 'CANCELLED' ORDER BY 8, 6"
+    )
     op.create_table(
         'stripe_event',
         sa.Column('id', sa.String(length=255), nullable=False),

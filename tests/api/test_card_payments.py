@@ -220,6 +220,13 @@ async def test_a_declined_card_is_recorded_from_its_webhook(gql, http, stripe_cl
     assert await until(failed)
     assert (await group_state(http, group["id"]))["status"] == "HELD"
 
+    # a declined PaymentIntent could still be paid: a new payment cancels it first
+    retry = await start(http, group["id"])
+    assert retry["id"] != payment["id"] and retry["providerId"] != payment["providerId"]
+    declined = await stripe_client.v1.payment_intents.retrieve_async(payment["providerId"])
+    assert declined.status == "canceled"
+    assert [p["state"] for p in (await group_state(http, group["id"]))["payments"]] == ["CANCELED", "PENDING"]
+
 
 # --- the webhook ---------------------------------------------------------------------------------
 
@@ -341,6 +348,33 @@ async def test_a_deposit_confirms_the_group_and_the_balance_is_paid_when_due(gql
         return (await group_state(http, group["id"]))["saleOrder"]["paymentStatus"] == "PAID"
 
     assert await until(paid_up)
+
+
+async def test_a_card_payment_beyond_what_the_sale_owes_goes_back(gql, http, stripe_client, sessions):
+    """A balance paid twice (by card, and by bank transfer recorded by staff while the card payment
+    was in flight): the card payment is refunded when it succeeds, never kept."""
+    from tests.api.test_refunds import record
+
+    group, _ = await prepay_group(gql, http, {"paymentTerms": "DEPOSIT", "depositPercent": 30, "balanceDueDays": 14})
+    deposit = await start(http, group["id"])
+    assert await pay_with(stripe_client, deposit["providerId"], PLAIN_CARD) == "succeeded"
+    assert await until(lambda: confirmed(http, group["id"]))
+    async with sessions() as session, session.begin():  # the balance falls due
+        await session.execute(update(models.SaleOrder).values(balance_due_at=datetime.now(timezone.utc)))
+    balance = await start(http, group["id"])
+    order = (await call(http, 'query($id: ID!) { node(id: $id) { ... on BookingGroup { saleOrder { id } } } }',
+                        {"id": group["id"]}))["node"]["saleOrder"]["id"]
+    assert (await record(gql, order, balance["amount"]["amount"]))["__typename"] == "Payment"
+    assert await pay_with(stripe_client, balance["providerId"], PLAIN_CARD) == "succeeded"
+
+    async def given_back() -> bool:
+        payments = (await group_state(http, group["id"]))["payments"]
+        return any(p["id"] == balance["id"] and p["refunded"]["amount"] == balance["amount"]["amount"]
+                   for p in payments)
+
+    assert await until(given_back)
+    sale = (await group_state(http, group["id"]))["saleOrder"]
+    assert sale["balanceDue"] == {"amount": "0.00"} and Decimal(sale["paid"]["amount"]) == Decimal(group["total"]["amount"])
 
 
 # --- who sees what -------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""Offline payments against what a sale owes, and a cancellation's refund spread over payments."""
+"""Offline payments against what a sale owes."""
 
 from decimal import Decimal
 
 import pytest
 
-from domain import CurrencyMismatch, check_offline_payment, refund_allocation
+from domain import check_offline_payment
 from domain import Money as M
 
 
@@ -28,21 +28,3 @@ def problem_of(problem):
 ])
 def test_check_offline_payment(amount, owed, field, message):
     assert problem_of(check_offline_payment(amount, owed)) == (field, message)
-
-
-@pytest.mark.parametrize(("due", "refundable", "spread"), [
-    ("150", [(3, "100"), (2, "100")], [(3, "100"), (2, "50")]),  # newest first, then the next
-    ("100", [(3, "100"), (2, "100")], [(3, "100")]),
-    ("300", [(3, "100"), (2, "100")], [(3, "100"), (2, "100")]),  # no more than was paid
-    ("50", [(3, "0"), (2, "100")], [(2, "50")]),  # a payment refunded already gives nothing
-    ("0", [(3, "100")], []),
-    ("10", [], []),
-])
-def test_refund_allocation(due, refundable, spread):
-    assert refund_allocation(eur(due), [(pk, eur(left)) for pk, left in refundable]) == \
-        [(pk, eur(amount)) for pk, amount in spread]
-
-
-def test_refund_allocation_refuses_mixed_currencies():
-    with pytest.raises(CurrencyMismatch):
-        refund_allocation(eur("1"), [(1, M(Decimal(1), "USD"))])

@@ -33,6 +33,9 @@ _STATES = {
 }
 
 
+TIMEOUT_S = 10.0
+
+
 class StripeUnavailable(Exception):
     """Stripe (or the server at STRIPE_API_BASE) could not be reached or refused the request."""
 
@@ -69,9 +72,11 @@ def intent_of(obj: Any) -> Intent:
 
 class CardGateway:
     def __init__(self, api_key: str, api_base: str | None) -> None:
+        # A refund holds the payment's row and its agency's ledger lock across the call: bounded at
+        # TIMEOUT_S a try (the SDK's default is 80 s).
         self._client = stripe.StripeClient(
             api_key, base_addresses={"api": api_base} if api_base else None,
-            max_network_retries=0 if api_base else 2, http_client=stripe.HTTPXClient(allow_sync_methods=True))
+            max_network_retries=0 if api_base else 2, http_client=stripe.HTTPXClient(timeout=TIMEOUT_S))
 
     async def _call(self, method: Any, *args: Any) -> Any:
         try:

@@ -24,7 +24,7 @@ from db import audit, models
 from db.audit import Actor
 from db.engine import transaction
 from db.refunds import card_payments, group_ledger, lock_payment, lock_sale_order, next_attempt, payment_ledger
-from domain import Money, check_offline_payment, check_refund, format_amount, refund_allocation
+from domain import Money, check_offline_payment, check_refund, format_amount, refund_due
 
 log = logging.getLogger(__name__)
 
@@ -163,43 +163,54 @@ class CancelRefund:
 
 
 async def refund_cancelled_sale(services: Services, actor: Actor, refund: CancelRefund) -> Money:
-    """After a cancellation commits: refund `due` over the group's succeeded card payments, newest
-    first, each in its own transaction under its row lock (idempotency key from the sale order and
-    the payment). A Stripe failure is logged and written in the sale order's audit trail, and the
-    rest is left to staff (refundPayment). Returns what was refunded."""
-    done = Money(Decimal(0), refund.due.currency)
+    """After a cancellation commits (and from the polling job, for what that left undone): give
+    back what the sale received above its fee over the group's succeeded card payments, newest
+    first, each in its own transaction under the agency's ledger lock and the payment's row lock,
+    where what is still due is decided again (`refund.due` is what the caller saw: two runs at once
+    never give it back twice). A Stripe failure is logged and written in the sale order's audit
+    trail, and the polling job tries again; what the card payments cannot cover (money received
+    offline) is written there for staff to pay back by bank. Returns what was refunded."""
+    currency = refund.due.currency
+    done = Money(Decimal(0), currency)
     async with services.sessions() as session:
-        payments = await card_payments(session, refund.group_id)
-        ledgers = {p.id: await payment_ledger(session, p.id) for p in payments}
-    left = [(p.id, Money(p.amount - received_and_refunded(ledgers[p.id], p.currency)[1].amount, p.currency))
-            for p in payments if p.currency == refund.due.currency and p.id is not None]
-    for payment_id, amount in refund_allocation(refund.due, left):
+        payments = [p for p in await card_payments(session, refund.group_id) if p.currency == currency]
+    for candidate in payments:
         try:
             async with transaction(services.sessions) as session:
-                payment = await lock_payment(session, payment_id, timeout_ms=services.settings.lock_timeout_ms)
-                assert payment is not None
-                _, refunded = received_and_refunded(await payment_ledger(session, payment_id), payment.currency)
-                amount = Money(min(amount.amount, payment.amount - refunded.amount), amount.currency)
-                if amount.amount <= 0:  # refunded meanwhile (staff were quicker)
-                    continue
-                await _refund_locked(services, session, actor, payment, amount,
-                                     f"staysync-sale-order-{refund.sale_order_id}-cancel-payment-{payment_id}",
-                                     f"cancellation of sale order {refund.sale_order_id}")
-            done = Money(done.amount + amount.amount, done.currency)
+                payment = await lock_payment(session, candidate.id, timeout_ms=services.settings.lock_timeout_ms)
+                assert payment is not None and payment.id is not None
+                due = await _still_due(session, refund, currency)
+                _, refunded = received_and_refunded(await payment_ledger(session, payment.id), currency)
+                amount = Money(min(due.amount, payment.amount - refunded.amount), currency)
+                if amount.amount > 0:
+                    await _refund_locked(
+                        services, session, actor, payment, amount,
+                        f"staysync-sale-order-{refund.sale_order_id}-cancel-payment-{payment.id}-after-{refunded.amount}",
+                        f"cancellation of sale order {refund.sale_order_id}")
+                    done = Money(done.amount + amount.amount, currency)
+            if due.amount <= amount.amount:
+                return done  # all given back
         except StripeUnavailable as error:
-            missing = Money(refund.due.amount - done.amount, done.currency)
-            log.warning("cancellation refund of sale order %s failed at payment %s: %s; %s left to refund by staff",
-                        refund.sale_order_id, payment_id, error, _shown(missing))
+            log.warning("cancellation refund of sale order %s failed at payment %s: %s (the polling job retries)",
+                        refund.sale_order_id, candidate.id, error)
             async with transaction(services.sessions) as session:
+                missing = await _still_due(session, refund, currency)
                 audit.record(session, actor, "sale_order.refund_failed", "SaleOrder", refund.sale_order_id, after={
-                    "payment_id": payment_id, "left_to_refund": str(missing.amount), "currency": missing.currency,
-                    "error": str(error), "action": "refund it with refundPayment once Stripe answers"})
-            break
-    else:
-        if done.amount < refund.due.amount:  # money received otherwise (offline): it goes back by bank
-            missing = Money(refund.due.amount - done.amount, done.currency)
-            async with transaction(services.sessions) as session:
-                audit.record(session, actor, "sale_order.refund_pending", "SaleOrder", refund.sale_order_id, after={
-                    "left_to_refund": str(missing.amount), "currency": missing.currency,
-                    "action": "pay it back by bank, then record it with refundPayment on the offline payment"})
+                    "payment_id": candidate.id, "left_to_refund": str(missing.amount), "currency": currency,
+                    "error": str(error), "action": "the polling job refunds it once Stripe answers (or refundPayment)"})
+            return done
+    async with transaction(services.sessions) as session:
+        missing = await _still_due(session, refund, currency)
+        if missing.amount > 0:  # money received otherwise (offline): it goes back by bank
+            audit.record(session, actor, "sale_order.refund_pending", "SaleOrder", refund.sale_order_id, after={
+                "left_to_refund": str(missing.amount), "currency": currency,
+                "action": "pay it back by bank, then record it with refundPayment on the offline payment"})
     return done
+
+
+async def _still_due(session: AsyncSession, refund: CancelRefund, currency: str) -> Money:
+    """What the cancelled sale still owes back: received above its fee, less what went back."""
+    fee = (await session.execute(select(models.SaleOrder.cancellation_fee).where(
+        models.SaleOrder.id == refund.sale_order_id))).scalar_one() or Decimal(0)
+    received, refunded = received_and_refunded(await group_ledger(session, refund.group_id), currency)
+    return refund_due(received, Money(fee, currency), refunded)
