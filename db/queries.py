@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
-from db.ledger import ledgers_by_agency
+from db.ledger import Sums, ledgers_by_agency
 from db.models import (
     Agency,
     AllotmentEvent,
@@ -84,30 +83,25 @@ async def payments_by_group(session: AsyncSession, group_ids: Sequence[int]) -> 
     return await rows_grouped_by(session, Payment.group_id, group_ids, Payment.id)
 
 
-# (kind, currency, sum of amounts): a ledger read summed per kind (db.bookings.ledger_entries turns
-# them into domain entries).
-LedgerEntrySum = tuple[str, str, Decimal]
-
-
-async def _ledger_sums(session: AsyncSession, column: Any, keys: Sequence[int]) -> dict[int, list[LedgerEntrySum]]:
+async def _ledger_sums(session: AsyncSession, column: Any, keys: Sequence[int]) -> dict[int, Sums]:
     rows = await session.execute(
         select(column, LedgerEntry.kind, LedgerEntry.currency, func.sum(LedgerEntry.amount))
         .where(column.in_(list(keys))).group_by(column, LedgerEntry.kind, LedgerEntry.currency))
-    out: dict[int, list[LedgerEntrySum]] = {}
+    out: dict[int, Sums] = {}
     for key, kind, currency, amount in rows:
         out.setdefault(key, []).append((kind, currency, amount))
     return out
 
 
-async def ledger_by_agency(session: AsyncSession, agency_ids: Sequence[int]) -> dict[int, list[LedgerEntrySum]]:
+async def ledger_by_agency(session: AsyncSession, agency_ids: Sequence[int]) -> dict[int, Sums]:
     return await ledgers_by_agency(session, agency_ids)  # its checkpoint and the entries after it
 
 
-async def ledger_by_group(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, list[LedgerEntrySum]]:
+async def ledger_by_group(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, Sums]:
     return await _ledger_sums(session, LedgerEntry.group_id, group_ids)
 
 
-async def ledger_by_payment(session: AsyncSession, payment_ids: Sequence[int]) -> dict[int, list[LedgerEntrySum]]:
+async def ledger_by_payment(session: AsyncSession, payment_ids: Sequence[int]) -> dict[int, Sums]:
     return await _ledger_sums(session, LedgerEntry.payment_id, payment_ids)
 
 

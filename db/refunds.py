@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.inventory import lock_agency_ledger
-from db.models import LedgerEntry, Payment, SaleOrder
+from db.models import Payment, SaleOrder
+from db.ledger import Sums
+from db.queries import ledger_by_group, ledger_by_payment
 
-LedgerSums = list[tuple[str, str, Any]]  # (kind, currency, sum), as db.bookings.ledger_entries reads them
 
 
 async def _lock_ledger_of(session: AsyncSession, model: Any, pk: int, timeout_ms: int) -> None:
@@ -39,19 +40,12 @@ async def lock_sale_order(session: AsyncSession, sale_order_id: int, *, timeout_
             ).scalar_one_or_none()
 
 
-async def _sums(session: AsyncSession, *where: Any) -> LedgerSums:
-    rows = await session.execute(
-        select(LedgerEntry.kind, LedgerEntry.currency, func.sum(LedgerEntry.amount)).where(*where)
-        .group_by(LedgerEntry.kind, LedgerEntry.currency))
-    return [(kind, currency, amount) for kind, currency, amount in rows]
+async def payment_ledger(session: AsyncSession, payment_id: int) -> Sums:
+    return (await ledger_by_payment(session, [payment_id])).get(payment_id, [])
 
 
-async def payment_ledger(session: AsyncSession, payment_id: int) -> LedgerSums:
-    return await _sums(session, LedgerEntry.payment_id == payment_id)
-
-
-async def group_ledger(session: AsyncSession, group_id: int) -> LedgerSums:
-    return await _sums(session, LedgerEntry.group_id == group_id)
+async def group_ledger(session: AsyncSession, group_id: int) -> Sums:
+    return (await ledger_by_group(session, [group_id])).get(group_id, [])
 
 
 async def card_payments(session: AsyncSession, group_id: int) -> Sequence[Payment]:
