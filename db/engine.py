@@ -35,9 +35,11 @@ POOL_TIMEOUT_S = 5.0
 def create_engine(
     url: str, *, pool_size: int = 10, max_overflow: int | None = None, pool_timeout_s: float = POOL_TIMEOUT_S,
     echo: bool = False, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
-    idle_in_transaction_timeout_ms: int = IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    idle_in_transaction_timeout_ms: int = IDLE_IN_TRANSACTION_TIMEOUT_MS, client_timeout: bool = True,
 ) -> AsyncEngine:
-    """`max_overflow` defaults to `pool_size` (as many again under a burst)."""
+    """`max_overflow` defaults to `pool_size` (as many again under a burst). `client_timeout`:
+    asyncpg's own bound on a statement (off for migrations, whose long statements lift the
+    server's timeout with SET LOCAL)."""
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
@@ -51,7 +53,7 @@ def create_engine(
                 "idle_in_transaction_session_timeout": str(idle_in_transaction_timeout_ms),
             },
             # asyncpg's own bound, a little past the server's: a connection that stops answering.
-            "command_timeout": statement_timeout_ms / 1000 + 5,
+            "command_timeout": statement_timeout_ms / 1000 + 5 if client_timeout else None,
             # A server that drops packets must not hold a checkout longer than a busy pool would.
             "timeout": pool_timeout_s,
         },

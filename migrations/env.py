@@ -37,7 +37,7 @@ def _configure(connection: Connection) -> None:
 
 
 async def _run() -> None:
-    engine = create_engine(_url(), pool_size=1)
+    engine = create_engine(_url(), pool_size=1, client_timeout=False)
     try:
         async with engine.connect() as connection:
             # Replicas that start together: the first migrates, the others wait here and then

@@ -20,6 +20,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Putting every existing sale on the ledger (below) takes longer than the app's statement
+    # timeout (15 s) on a busy database: a million sale orders here.
+    op.execute("SET LOCAL statement_timeout = 0")
     op.add_column('agency', sa.Column('payment_terms', sa.String(length=8), server_default='CREDIT', nullable=False))
     op.add_column('agency', sa.Column('credit_limit', sa.Numeric(), nullable=True))
     op.add_column('agency', sa.Column('credit_currency', sa.String(length=3), nullable=True))
