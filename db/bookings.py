@@ -36,7 +36,7 @@ from db.outbox import (
     changes_written,
 )
 from db.models import BookingGroup, IdempotencyKey, SaleOrder
-from domain import AgencyTerms, LedgerEntry, LedgerKind, Money, PaymentTerms
+from domain import AgencyTerms, LedgerEntry, LedgerKind, Money, PaymentTerms, paid
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +424,11 @@ class LockedGroup:
     time_zone: str  # its hotel's
     cancellation_rules: list[dict[str, Any]] | None  # its rate plan's policy, else its hotel's (None: free)
     sale_rules: list[dict[str, Any]] | None  # the policy frozen on its sale order (None: free, or no sale)
+
+
+    def paid_in(self, currency: str) -> Money:
+        """What was paid towards the group and kept, in `currency` (domain.payments `paid`)."""
+        return paid((e for e in self.group_ledger if e.amount.currency == currency), currency)
 
 
 def ledger_entries(sums: Sequence[Any]) -> list[LedgerEntry]:

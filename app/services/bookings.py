@@ -84,7 +84,6 @@ from domain import (
     hotel_today,
     local_midnight,
     outstanding,
-    paid,
     cancel_status,
     compute_hardblock_slots,
     confirm_status,
@@ -440,7 +439,7 @@ class _Replayed(Exception):
 # --- confirm and cancel --------------------------------------------------------------------------
 
 
-async def _visible_group(connection: Any, caller: Caller, pk: int | None,
+async def visible_group(connection: Any, caller: Caller, pk: int | None,
                          id: str | None) -> tuple[models.BookingGroup, Footprint]:
     """The group and its footprint, or NotFound when it is missing (`pk` None: the id names none)
     or another agency's (agents)."""
@@ -475,9 +474,6 @@ async def group_shortfalls(connection: Any, locked: LockedGroup, footprint: Foot
     return _shortfalls(inventory, inventory.calendar(start, end, inventory.now), items, inventory.now)
 
 
-visible_group = _visible_group
-
-
 async def confirm_booking(services: Services, caller: Caller, group_id: int | None,
                           id: str | None = None) -> models.SaleOrder:
     """Turn a HELD, unexpired group CONFIRMED and create its sale order at the prices frozen when
@@ -485,7 +481,7 @@ async def confirm_booking(services: Services, caller: Caller, group_id: int | No
     recorded EXPIRED (committed) and answers BookingExpired. `id` is how the caller named the
     group, for NotFound. Five round trips on asyncpg, like the hold."""
     async with services.raw.connection() as connection:
-        visible, footprint = await _visible_group(connection, caller, group_id, id)
+        visible, footprint = await visible_group(connection, caller, group_id, id)
         # The agency's credit lock too: what it owes is read and the sale added by one confirmation
         # at a time, or two could each fit under the limit that both together pass.
         async with locked_transaction(connection, footprint[1], services.settings.lock_timeout_ms,
@@ -529,7 +525,7 @@ def payment_failure(locked: LockedGroup, total: Money) -> PaymentRequired | Cred
     `confirmation_decision`, on the ledgers read under the locks), as the failure to raise."""
     currency = total.currency
     decision = confirmation_decision(
-        locked.terms, total, paid((e for e in locked.group_ledger if e.amount.currency == currency), currency),
+        locked.terms, total, locked.paid_in(currency),
         outstanding((e for e in locked.agency_ledger if e.amount.currency == currency), currency),
         locked.check_in, hotel_today(locked.now, locked.time_zone))
     if isinstance(decision, DomainPaymentRequired):
@@ -568,7 +564,7 @@ async def cancel_booking(services: Services, caller: Caller, group_id: int | Non
     CANCELLED group is returned as is."""
     reason = check_reason(reason)
     async with services.raw.connection() as connection:
-        visible, footprint = await _visible_group(connection, caller, group_id, id)
+        visible, footprint = await visible_group(connection, caller, group_id, id)
         # The agency's ledger lock too: a confirmed sale's cancellation posts to its ledger.
         async with locked_transaction(connection, footprint[1], services.settings.lock_timeout_ms,
                                       agency_id=visible.agency_id):

@@ -29,20 +29,13 @@ from app.services.bookings import (
 from app.services.changes import PAYMENTS_CHANNEL, Notice
 from app.services.context import Caller, Services
 from app.services.errors import InvalidTransition, LockTimeout
+from app.services.payments import figures
 from app.services.payments.gateway import Intent, StripeUnavailable, gateway
 from app.services.payments.refunds import CancelRefund, refund_cancelled_sale
 from db import audit, payments
 from db.bookings import lock_group_raw, set_group_status
 from db.fastpath import locked_transaction
-from domain import (
-    BookingStatus,
-    Money,
-    amount_due_now,
-    balance_due_now,
-    effective_status,
-    hotel_today,
-    paid,
-)
+from domain import BookingStatus, Money, effective_status
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +73,8 @@ async def start_payment(services: Services, caller: Caller, group_id: int | None
             if status not in (BookingStatus.HELD, BookingStatus.CONFIRMED):
                 raise InvalidTransition(f"the group is {status.value}: it takes no payment", status.value)
             total = group_total(locked)
-            paid_so_far = paid((e for e in locked.group_ledger if e.amount.currency == total.currency), total.currency)
-            if status is BookingStatus.CONFIRMED:  # the balance, once due by the date frozen on the sale
-                due = balance_due_now(total, paid_so_far, locked.sale_order.balance_due_at, now)
-            else:
-                due = amount_due_now(locked.terms, total, paid_so_far, check_in=locked.check_in,
-                                     today=hotel_today(now, locked.time_zone))
+            due = figures.due(locked.terms, total, locked.paid_in(total.currency), locked.check_in, locked.time_zone,
+                              now, locked.sale_order if status is BookingStatus.CONFIRMED else None)
             open_payments, attempt = await payments.open_payments(connection, group.id)
             if open_payments and open_payments[-1].provider_id is not None:
                 return open_payments[-1]  # in flight: the payer goes on with it

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from app.services.payments.ledger import owed, paid_towards, received_and_refunded
 from app.services.payments.terms import current_terms
-from domain import Money, PaymentStatus, amount_due_now, balance_due_now, hotel_today, payment_status
+from domain import AgencyTerms, Money, PaymentStatus, amount_due_now, balance_due_now, hotel_today, payment_status
 
 
 def bookings_total(bookings: Sequence[Any]) -> Money:
@@ -20,17 +20,22 @@ def bookings_total(bookings: Sequence[Any]) -> Money:
     return Money(sum((row.total_amount for row in bookings), Decimal(0)), currency)
 
 
-def due_now(agency: Any, bookings: Sequence[Any], ledger: Sequence[Any], time_zone: str, now: datetime,
-            sale_order: Any | None) -> Money:
-    """What the group's agency must pay now: while held, before it can be confirmed (domain.payments
+def due(terms: AgencyTerms, total: Money, paid: Money, check_in: date, time_zone: str, now: datetime,
+        sale_order: Any | None) -> Money:
+    """What a group's agency must pay now: while held, before it can be confirmed (domain.payments
     `amount_due_now`, at the hotel's today; zero for a CREDIT agency); once confirmed (`sale_order`),
     its balance when the date frozen on the sale has come (`balance_due_now`)."""
-    total = bookings_total(bookings)
-    paid = paid_towards(ledger, total.currency)
     if sale_order is not None:
         return balance_due_now(total, paid, sale_order.balance_due_at, now)
-    check_in = min(row.check_in for row in bookings)
-    return amount_due_now(current_terms(agency), total, paid, check_in=check_in, today=hotel_today(now, time_zone))
+    return amount_due_now(terms, total, paid, check_in=check_in, today=hotel_today(now, time_zone))
+
+
+def due_now(agency: Any, bookings: Sequence[Any], ledger: Sequence[Any], time_zone: str, now: datetime,
+            sale_order: Any | None) -> Money:
+    """`due`, from the rows the API's loaders read."""
+    total = bookings_total(bookings)
+    return due(current_terms(agency), total, paid_towards(ledger, total.currency),
+               min(row.check_in for row in bookings), time_zone, now, sale_order)
 
 
 @dataclass(frozen=True, slots=True)
