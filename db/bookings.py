@@ -312,12 +312,7 @@ _GROUP_CONTEXT = Statement(
     "   FROM booking AS b WHERE b.group_id = CAST(:id AS integer) HAVING count(*) > 0) AS footprint, "
     "(SELECT a.id FROM agency AS a WHERE a.code = CAST(:agency_code AS varchar)) AS own"
 )
-# Ledger sums per (kind, currency) of the entries `where` selects: domain.payments adds them up.
-def _ledger_sums(where: str) -> str:
-    return f"ARRAY(SELECT ROW(l.kind, l.currency, sum(l.amount)) FROM ledger_entry AS l WHERE {where} GROUP BY l.kind, l.currency)"
-
-
-# Under the room types' locks (and the agency's credit lock, for a confirmation): the group as of
+# Under the room types' locks (and the agency's ledger lock, for a confirmation or a cancel): the group as of
 # now (FOR UPDATE: expiry may have won), the database's clock, the bookings' frozen prices, the
 # group's sale order, and what the payment rules need: the agency's terms and ledger, the group's
 # ledger, the stay's first night and hotel zone, and the cancellation policy of its rate plan (or
@@ -332,7 +327,9 @@ _LOCK_GROUP = Statement(
     # credit limit: without one it is not read.
     + checkpoint_columns("x.agency_id", "EXISTS (SELECT 1 FROM agency AS c WHERE c.id = x.agency_id"
                                         " AND c.credit_limit IS NOT NULL)") + ", "
-    f"{_ledger_sums('l.group_id = x.id')} AS group_ledger, "
+    # The group's ledger summed per kind and currency (domain.payments adds them up).
+    "ARRAY(SELECT ROW(l.kind, l.currency, sum(l.amount)) FROM ledger_entry AS l WHERE l.group_id = x.id"
+    "  GROUP BY l.kind, l.currency) AS group_ledger, "
     "(SELECT CAST(o.cancellation_rules AS text) FROM sale_order AS o WHERE o.group_id = x.id) AS sale_rules, "
     "(SELECT ROW(s.check_in, h.time_zone, CAST(COALESCE(p.cancellation_rules, h.cancellation_rules) AS text))"
     "   FROM (SELECT min(b.check_in) AS check_in, min(b.hotel_id) AS hotel_id, min(b.rate_plan_id) AS plan_id"

@@ -482,7 +482,7 @@ async def confirm_booking(services: Services, caller: Caller, group_id: int | No
     group, for NotFound. Five round trips on asyncpg, like the hold."""
     async with services.raw.connection() as connection:
         visible, footprint = await visible_group(connection, caller, group_id, id)
-        # The agency's credit lock too: what it owes is read and the sale added by one confirmation
+        # The agency's ledger lock too: what it owes is read and the sale added by one confirmation
         # at a time, or two could each fit under the limit that both together pass.
         async with locked_transaction(connection, footprint[1], services.settings.lock_timeout_ms,
                                       agency_id=visible.agency_id):

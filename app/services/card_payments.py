@@ -2,7 +2,7 @@
 a payment (its webhook, or the polling job when a webhook is lost), and the money given back when
 the rooms are gone.
 
-Every transition of a payment runs under its group's room-type locks (and its agency's credit
+Every transition of a payment runs under its group's room-type locks (and its agency's ledger
 lock: a payment may confirm the group), on the payment's row locked FOR UPDATE: a webhook and the
 poller applying the same success race for that row, and the second finds the work done. Stripe is
 called outside those transactions, except for a refund, which holds the payment's row across the
