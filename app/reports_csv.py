@@ -2,10 +2,10 @@
 parameters and the same Bearer token.
 
 Arguments are checked, and the first rows read, before the first byte is sent, so a bad request
-is a clear 400 (401, 403) and never a CSV. The body is streamed: the booking lines come from a
-server-side cursor in chunks, so a year of a busy hotel never sits in memory. Should the read fail
-after streaming began, the body ends with a line `# error: ...` instead of more rows, so a
-truncated file never passes for a complete one.
+is a clear 400 (401, 403) and never a CSV. The body is streamed: the booking lines are written by
+PostgreSQL's COPY and passed on chunk by chunk, so a year of a busy hotel never sits in memory.
+Should the read fail after streaming began, the body ends with a line `# error: ...` instead of
+more rows, so a truncated file never passes for a complete one.
 """
 
 from __future__ import annotations
@@ -68,43 +68,43 @@ def _cell(value: Any) -> Any:
     return value
 
 
-class _Report:
-    """A report's header and its rows (an async iterator of lists), or CSV written already (the
-    booking lines, by PostgreSQL), ready to stream."""
-
-    def __init__(self, header: list[str], rows: AsyncIterator[list[Any]] | None,
-                 written: AsyncIterator[bytes] | None = None) -> None:
-        self.header, self.rows, self.written = header, rows, written
-
-
-async def _listed(rows: Iterable[list[Any]]) -> AsyncIterator[list[Any]]:
+async def _written(header: list[str], rows: Iterable[list[Any]]) -> AsyncIterator[bytes]:
+    """A report computed whole (pickup, utilisation, revenue: at most a row per key and period) as
+    CSV chunks of CHUNK_ROWS rows."""
+    yield _encode([header]).encode()
+    chunk: list[list[Any]] = []
     for row in rows:
-        yield row
+        chunk.append(row)
+        if len(chunk) >= CHUNK_ROWS:
+            yield _encode(chunk).encode()
+            chunk = []
+    if chunk:
+        yield _encode(chunk).encode()
 
 
-async def _pickup(request: Request, services: Any, caller: Caller) -> _Report:
+async def _pickup(request: Request, services: Any, caller: Caller) -> AsyncIterator[bytes]:
     found = await reports.pickup_report(services, caller, _id(request, "hotelId", "Hotel"),
                                         _id(request, "agencyId", "Agency"), _date(request, "from"), _date(request, "to"))
     header = ["hardblock", "hotel_id", "agency_id", "room_type_id", "room_nights_blocked", "room_nights_picked_up",
               "room_nights_released", "room_nights_remaining", "pickup_percent", "wash_percent"]
-    return _Report(header, _listed(
+    return _written(header, (
         [p.block.reference, p.block.hotel_id, p.block.agency_id, p.block.room_type_id, p.figures.blocked,
          p.figures.picked_up, p.figures.released, p.figures.remaining, p.figures.pickup_percent,
          p.figures.wash_percent] for p in found))
 
 
-async def _utilisation(request: Request, services: Any, caller: Caller) -> _Report:
+async def _utilisation(request: Request, services: Any, caller: Caller) -> AsyncIterator[bytes]:
     period = Period(_choice(request, "groupBy", [p.value for p in Period]))
     rows, room_types = await reports.utilisation_report(services, caller, _id(request, "hotelId", "Hotel", required=True),
                                                         _date(request, "from"), _date(request, "to"), period)
     header = ["room_type", "from", "to", "allotment", "hardblocked", "held", "sold", "released", "available",
               "overcommitted", "closed_nights", "utilisation_percent"]
-    return _Report(header, _listed(
+    return _written(header, (
         [room_types[r.room_type_id].code, r.start, r.end, r.allotment, r.hardblocked, r.held, r.sold, r.released,
          r.available, r.overcommitted, r.closed_nights, r.utilisation_percent] for r in rows))
 
 
-async def _revenue(request: Request, services: Any, caller: Caller) -> _Report:
+async def _revenue(request: Request, services: Any, caller: Caller) -> AsyncIterator[bytes]:
     group_by = _choice(request, "groupBy", reports.REVENUE_KEYS)
     rows = await reports.revenue_report(services, caller, _date(request, "from"), _date(request, "to"), group_by,
                                         _id(request, "hotelId", "Hotel"))
@@ -114,17 +114,17 @@ async def _revenue(request: Request, services: Any, caller: Caller) -> _Report:
     def amount(value: Decimal | None, currency: str) -> str | None:
         return None if value is None else format_amount(value, currency)
 
-    return _Report(header, _listed(
+    return _written(header, (
         [r.key, r.label, r.currency, r.bookings, r.room_nights, amount(r.revenue, r.currency),
          *([amount(r.cost, r.currency), amount(r.margin, r.currency)] if staff else []), r.cancellations,
          r.cancelled_room_nights, amount(r.average_daily_rate, r.currency)] for r in rows))
 
 
-async def _bookings(request: Request, services: Any, caller: Caller) -> _Report:
+async def _bookings(request: Request, services: Any, caller: Caller) -> AsyncIterator[bytes]:
     chunks = reports.booking_lines_csv(services, caller, _date(request, "from"), _date(request, "to"),
                                        _id(request, "hotelId", "Hotel"))
     first = await anext(chunks)  # the arguments checked and the query running before any byte
-    return _Report([], None, _prepended(first, chunks))
+    return _prepended(first, chunks)
 
 
 async def _prepended(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -146,33 +146,15 @@ def _encode(rows: Iterable[list[Any]]) -> str:
     return buffer.getvalue()
 
 
-async def _stream(report: _Report) -> AsyncIterator[bytes]:
-    if report.written is not None:
-        sent = 0
-        try:
-            async for chunk in report.written:
-                sent += len(chunk)
-                yield chunk
-        except Exception as error:  # after the first byte: say so in the body, never end it as if complete
-            log.exception("CSV export failed after %s bytes", sent)
-            yield f"\r\n# error: the export failed ({type(error).__name__}); this file is incomplete\r\n".encode()
-        return
-    yield _encode([report.header]).encode()
-    count, chunk = 0, []
-    assert report.rows is not None
+async def _stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    sent = 0
     try:
-        async for row in report.rows:
-            chunk.append(row)
-            if len(chunk) >= CHUNK_ROWS:
-                count += len(chunk)
-                yield _encode(chunk).encode()
-                chunk = []
-        count += len(chunk)
-        if chunk:
-            yield _encode(chunk).encode()
+        async for chunk in chunks:
+            sent += len(chunk)
+            yield chunk
     except Exception as error:  # after the first byte: say so in the body, never end it as if complete
-        log.exception("CSV report failed after %s rows", count)
-        yield f"# error: the report failed after {count} rows ({type(error).__name__}); this file is incomplete\r\n".encode()
+        log.exception("CSV export failed after %s bytes", sent)
+        yield f"\r\n# error: the export failed ({type(error).__name__}); this file is incomplete\r\n".encode()
 
 
 async def report_csv(request: Request) -> Response:

@@ -80,6 +80,11 @@ class RevenueFigures:
     cancellations: int
     cancelled_room_nights: int
 
+    @classmethod
+    def zero(cls, key: Any, currency: str) -> RevenueFigures:
+        """A key without sales (every key is a row)."""
+        return cls(key, currency, 0, 0, Decimal(0), Decimal(0), 0, 0)
+
 
 # In scope and not inside [from, to): check_in < from < check_out or check_in < to < check_out.
 _STRADDLING = """(daterange(b.check_in, b.check_out) @> daterange(CAST(:from AS date) - 1, CAST(:from AS date) + 1)
@@ -136,5 +141,5 @@ JOIN hotel AS h ON h.id = b.hotel_id
 JOIN room_type AS rt ON rt.id = b.room_type_id
 LEFT JOIN sale_order AS o ON o.group_id = g.id
 WHERE b.check_in < $2 AND b.check_out > $1
-  AND ($3::integer IS NULL OR b.hotel_id = $3) AND ($4::integer IS NULL OR b.agency_id = $4)
+  AND ($3::integer IS NULL OR b.hotel_id = $3) AND ($4::text IS NULL OR a.code = $4)
 """

@@ -486,8 +486,3 @@ async def night_audits(services: Services, hotel_id: int, start: date | None, en
     async with services.sessions() as session:
         return await paginate(session, statement, models.NightAudit.id, first=first, after=after, descending=True)
 
-
-async def hotel_exists(services: Services, hotel_id: int) -> bool:
-    async with services.sessions() as session:
-        return (await session.execute(text("SELECT 1 FROM hotel WHERE id = :id"), {"id": hotel_id})).first() is not None
-

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -19,21 +20,24 @@ from sqlalchemy import func, select, text
 from app.services.context import Caller, Services
 from app.services.errors import Forbidden, InvalidInput
 from app.services.reads import LoadedInventory, load_calendar
+from app.services.inventory import check_nights
 from app.services.scope import own_agency_id
 from db import models, reports
 from db.engine import transaction
-from domain.reports import Period, PickupRow, UtilisationRow, pickup, released_by_night, utilisation
+from domain.reports import (
+    Period,
+    PickupRow,
+    UtilisationRow,
+    period_start,
+    periods,
+    pickup,
+    released_by_night,
+    utilisation,
+)
 
 MAX_REPORT_NIGHTS = 2 * 366  # pickup and utilisation run the calendar over the range
 MAX_REVENUE_NIGHTS = 5 * 366
 REVENUE_KEYS = ("AGENCY", "HOTEL", "ROOM_TYPE", "MONTH")
-
-
-def check_range(start: date, end: date, limit: int) -> None:
-    if end <= start:
-        raise InvalidInput("to", f"to ({end}) must be after from ({start}): ranges are [from, to) over nights")
-    if (end - start).days > limit:
-        raise InvalidInput("to", f"a report spans at most {limit} nights")
 
 
 async def _snapshot(session: Any) -> None:
@@ -54,7 +58,7 @@ async def pickup_report(services: Services, caller: Caller, hotel_id: int | None
                         start: date, end: date) -> list[Pickup]:
     """Per hardblock overlapping [start, end) (of the hotel, of the agency: an agent's own always),
     its room nights blocked, picked up, released unsold and remaining, by hotel then reference."""
-    check_range(start, end, MAX_REPORT_NIGHTS)
+    check_nights(start, end, limit=MAX_REPORT_NIGHTS)
     async with services.sessions() as session:
         own = await own_agency_id(session, caller)
         if own is not None:
@@ -88,7 +92,7 @@ async def utilisation_report(services: Services, caller: Caller, hotel_id: int, 
     snapshot. Every period is a row, zeros included."""
     if not caller.is_staff:
         raise Forbidden("utilisation is the wholesaler's own position: staff only")
-    check_range(start, end, MAX_REPORT_NIGHTS)
+    check_nights(start, end, limit=MAX_REPORT_NIGHTS)
     loaded = await load_calendar(services.sessions, hotel_id, start, end, None)
     snapshot = loaded.snapshot
     released = released_by_night(
@@ -137,7 +141,7 @@ async def revenue_report(services: Services, caller: Caller, start: date, end: d
     only), with every key that could have sales as a row, zeros included."""
     if group_by not in REVENUE_KEYS:
         raise InvalidInput("groupBy", f"groupBy must be one of {', '.join(REVENUE_KEYS)}")
-    check_range(start, end, MAX_REVENUE_NIGHTS)
+    check_nights(start, end, limit=MAX_REVENUE_NIGHTS)
     async with transaction(services.sessions) as session:
         await _snapshot(session)
         own = await own_agency_id(session, caller)
@@ -146,31 +150,22 @@ async def revenue_report(services: Services, caller: Caller, start: date, end: d
                                                             agency_id=own)
         keys = await _keys(session, group_by, start, end, hotel_id, own)
         currency = await _usual_currency(session, hotel_id, figures)
-    by_key = {(f.key, f.currency): f for f in figures}
-    rows = []
-    for key, (code, label) in keys.items():
-        found = [f for (k, _), f in by_key.items() if k == key] or [None]
-        for f in found:
-            cost = None if f is None or not caller.is_staff else f.cost
-            rows.append(RevenueRow(
-                key=code, label=label, currency=f.currency if f else currency, bookings=f.bookings if f else 0,
-                room_nights=f.room_nights if f else 0, revenue=f.revenue if f else Decimal(0),
-                cost=(Decimal(0) if f is None and caller.is_staff else cost),
-                cancellations=f.cancellations if f else 0,
-                cancelled_room_nights=f.cancelled_room_nights if f else 0))
-    return rows
+    by_key: dict[Any, list[reports.RevenueFigures]] = defaultdict(list)
+    for f in figures:
+        by_key[f.key].append(f)
+    return [RevenueRow(key=code, label=label, currency=f.currency, bookings=f.bookings, room_nights=f.room_nights,
+                       revenue=f.revenue, cost=f.cost if caller.is_staff else None, cancellations=f.cancellations,
+                       cancelled_room_nights=f.cancelled_room_nights)
+            for key, (code, label) in keys.items()
+            for f in by_key.get(key) or [reports.RevenueFigures.zero(key, currency)]]
 
 
 async def _keys(session: Any, group_by: str, start: date, end: date, hotel_id: int | None,
                 own: int | None) -> dict[Any, tuple[str, str]]:
     """Every key the report has a row for, in order, with its code and name."""
     if group_by == "MONTH":
-        months = {}
-        month = start.replace(day=1)
-        while month < end:
-            months[month] = (month.strftime("%Y-%m"), month.strftime("%B %Y"))
-            month = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
-        return months
+        months = (period_start(first, Period.MONTH) for first, _ in periods(start, end, Period.MONTH))
+        return {month: (month.strftime("%Y-%m"), month.strftime("%B %Y")) for month in months}
     if group_by == "AGENCY":
         statement = select(models.Agency.id, models.Agency.code, models.Agency.name).order_by(models.Agency.code)
         if own is not None:
@@ -215,12 +210,11 @@ async def booking_lines_csv(services: Services, caller: Caller, start: date, end
     """Every booking with nights in [start, end) as CSV with a header row (agents: their own
     agency's, without net), from one snapshot, written by PostgreSQL's COPY and passed on chunk by
     chunk with back-pressure. Arguments are checked before the first chunk."""
-    check_range(start, end, MAX_REVENUE_NIGHTS)
+    check_nights(start, end, limit=MAX_REVENUE_NIGHTS)
     chunks: asyncio.Queue[bytes | None] = asyncio.Queue(_EXPORT_BUFFER)
+    # An agent's lines are its agency's, by code (an unregistered code matches nothing).
+    own = None if caller.is_staff else caller.principal.agency_code
     async with services.raw.connection() as connection:
-        own = None
-        if not caller.is_staff:
-            own = await connection.fetchval("SELECT id FROM agency WHERE code = $1", caller.principal.agency_code) or 0
         async with connection.transaction(isolation="repeatable_read", readonly=True):
             await connection.execute(f"SET LOCAL statement_timeout = {EXPORT_TIMEOUT_MS}")
 
