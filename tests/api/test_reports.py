@@ -211,6 +211,8 @@ async def test_csv_exports_match_graphql_and_refuse_bad_requests(gql, client):
     assert (await get("revenue", {}, **{"from": d(0), "to": d(5), "groupBy": "AGENCY"})).status_code == 401
     assert (await get("revenue", {"Authorization": "Bearer nonsense"}, **{"from": d(0), "to": d(5),
                                                                           "groupBy": "AGENCY"})).status_code == 401
+    far = await get("revenue", **{"from": "9999-06-01", "to": "9999-12-31", "groupBy": "MONTH"})
+    assert far.status_code == 400 and "must be on or before" in far.text  # not a crash past the last night
     assert (await get("secrets", **{"from": d(0), "to": d(5)})).status_code == 404
     assert (await get("utilisation", hotelId="not-an-id", groupBy="DAY", **{"from": d(0), "to": d(5)})).status_code == 400
 
