@@ -15,11 +15,10 @@ class PlanRef:
     id: int
     version: int
     rules: str
-    code: str
     agency_ids: tuple[int, ...]  # empty: for every agency
 
 
-_PLAN_ROW = "ROW(p.id, p.version, CAST(p.rules AS text), p.code, p.agency_ids)"
+_PLAN_ROW = "ROW(p.id, p.version, CAST(p.rules AS text), p.agency_ids)"
 
 
 def plan_columns(hotel: str, agency: str) -> str:
@@ -42,7 +41,7 @@ def plans_column(hotel: str) -> str:
 
 
 def plan_ref(value: Any) -> PlanRef | None:
-    return None if value is None else PlanRef(value[0], value[1], value[2], value[3], tuple(value[4]))
+    return None if value is None else PlanRef(value[0], value[1], value[2], tuple(value[3]))
 
 
 def choose_plan(plans: tuple[PlanRef, ...], agency_id: int) -> PlanRef | None:

@@ -3,6 +3,7 @@ booking freezes. Net prices are the wholesaler's buying prices: staff see them, 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,6 +25,7 @@ from domain import PriceCondition as DomainCondition
 from domain import PricedItem, PricePer as DomainPricePer
 from domain import PricedNight as DomainPricedNight
 from domain import PriceRule as DomainRule
+from domain import money_sum, rule_order
 
 if TYPE_CHECKING:
     from db.models import RatePlan as RatePlanRow
@@ -113,7 +115,7 @@ class RatePlan(LoadedNode, relay.Node):
     def from_row(row: RatePlanRow) -> RatePlan:
         plan = rateplans.domain_plan(row)
         return RatePlan(id=row.id, code=row.code, name=row.name, active=row.active, version=row.version,
-                        rules=[PriceRule.of(rule) for rule in sorted(plan.rules, key=lambda r: (r.priority, r.name))],
+                        rules=[PriceRule.of(rule) for rule in sorted(plan.rules, key=rule_order)],
                         row=row)
 
     @strawberry.field
@@ -128,7 +130,7 @@ class RatePlan(LoadedNode, relay.Node):
     @strawberry.field(description="The agencies it is for; empty: every agency without a plan of its own. "
                       "Agents see only their own agency here.")
     async def agencies(self, info: Info) -> list[Agency]:
-        shown = [await load_agency(info, pk) for pk in self.row.agency_ids]
+        shown = await asyncio.gather(*(load_agency(info, pk) for pk in self.row.agency_ids))
         return [a for a in shown if await info.context.may_see(a.id)]
 
 
@@ -178,10 +180,7 @@ class Quote:
 
     @staticmethod
     def of(items: tuple[PricedItem, ...], staff: bool) -> Quote:
-        total = items[0].total
-        for item in items[1:]:
-            total = total + item.total
-        return Quote(total=money(total), items=[
+        return Quote(total=money(money_sum((item.total for item in items), items[0].total.currency)), items=[
             QuoteItem(check_in=item.check_in, check_out=item.check_out, rooms=item.rooms, total=money(item.total),
                       net_total=money(item.net_total) if staff else None,
                       nights=[PricedNight.of(n, staff) for n in item.nights], room_type_id=item.room_type_id)
