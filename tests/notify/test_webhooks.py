@@ -198,6 +198,7 @@ async def test_retry_after_is_honoured_and_the_backoff_grows(gql, sessions):
     assert deliveries.next_delay(7, None) is None  # the schedule spent: give up
     assert deliveries.retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == timedelta(0)
     assert deliveries.retry_after("soon") is None and deliveries.retry_after("999999") == deliveries.MAX_RETRY_AFTER
+    assert deliveries.retry_after("99999999999999") is None  # no sensible delay (and no timedelta overflow)
 
 
 async def test_rotation_signs_with_both_secrets_for_a_day(gql, sessions):

@@ -15,7 +15,6 @@ Redirects are never followed: a 3xx is a failure (a public URL must not bounce u
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import time
@@ -30,6 +29,7 @@ from sqlalchemy import text
 from app.services.context import Services
 from app.services.notify import mail
 from app.services.notify.urls import UnsafeUrl, check_target
+from app.services.retry_after import retry_after_s
 from app.services.webhook_signatures import signed_headers
 from db import audit, models
 from db.engine import transaction
@@ -164,20 +164,8 @@ async def send(services: Services, client: Clients, row: Any) -> Outcome:
 
 def retry_after(value: str | None, now: datetime | None = None) -> timedelta | None:
     """A `Retry-After` header (seconds, or an HTTP date) as a delay, at most MAX_RETRY_AFTER."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        delay = timedelta(seconds=int(value))
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        delay = when - (now or datetime.now(UTC))
-    return max(timedelta(0), min(delay, MAX_RETRY_AFTER))
+    seconds = retry_after_s(value, now or datetime.now(UTC))
+    return None if seconds is None else min(timedelta(seconds=seconds), MAX_RETRY_AFTER)
 
 
 def next_delay(attempts: int, asked: timedelta | None, rnd: random.Random | None = None) -> timedelta | None:

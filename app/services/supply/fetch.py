@@ -15,11 +15,11 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Literal
 
 import httpx
 
+from app.services.retry_after import retry_after_s
 from app.services.supply.feed import FeedPage, FeedShapeError, build_snapshot, load_json, parse_page
 from domain.supply import Snapshot
 
@@ -30,7 +30,6 @@ Resource = Literal["hotels", "contracts"]
 # A header value carries visible ASCII only; anything else would make httpx fail with the key
 # quoted in its message.
 _TOKEN = re.compile(r"[\x21-\x7e]+")
-_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +165,7 @@ class SupplierClient:
             async with self._http.stream("GET", url, params={"page": page}) as response:
                 if response.status_code == 429 or response.status_code >= 500:
                     raise _Retryable(f"HTTP {response.status_code}",
-                                     _retry_after_s(response.headers.get("retry-after"), self._now()))
+                                     retry_after_s(response.headers.get("retry-after"), self._now()))
                 if not 200 <= response.status_code < 300:
                     raise FetchFailed(f"{where}: HTTP {response.status_code}{_meaning(response.status_code)}")
                 return await self._read(response, where)
@@ -200,22 +199,6 @@ async def fetch_snapshot(base_url: str, api_key: str | None, *, policy: FetchPol
     """One supplier's whole feed as a snapshot; raises FetchFailed."""
     async with SupplierClient(base_url, api_key, policy=policy) as client:
         return await client.snapshot()
-
-
-def _retry_after_s(value: str | None, now: datetime) -> float | None:
-    """Retry-After as seconds from `now`: delta-seconds or an HTTP-date; None when absent or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if _DELTA_SECONDS.fullmatch(value):
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000": UTC with no claim about the local zone
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _meaning(status: int) -> str:
