@@ -16,7 +16,7 @@ from app.api.errors import InvalidInput, NotFound
 from app.api.ids import decode_optional, target_pk
 from app.api.pagination import connection
 from app.api.permissions import AUTHENTICATED, Info
-from app.api.types import LoadedNode
+from app.api.types import LoadedNode, agency_scoped
 from app.services.errors import InvalidInput as InvalidInputFailure
 from app.services.errors import NotFound as NotFoundFailure
 from app.services.notify import endpoints
@@ -37,17 +37,10 @@ class DeliveryStatus(Enum):
     GAVE_UP = "GAVE_UP"
 
 
-async def _may_manage(info: Info, row: Any) -> bool:
-    """Staff see every endpoint; an agent its own agency's."""
-    context = info.context
-    if context.caller.is_staff:
-        return True
-    return row.agency_id is not None and await context.may_see(row.agency_id)
-
-
 async def _delivery_visible(info: Info, row: Any) -> bool:
+    """A delivery is seen by whoever sees its endpoint (staff: every one; an agent: its agency's)."""
     endpoint = await info.context.loaders.webhook_endpoint.load(row.endpoint_id)
-    return endpoint is not None and await _may_manage(info, endpoint)
+    return endpoint is not None and await agency_scoped(info, endpoint)
 
 
 @strawberry.type(description="One event sent to one endpoint, with its attempts so far.")
@@ -88,7 +81,7 @@ class WebhookEndpoint(LoadedNode, relay.Node):
     agency_id: strawberry.Private[int | None]
 
     loader = "webhook_endpoint"
-    visible = _may_manage
+    visible = agency_scoped
 
     @staticmethod
     def from_row(row: EndpointRow) -> WebhookEndpoint:

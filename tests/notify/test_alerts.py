@@ -108,7 +108,7 @@ async def test_holds_about_to_lapse_are_announced_once(gql, sessions):
     hotel, ids, agencies = await setup(gql)
     await contact(gql, agencies["SUNTRAVEL"], "ops@sun.example")
     soon = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"]))
-    later = await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], 3))
+    await book(gql, agencies["SUNTRAVEL"], item(ids["STD"], 3))  # a hold lapsing later: no notice yet
     from app.api.ids import decode_id
     async with sessions() as session, session.begin():
         await session.execute(update(models.BookingGroup).where(
@@ -121,7 +121,6 @@ async def test_holds_about_to_lapse_are_announced_once(gql, sessions):
     assert event.payload["id"] == soon["id"] and event.payload["status"] == "HELD"
     [email] = await rows(sessions, models.EmailMessage, models.EmailMessage.kind == "hold_expiring")
     assert email.to_address == "ops@sun.example" and "expires in 4 minutes" in email.subject
-    assert later["id"] != soon["id"]
 
 
 async def test_a_confirmation_email_is_sent_once_even_through_an_smtp_outage(gql, sessions):

@@ -22,7 +22,6 @@ from tests.api.test_refunds import record
 from tests.notify.test_alerts import Inbox, contact
 from tests.notify.test_mail import free_port
 from tests.notify.test_webhooks import rows, runtime_of
-from tests.support import data
 
 
 async def deposit_sale(gql, sessions, settings, code, ids, balance_due_days):
@@ -85,4 +84,3 @@ async def test_a_cancelled_sale_or_another_terms_is_not_reminded(gql, sessions, 
     assert await remind_balances_due(services) == 0
     async with sessions() as session:
         assert (await session.execute(select(models.BalanceReminder))).first() is None
-    assert data(await gql("{ agencies { code } }"))
