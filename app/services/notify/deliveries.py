@@ -20,6 +20,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -113,16 +114,23 @@ def new_client(services: Services) -> Clients:
 async def deliver_due(services: Services, client: Clients, *, limit: int = 100) -> int:
     """Claim up to `limit` due deliveries, send them concurrently, record what happened (one
     transaction for the batch); returns how many."""
-    lease_s = services.settings.webhook_timeout_s + 20
+    settings = services.settings
+    # Long enough for every wave of the batch to time out: a lease that runs out while the batch is
+    # still sending lets another worker claim (and send) the same deliveries again.
+    lease_s = settings.webhook_timeout_s * -(-limit // CONCURRENCY) + 20
     async with transaction(services.sessions) as session:
         claimed = list((await session.execute(_CLAIM, {"lease_s": lease_s, "limit": limit})).mappings())
     if not claimed:
         return 0
     gate = asyncio.Semaphore(CONCURRENCY)
+    checked: dict[str, asyncio.Task[str]] = {}  # each URL checked (resolved) once a batch, not per delivery
 
     async def one(row: Any) -> Outcome:
+        if row["url"] not in checked:
+            checked[row["url"]] = asyncio.ensure_future(check_target(
+                row["url"], production=settings.production, allow_private=settings.allows_private_webhooks))
         async with gate:
-            return await send(services, client, row)
+            return await send(services, client, row, checked[row["url"]])
 
     outcomes = await asyncio.gather(*(one(row) for row in claimed))
     await record(services, claimed, outcomes)
@@ -138,16 +146,17 @@ def _signatures(row: Any, body: bytes, now: datetime) -> dict[str, str]:
     return headers
 
 
-async def send(services: Services, client: Clients, row: Any) -> Outcome:
+async def send(services: Services, client: Clients, row: Any, target: Awaitable[str]) -> Outcome:
+    """POST one delivery to `target`: its URL as check_target passed it (again for each batch: a name
+    can be pointed somewhere else after it was saved)."""
     settings = services.settings
     started = time.perf_counter()
 
     def elapsed() -> int:
         return int((time.perf_counter() - started) * 1000)
 
-    try:  # again at each delivery: a name can be pointed somewhere else after it was saved
-        url = await check_target(row["url"], production=settings.production,
-                                 allow_private=settings.allows_private_webhooks)
+    try:
+        url = await target
     except UnsafeUrl as error:
         return Outcome(None, f"refused: the URL {error}", elapsed())
     body = orjson.dumps(row["payload"])
