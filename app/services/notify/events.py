@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from app.services.context import Services
 from app.services.notify import mail
 from app.services.rateplans import nights_of
 from db import models
+from db.queries import bookings_by_group, rows_by_id, sale_order_by_group
 from db.engine import transaction
 
 log = logging.getLogger(__name__)
@@ -125,29 +126,17 @@ class _Facts:
         audit_ids = [e.audit_id for e in events if e.audit_id is not None]
         group_ids = [e.entity_id for e in events if e.entity_type == "BookingGroup" and e.entity_id is not None]
         block_ids = [e.entity_id for e in events if e.entity_type == "Hardblock" and e.entity_id is not None]
-        facts.audit = await _by_id(session, models.AuditEntry, audit_ids)
-        facts.groups = await _by_id(session, models.BookingGroup, group_ids)
-        facts.blocks = await _by_id(session, models.Hardblock, block_ids)
-        if group_ids:
-            for row in (await session.execute(select(models.Booking).where(
-                    models.Booking.group_id.in_(group_ids)).order_by(models.Booking.id))).scalars():
-                facts.bookings[row.group_id].append(row)
-            for order in (await session.execute(select(models.SaleOrder).where(
-                    models.SaleOrder.group_id.in_(group_ids)))).scalars():
-                facts.orders[order.group_id] = order
-        facts.agencies = await _by_id(session, models.Agency, [e.agency_id for e in events if e.agency_id])
-        facts.hotels = await _by_id(session, models.Hotel, [e.hotel_id for e in events if e.hotel_id])
+        facts.audit = await rows_by_id(session, models.AuditEntry, audit_ids)
+        facts.groups = await rows_by_id(session, models.BookingGroup, group_ids)
+        facts.blocks = await rows_by_id(session, models.Hardblock, block_ids)
+        facts.bookings = defaultdict(list, await bookings_by_group(session, group_ids))
+        facts.orders = await sale_order_by_group(session, group_ids)
+        facts.agencies = await rows_by_id(session, models.Agency, [e.agency_id for e in events if e.agency_id])
+        facts.hotels = await rows_by_id(session, models.Hotel, [e.hotel_id for e in events if e.hotel_id])
         room_types = {b.room_type_id for rows in facts.bookings.values() for b in rows}
         room_types |= {b.room_type_id for b in facts.blocks.values()}
-        facts.room_types = await _by_id(session, models.RoomType, room_types)
+        facts.room_types = await rows_by_id(session, models.RoomType, list(room_types))
         return facts
-
-
-async def _by_id(session: AsyncSession, model: Any, ids: Iterable[int | None]) -> dict[int, Any]:
-    wanted = sorted({pk for pk in ids if pk is not None})
-    if not wanted:
-        return {}
-    return {row.id: row for row in (await session.execute(select(model).where(model.id.in_(wanted)))).scalars()}
 
 
 def _money(amount: Any, currency: str) -> dict[str, str]:
