@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from app.services.context import Services
 from app.services.notify.events import node_id
 from app.services.reads import block_grids, block_grid
 from db import models
+from db.queries import rows_by_id
 from db.engine import transaction
 
 HOLD_EXPIRING_NOTICE = timedelta(minutes=5)
@@ -62,8 +63,8 @@ async def announce_releases(services: Services, *, limit: int = 500) -> int:
         nights: dict[int, list[tuple[Any, datetime]]] = defaultdict(list)
         for row in rows:
             nights[row["hardblock_id"]].append((row["night"], row["release_at"]))
-        blocks = {b.id: b for b in (await session.execute(
-            select(models.Hardblock).where(models.Hardblock.id.in_(list(nights))))).scalars()}
+        blocks = await rows_by_id(session, models.Hardblock, list(nights))
+        room_types = await rows_by_id(session, models.RoomType, [b.room_type_id for b in blocks.values()])
         keys = [(blocks[pk].hotel_id, pk, min(n for n, _ in found), max(n for n, _ in found) + timedelta(days=1))
                 for pk, found in nights.items()]
         grids = await block_grids(session, keys)
@@ -80,7 +81,7 @@ async def announce_releases(services: Services, *, limit: int = 500) -> int:
             announced = [(n, at) for n, at in nights[pk] if n in won and unsold.get(n, 0) > 0]
             if not announced:
                 continue
-            room_type = await session.get(models.RoomType, block.room_type_id)
+            room_type = room_types.get(block.room_type_id)
             event = models.PartnerEvent(
                 type="hardblock.release_upcoming", agency_id=block.agency_id, hotel_id=block.hotel_id,
                 entity_type="Hardblock", entity_id=pk, payload={

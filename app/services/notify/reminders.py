@@ -13,7 +13,7 @@ from app.services.notify import mail
 from app.services.payments.ledger import owed
 from db import models
 from db.engine import transaction
-from db.refunds import group_ledger
+from db.queries import ledger_by_group
 from domain import format_amount
 
 _DUE_SOON = text("""
@@ -30,21 +30,26 @@ WHERE s.status = 'CONFIRMED' AND s.balance_due_at IS NOT NULL AND a.payment_term
 ORDER BY s.balance_due_at, s.id
 LIMIT :limit
 """)
-_CLAIM = text("INSERT INTO balance_reminder (sale_order_id) VALUES (:id) ON CONFLICT DO NOTHING "
-              "RETURNING sale_order_id")
+_CLAIM = text("INSERT INTO balance_reminder (sale_order_id) SELECT unnest(CAST(:ids AS integer[])) "
+              "ON CONFLICT DO NOTHING RETURNING sale_order_id")
+_EMAILED = text("UPDATE balance_reminder AS r SET email_id = x.email_id FROM unnest(CAST(:ids AS integer[]),"
+                " CAST(:emails AS integer[])) AS x(sale_order_id, email_id) WHERE r.sale_order_id = x.sale_order_id")
 
 
 async def remind_balances_due(services: Services, *, limit: int = 200) -> int:
     """Write the balance reminders that are due (email_message rows, sent by the mail
     dispatcher); returns how many emails were written."""
-    written = 0
     async with transaction(services.sessions) as session:
         rows = list((await session.execute(_DUE_SOON, {"days": services.settings.balance_reminder_days,
                                                         "limit": limit})).mappings())
+        if not rows:
+            return 0
+        won = set((await session.execute(_CLAIM, {"ids": [row["id"] for row in rows]})).scalars())
+        rows = [row for row in rows if row["id"] in won]  # the others, another worker reminded
+        ledgers = await ledger_by_group(session, [row["group_id"] for row in rows])
+        emails: dict[int, models.EmailMessage] = {}
         for row in rows:
-            if (await session.execute(_CLAIM, {"id": row["id"]})).first() is None:
-                continue  # another worker reminded it
-            balance = owed(await group_ledger(session, row["group_id"]), row["currency"])
+            balance = owed(ledgers.get(row["group_id"], []), row["currency"])
             if balance.amount <= 0 or not row["contact_email"]:
                 continue  # settled, or nowhere to write: claimed all the same, nothing to remind
             subject, text_body, html_body = mail.render("balance_due", {
@@ -52,12 +57,11 @@ async def remind_balances_due(services: Services, *, limit: int = 200) -> int:
                 "reference": row["reference"], "guest_name": row["guest_name"], "sale_order_number": row["number"],
                 "total": str(row["total_amount"]), "currency": row["currency"],
                 "balance_due": format_amount(balance.amount, balance.currency), "due_at": row["balance_due_at"].isoformat()})
-            email = models.EmailMessage(
+            emails[row["id"]] = models.EmailMessage(
                 agency_id=row["agency_id"], kind="balance_due", to_address=row["contact_email"], subject=subject,
                 text_body=text_body, html_body=html_body, message_id=f"<balance-due-{row['id']}@staysync>")
-            session.add(email)
+        if emails:
+            session.add_all(emails.values())
             await session.flush()
-            await session.execute(text("UPDATE balance_reminder SET email_id = :email WHERE sale_order_id = :id"),
-                                  {"email": email.id, "id": row["id"]})
-            written += 1
-    return written
+            await session.execute(_EMAILED, {"ids": list(emails), "emails": [e.id for e in emails.values()]})
+    return len(emails)
