@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.services.context import Caller, Services
 from app.services.errors import Forbidden, InvalidInput, NotFound
 from app.services.pages import Page, paginate
-from db import audit, models
+from db import audit, models, reports
 from db.audit import Actor
 from db.calendar import load_inventory
 from db.engine import transaction
@@ -143,15 +143,12 @@ async def _audit(services: Services, hotel_id: int, day: date, now: datetime | N
 async def _figures(session: AsyncSession, span: dict[str, Any], findings: _Findings) -> dict[int, str]:
     """The day's figures; returns the hotel's room type codes by id (for the checks' details)."""
     codes = dict((await session.execute(text("SELECT id, code FROM room_type WHERE hotel_id = :hotel"), span)).all())
-    # Revenue of night D: its frozen per-room sell price where the booking has a breakdown, else an
-    # even share of the booking's total.
-    revenue = (await session.execute(text(
-        "SELECT b.currency, CAST(sum(b.rooms) AS integer), sum(COALESCE("
-        "  (SELECT CAST(n ->> 'sell' AS numeric) FROM jsonb_array_elements(b.nights) AS n"
-        "    WHERE n ->> 'date' = CAST(CAST(:d AS date) AS text) LIMIT 1) * b.rooms,"
-        "  b.total_amount / (b.check_out - b.check_in)))"
-        " FROM booking AS b WHERE b.hotel_id = :hotel AND b.status = 'CONFIRMED'"
-        "  AND b.check_in <= :d AND b.check_out > :d GROUP BY b.currency ORDER BY 2 DESC, 1"), span)).all()
+    # Revenue of night D as the revenue report counts it (its frozen nightly sell prices), the
+    # currency with the most room nights first.
+    day = span["d"]
+    revenue = sorted(((f.currency, f.room_nights, f.revenue) for f in await reports.revenue(
+        session, "HOTEL", day, day + timedelta(days=1), hotel_id=span["hotel"], agency_id=None) if f.room_nights),
+        key=lambda r: (-r[1], r[0]))
     if revenue:
         currency, _, amount = revenue[0]
         findings.revenue = round_money(Money(amount, currency))
