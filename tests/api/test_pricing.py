@@ -130,7 +130,7 @@ async def test_upsert_rate_plan_creates_versions_and_audits(gql):
 ])
 async def test_upsert_rate_plan_refuses_absurd_rules_and_writes_nothing(gql, bad_rule, field):
     hotel, ids, _ = await setup(gql)
-    refused = await upsert(gql, hotel, rule("Fine", percent="10"), {**bad_rule, "name": bad_rule["name"]})
+    refused = await upsert(gql, hotel, rule("Fine", percent="10"), bad_rule)
     assert refused["__typename"] == "InvalidInput", refused
     assert refused["field"] == field.replace("rules[0]", "rules[1]"), refused
     plans = data(await gql("query($id: ID!) { node(id: $id) { ... on Hotel { ratePlans { code } } } }",
