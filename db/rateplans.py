@@ -42,9 +42,3 @@ def plans_column(hotel: str) -> str:
 
 def plan_ref(value: Any) -> PlanRef | None:
     return None if value is None else PlanRef(value[0], value[1], value[2], tuple(value[3]))
-
-
-def choose_plan(plans: tuple[PlanRef, ...], agency_id: int) -> PlanRef | None:
-    """plan_columns' choice among `plans` (sorted by code)."""
-    named = next((p for p in plans if agency_id in p.agency_ids), None)
-    return named if named is not None else next((p for p in plans if not p.agency_ids), None)

@@ -288,21 +288,16 @@ def _check_condition(w: PriceCondition, at: str) -> InvalidInput | None:
 # --- which plan ----------------------------------------------------------------------------
 
 
-def select_plan(plans: Iterable[RatePlan], hotel_id: int, agency_id: int) -> RatePlan | None:
-    """The plan an agency buys the hotel's rooms under: the active plan naming it, else the
-    active plan for all agencies, else None (sell = net). Should two qualify (which
+_Plan = TypeVar("_Plan")  # anything with `agency_ids` (a RatePlan, a stored row, a read's PlanRef)
+
+
+def select_plan(plans: Sequence[_Plan], agency_id: int) -> _Plan | None:
+    """The plan an agency buys a hotel's rooms under, among the hotel's active plans in code order
+    (as the reads give them; db.rateplans.plan_columns makes the same choice in SQL): the first
+    naming it, else the first for all agencies, else None (sell = net). Should two qualify (which
     `plan_conflict` keeps from being saved), the first by code wins."""
-    named: RatePlan | None = None
-    everyone: RatePlan | None = None
-    for plan in plans:
-        if not plan.active or plan.hotel_id != hotel_id:
-            continue
-        if agency_id in plan.agency_ids:
-            if named is None or plan.code < named.code:
-                named = plan
-        elif not plan.agency_ids and (everyone is None or plan.code < everyone.code):
-            everyone = plan
-    return named if named is not None else everyone
+    named = next((p for p in plans if agency_id in p.agency_ids), None)
+    return named if named is not None else next((p for p in plans if not p.agency_ids), None)
 
 
 def plan_conflict(plan: RatePlan, others: Iterable[RatePlan]) -> RatePlanConflict | None:

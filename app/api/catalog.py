@@ -138,7 +138,7 @@ class Hotel(LoadedNode, relay.Node):
 
     @strawberry.field(description="Its rate plans, by code. Agents see only the plan they buy under.")
     async def rate_plans(self, info: Info) -> list[Annotated[RatePlan, strawberry.lazy("app.api.pricing")]]:  # noqa: F821
-        rows = await rateplans.hotel_rate_plans(info.context.services, info.context.caller, self.id)
+        rows = await rateplans.hotel_rate_plans(info.context.services, self.id, await info.context.buyer())
         return [schema_type(info, "RatePlan").from_row(row) for row in rows]
 
     @staticmethod

@@ -42,8 +42,8 @@ async def _own_plan(info: Info, row: Any) -> bool:
     context = info.context
     if context.caller.is_staff:
         return True
-    return any(p.id == row.id for p in await rateplans.hotel_rate_plans(context.services, context.caller,
-                                                                         row.hotel_id))
+    return any(p.id == row.id for p in await rateplans.hotel_rate_plans(context.services, row.hotel_id,
+                                                                         await context.buyer()))
 
 
 @strawberry.type(description="What must hold for a rule to apply; a null part always holds. Ranges of "

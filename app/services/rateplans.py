@@ -23,7 +23,7 @@ from app.services.errors import InvalidInput, NotFound
 from app.services.inventory import problem_text
 from db import audit, models
 from db.inventory import lock_rate_plans
-from db.rateplans import PlanRef, choose_plan
+from db.rateplans import PlanRef
 from domain import (
     AppliedRule,
     CalendarRow,
@@ -173,7 +173,7 @@ def sell_rates(plans: tuple[PlanRef, ...], buyer: Buyer, row: CalendarRow, today
     that night (what its calendar shows), under the plan it buys under among the hotel's active
     `plans`. A night its plan cannot price (an amount rule in another currency than the night's
     net, a price beyond the limit) shows no rate: booking it says why."""
-    plan = compiled(choose_plan(plans, buyer.agency_id))
+    plan = compiled(select_plan(plans, buyer.agency_id))
     try:
         return night_sell_prices(plan, row, today, buyer.tier)
     except (CurrencyMismatch, PriceOutOfRange):
@@ -262,19 +262,17 @@ async def upsert_rate_plan(services: Services, caller: Caller, spec: RatePlanSpe
 # --- reading ---------------------------------------------------------------------------------
 
 
-async def hotel_rate_plans(services: Services, caller: Caller, hotel_id: int) -> list[models.RatePlan]:
-    """Staff: every plan of the hotel, by code. An agent: only the plan it buys under, if any (a
-    plan names agencies; another agency's is not theirs to see)."""
+async def hotel_rate_plans(services: Services, hotel_id: int, buyer: Buyer | None) -> list[models.RatePlan]:
+    """Staff (no `buyer`): every plan of the hotel, by code. An agency: only the plan it buys under,
+    if any (a plan names agencies; another agency's is not theirs to see); an unregistered one, none."""
     async with services.sessions() as session:
         plans = list((await session.execute(
             select(models.RatePlan).where(models.RatePlan.hotel_id == hotel_id).order_by(models.RatePlan.code)
         )).scalars())
-        if caller.is_staff:
-            return plans
-        agency_id = (await session.execute(select(models.Agency.id).where(
-            models.Agency.code == caller.principal.agency_code))).scalar_one_or_none()
-    if agency_id is None:
+    if buyer is None:
+        return plans
+    if buyer.agency_id < 0:
         return []
-    chosen = select_plan((domain_plan(p) for p in plans), hotel_id, agency_id)
-    return [p for p in plans if chosen is not None and p.id == chosen.id]
+    chosen = select_plan([p for p in plans if p.active], buyer.agency_id)  # by code, as read
+    return [] if chosen is None else [chosen]
 

@@ -432,21 +432,18 @@ def test_a_calendar_gives_the_same_prices_when_it_has_forgotten(monkeypatch):
 def test_an_agency_uses_the_plan_naming_it_else_the_plan_for_all_else_none():
     everyone = plan(code="ALL")
     named = plan(code="VIP", agencies=(7, 8))
-    other_hotel = plan(code="ELSEWHERE", agencies=(9,), hotel=2)
-    inactive = plan(code="OLD", agencies=(9,), active=False)
-    plans = [everyone, named, other_hotel, inactive]
-    assert select_plan(plans, 1, 7) is named
-    assert select_plan(plans, 1, 9) is everyone
-    assert select_plan([named, other_hotel], 1, 9) is None
-    assert select_plan([other_hotel], 2, 9) is other_hotel
-    assert select_plan([], 1, 7) is None
+    plans = [everyone, named]  # a hotel's active plans, by code
+    assert select_plan(plans, 7) is named
+    assert select_plan(plans, 9) is everyone
+    assert select_plan([named], 9) is None
+    assert select_plan([], 7) is None
 
 
 def test_selection_is_deterministic_even_among_conflicting_plans():
-    plans = [plan(code="B", agencies=(1,)), plan(code="A", agencies=(1,)), plan(code="C", agencies=(1,)),
-             plan(code="Z"), plan(code="Y"), plan(code="YY")]
-    assert select_plan(plans, 1, 1).code == "A"
-    assert select_plan(plans, 1, 2).code == "Y"
+    plans = [plan(code="A", agencies=(1,)), plan(code="B", agencies=(1,)), plan(code="C", agencies=(1,)),
+             plan(code="Y"), plan(code="YY"), plan(code="Z")]
+    assert select_plan(plans, 1).code == "A"
+    assert select_plan(plans, 2).code == "Y"
 
 
 def test_two_active_plans_may_not_name_the_same_agency():
