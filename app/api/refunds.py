@@ -14,6 +14,7 @@ from app.api.payments import Payment
 from app.api.permissions import ADMIN, STAFF, Info
 from app.api.pricing import RatePlan
 from app.api.types import MoneyInput
+from app.services import inventory
 from app.services.payments import policies, refunds
 from domain import CancellationRule
 
@@ -80,7 +81,7 @@ class RefundMutation:
         "Refund part or all of a SUCCEEDED payment: a card payment through Stripe, an offline one as a record "
         "(the money goes back by bank). Refunds of a payment add up and never exceed it. Audited."))
     async def refund_payment(self, info: Info, input: RefundPaymentInput) -> RecordPaymentResult:
-        amount = refunds.money_input(input.amount.amount, input.amount.currency)
+        amount = inventory.money_input(input.amount.amount, input.amount.currency)
         row = await refunds.refund_payment(info.context.services, info.context.caller,
                                            target_pk(input.payment_id, "Payment"), amount, input.reason,
                                            input.payment_id)
@@ -90,7 +91,7 @@ class RefundMutation:
         "Record a payment received outside Stripe for a confirmed sale order: a SUCCEEDED OFFLINE payment and "
         "its ledger entry, at most what the sale still owes. Audited."))
     async def record_offline_payment(self, info: Info, input: RecordOfflinePaymentInput) -> RecordPaymentResult:
-        amount = refunds.money_input(input.amount.amount, input.amount.currency)
+        amount = inventory.money_input(input.amount.amount, input.amount.currency)
         row = await refunds.record_offline_payment(info.context.services, info.context.caller,
                                                    target_pk(input.sale_order_id, "SaleOrder"), amount,
                                                    input.reference, input.sale_order_id)

@@ -70,6 +70,16 @@ def problem_text(problem: Any, prefix: str = "") -> InvalidInput:
     return InvalidInput(f"{prefix}{problem.field}", f"{prefix}{problem.field} {problem.message}")
 
 
+def money_input(amount: str, currency: str, field: str = "amount") -> Money:
+    """A MoneyInput's text as Money, unchecked beyond being a number (the domain rule that takes it
+    checks sign, minor unit and currency: a refund's, a credit limit's)."""
+    try:
+        value = Decimal(amount.strip())
+    except InvalidOperation:
+        raise InvalidInput(f"{field}.amount", f"{field}.amount must be a decimal string such as \"120.00\"") from None
+    return Money(value, currency.strip().upper())
+
+
 def parse_money(amount: str, currency: str, field: str) -> Money:
     """Decimal text and a currency code, as a storable Money (checked by `domain.check_money`)."""
     try:

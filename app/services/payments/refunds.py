@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,13 +32,6 @@ MAX_REFERENCE_CHARS = 200
 MAX_REASON_CHARS = 500
 
 
-def money_input(amount: str, currency: str, field: str = "amount") -> Money:
-    """A MoneyInput's text as Money (the rules check the rest: sign, minor unit, currency)."""
-    try:
-        value = Decimal(amount.strip())
-    except InvalidOperation:
-        raise InvalidInput(f"{field}.amount", f"{field}.amount must be a decimal string such as \"120.00\"") from None
-    return Money(value, currency.strip().upper())
 
 
 def _staff(caller: Caller, what: str) -> None:

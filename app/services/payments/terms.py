@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.services.errors import InvalidInput
+from app.services.inventory import money_input
 from db import models
 from domain import AgencyTerms, Money, PaymentTerms, check_terms
 
@@ -31,14 +31,7 @@ class TermsChange:
 
 
 def _limit(value: tuple[str, str] | None) -> Money | None:
-    if value is None:
-        return None
-    amount, currency = value
-    try:
-        return Money(Decimal(amount.strip()), currency.strip().upper())
-    except InvalidOperation:
-        raise InvalidInput("creditLimit.amount", "creditLimit.amount must be a decimal string such as \"5000.00\"") \
-            from None
+    return None if value is None else money_input(*value, field="creditLimit")
 
 
 def current_terms(agency: models.Agency) -> AgencyTerms:
