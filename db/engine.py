@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
-from sqlalchemy import exc
+from sqlalchemy import exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -74,6 +74,15 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def transaction(sessions: Sessions) -> AsyncIterator[AsyncSession]:
     """One session, one transaction: commit on success, roll back on any exception."""
     async with sessions() as session, session.begin():
+        yield session
+
+
+@asynccontextmanager
+async def consistent_read(sessions: Sessions) -> AsyncIterator[AsyncSession]:
+    """One read-only transaction in one consistent snapshot (REPEATABLE READ): every statement in it
+    sees the same data, so a calendar's version matches its numbers and a report agrees with itself."""
+    async with transaction(sessions) as session:
+        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
         yield session
 
 

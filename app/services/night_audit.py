@@ -26,7 +26,7 @@ from app.services.pages import Page, paginate
 from db import audit, models, reports
 from db.audit import Actor
 from db.calendar import load_inventory
-from db.engine import transaction
+from db.engine import consistent_read, transaction
 from db.inventory import lock_night_audit
 from domain import (
     DEFAULT_TIME_ZONE,
@@ -114,8 +114,7 @@ async def close_day(services: Services, actor: Actor, hotel_id: int, business_da
 
 
 async def _audit(services: Services, hotel_id: int, day: date, now: datetime | None) -> tuple[_Findings, datetime]:
-    async with transaction(services.sessions) as session:
-        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+    async with consistent_read(services.sessions) as session:
         hotel = (await session.execute(text(
             "SELECT time_zone, statement_timestamp() FROM hotel WHERE id = :hotel"), {"hotel": hotel_id})).one_or_none()
         if hotel is None:

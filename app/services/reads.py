@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import SlotDiff
 from app.services.rateplans import Buyer, sell_rates
 from db import models, queries
 from db.calendar import InventorySnapshot, event_terms, load_inventory
-from db.engine import Sessions, transaction
+from db.engine import Sessions, consistent_read
 from db.hardblocks import BlockGridData, load_block_grids
 from db.inventory import current_version
 from domain import (
@@ -144,8 +144,7 @@ async def load_calendar(sessions: Sessions, hotel_id: int, start: date, end: dat
                         room_type_ids: Sequence[int] | None, *, booking_rows: bool = False) -> LoadedInventory:
     """One consistent snapshot (REPEATABLE READ), so `version` matches the numbers exactly.
     `booking_rows`: for a caller that shows the cells' bookings (load_inventory)."""
-    async with transaction(sessions) as session:
-        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+    async with consistent_read(sessions) as session:
         snapshot = await load_inventory(session, hotel_id, start, end, room_type_ids, booking_rows=booking_rows)
     now = models.utcnow()
     return LoadedInventory(snapshot, snapshot.calendar(start, end, now), start, end, now)

@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from app.services.context import Caller, Services
 from app.services.errors import Forbidden, InvalidInput
@@ -23,7 +23,7 @@ from app.services.reads import LoadedInventory, load_calendar
 from app.services.inventory import check_nights
 from app.services.scope import own_agency_id
 from db import models, reports
-from db.engine import transaction
+from db.engine import consistent_read
 from domain.reports import (
     Period,
     PickupRow,
@@ -38,11 +38,6 @@ from domain.reports import (
 MAX_REPORT_NIGHTS = 2 * 366  # pickup and utilisation run the calendar over the range
 MAX_REVENUE_NIGHTS = 5 * 366
 REVENUE_KEYS = ("AGENCY", "HOTEL", "ROOM_TYPE", "MONTH")
-
-
-async def _snapshot(session: Any) -> None:
-    """The report's one consistent view (every statement after this sees the same data)."""
-    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
 
 
 # --- pickup ------------------------------------------------------------------------------------
@@ -142,8 +137,7 @@ async def revenue_report(services: Services, caller: Caller, start: date, end: d
     if group_by not in REVENUE_KEYS:
         raise InvalidInput("groupBy", f"groupBy must be one of {', '.join(REVENUE_KEYS)}")
     check_nights(start, end, limit=MAX_REVENUE_NIGHTS)
-    async with transaction(services.sessions) as session:
-        await _snapshot(session)
+    async with consistent_read(services.sessions) as session:
         own = await own_agency_id(session, caller)
         # own == 0: an agent whose agency is not registered; nothing is theirs
         figures = [] if own == 0 else await reports.revenue(session, group_by, start, end, hotel_id=hotel_id,
